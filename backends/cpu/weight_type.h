@@ -1,0 +1,46 @@
+// The weight types the CPU kernels compute with, and a view of a weight matrix in ggml's row layout.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pi::cpu {
+
+// Numbered as ggml numbers tensor types, so a GGUF tensor type converts with a static_cast.
+enum class WeightType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+
+const char *weight_type_name(WeightType type);
+
+// Whether `type` is one of the enumerators above (a cast from a file's id may not be).
+bool weight_type_valid(WeightType type);
+
+// Q8_0 and Q4_0: the matvec kernels take their input quantized to 8-bit blocks (Q8Activation).
+inline bool weight_type_is_quantized(WeightType type) { return type == WeightType::Q8_0 || type == WeightType::Q4_0; }
+
+// Weights per block: 32 for the quantized types, 1 for the float types.
+size_t weight_type_block_weights(WeightType type);
+
+// Bytes of one row of n weights. Throws pi::Error(PI_ERR_INVALID_ARGUMENT) when the type is unknown or n is not a
+// whole number of blocks.
+size_t weight_row_bytes(WeightType type, size_t n);
+
+// A row-major weight matrix: row r starts at data + r * row_stride and holds n_cols weights of `type` (ggml's
+// layout: an n_out x n_in linear layer has n_out rows of n_in). Not owning.
+struct WeightMatrix {
+    const void *data = nullptr;
+    WeightType type = WeightType::F32;
+    size_t n_rows = 0;
+    size_t n_cols = 0;
+    size_t row_stride = 0;  // bytes; at least weight_row_bytes(type, n_cols)
+
+    const uint8_t *row(size_t r) const { return static_cast<const uint8_t *>(data) + r * row_stride; }
+};
+
+// A contiguous matrix (row_stride = weight_row_bytes), the layout of a GGUF tensor.
+WeightMatrix make_weight_matrix(const void *data, WeightType type, size_t n_rows, size_t n_cols);
+
+// Throws pi::Error(PI_ERR_INVALID_ARGUMENT) naming `what` when the view is unusable: null data with rows, unknown
+// type, n_cols not whole blocks, or a stride shorter than a row.
+void check_weight_matrix(const WeightMatrix &w, const char *what);
+
+}  // namespace pi::cpu

@@ -1,0 +1,223 @@
+/*
+ * libpowerinfer: the public C API.
+ *
+ * This header is the only ABI surface of libpowerinfer.so. It is pure C99 and follows the rules of
+ * docs/API_GUIDELINES.md:
+ *   - every fallible call returns pi_status (PI_OK = 0) and sets a thread-local message (pi_last_error);
+ *   - out-params are untouched on failure, except the needed size on PI_ERR_BUFFER_TOO_SMALL;
+ *   - parameter and info structs start with `uint32_t struct_size`, are filled by their *_init call, and only grow
+ *     at the end; the library reads (or writes) only the bytes the caller's struct_size covers;
+ *   - pi_*_free(NULL) is a no-op;
+ *   - enums are never renumbered.
+ *
+ * Threads: a loaded pi_model is immutable and may be shared by any number of threads and sessions. A pi_session is
+ * used by one thread at a time.
+ */
+#ifndef POWERINFER_H
+#define POWERINFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PI_VERSION_MAJOR 0
+#define PI_VERSION_MINOR 1
+#define PI_VERSION_PATCH 0
+
+/* Bumped only on an incompatible change; it is the SONAME's number: libpowerinfer.so.<PI_ABI_VERSION>. */
+#define PI_ABI_VERSION 1
+
+#if defined(_WIN32)
+#  if defined(PI_BUILDING_LIBRARY)
+#    define PI_API __declspec(dllexport)
+#  else
+#    define PI_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define PI_API __attribute__((visibility("default")))
+#else
+#  define PI_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Basic types, status codes, versions
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef int32_t pi_token;
+typedef struct pi_model pi_model;
+typedef struct pi_session pi_session;
+
+typedef enum {
+    PI_OK = 0,
+    PI_ERR_INVALID_ARGUMENT = 1,
+    PI_ERR_IO = 2,
+    PI_ERR_FORMAT = 3,
+    PI_ERR_UNSUPPORTED = 4,
+    PI_ERR_OUT_OF_MEMORY = 5,
+    PI_ERR_BACKEND = 6,
+    PI_ERR_CONTEXT_FULL = 7,
+    PI_ERR_BUFFER_TOO_SMALL = 8,
+    PI_ERR_CANCELLED = 9,
+    PI_ERR_INTERNAL = 10
+} pi_status;
+
+/* A short constant English name of a status ("invalid argument"); never NULL, also for unknown values. */
+PI_API const char *pi_status_string(pi_status status);
+
+/* The message of the last failed call on the calling thread; "" when none. Never NULL. Valid until the next
+ * call into the library on the same thread. */
+PI_API const char *pi_last_error(void);
+
+/* "MAJOR.MINOR.PATCH" of the library actually loaded. */
+PI_API const char *pi_version(void);
+
+/* PI_ABI_VERSION of the library actually loaded; a client compares it with the PI_ABI_VERSION it was built with. */
+PI_API uint32_t pi_abi_version(void);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef enum {
+    PI_LOG_ERROR = 0,
+    PI_LOG_WARN = 1,
+    PI_LOG_INFO = 2,
+    PI_LOG_DEBUG = 3
+} pi_log_level;
+
+/* Called on whatever library thread produced the message (usually the caller's). `message` is NUL-terminated and
+ * valid only during the call. */
+typedef void (*pi_log_fn)(pi_log_level level, const char *message, void *user_data);
+
+/* Installs a process-wide log sink and its level threshold. NULL restores the default (messages at PI_LOG_WARN and
+ * more severe to stderr). Thread-safe. */
+PI_API void pi_set_log_callback(pi_log_fn callback, void *user_data, pi_log_level max_level);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/* Load progress: called on the loading thread with a fraction in [0, 1]. A non-zero return cancels the load, which
+ * then fails with PI_ERR_CANCELLED. */
+typedef int (*pi_progress_fn)(float fraction, void *user_data);
+
+/* vram_budget: this value means "all free device memory minus a reserve" (docs/API.md); 0 means CPU only. */
+#define PI_VRAM_BUDGET_AUTO UINT64_MAX
+
+typedef struct pi_model_params {
+    uint32_t struct_size;     /* sizeof(pi_model_params) as the caller knows it; set by pi_model_params_init */
+    const char *backend;      /* "auto" (default), "cpu", "cuda" or "hip" */
+    int32_t device;           /* device index for GPU backends; default 0 */
+    uint64_t vram_budget;     /* bytes the library may allocate on the device; default PI_VRAM_BUDGET_AUTO */
+    int32_t n_threads;        /* CPU threads for loading and as the session default; 0 = one per core */
+    int32_t use_mmap;         /* non-zero (default): map the file; 0: read it into memory */
+    pi_progress_fn progress;  /* optional load progress callback */
+    void *progress_user_data;
+} pi_model_params;
+
+PI_API void pi_model_params_init(pi_model_params *params);
+
+/* Loads a GGUF (or PowerInfer PWRI) file. params may be NULL for the defaults. */
+PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, pi_model **out);
+
+PI_API void pi_model_free(pi_model *model);
+
+typedef struct pi_model_info {
+    uint32_t struct_size;    /* set by the caller (pi_model_info_init) before pi_model_get_info */
+    const char *arch;        /* "llama", "bamboo", "falcon", "opt"; owned by the model */
+    const char *name;        /* general.name, or "" */
+    uint32_t n_vocab;
+    uint32_t n_ctx_train;
+    uint32_t n_embd;
+    uint32_t n_layer;
+    uint32_t n_ff;
+    uint32_t n_head;
+    uint32_t n_head_kv;
+    int32_t is_sparse;       /* non-zero when the file has activation predictors (PowerInfer layout) */
+    uint64_t n_params;       /* number of weights in all tensors */
+    uint64_t file_bytes;     /* bytes of tensor data in the file */
+    uint64_t gpu_bytes;      /* bytes of weights placed on a GPU (0 on the CPU backend) */
+    const char *ffn_activation; /* "silu", "reglu", "drelu", "relu" or "gelu"; owned by the model */
+} pi_model_info;
+
+PI_API void pi_model_info_init(pi_model_info *info);
+PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Tokenizer
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/* Encodes `len` bytes of UTF-8 `text`. On success *n_out is the token count. When `capacity` is too small the call
+ * returns PI_ERR_BUFFER_TOO_SMALL and *n_out is the needed count (out may then be NULL with capacity 0). */
+PI_API pi_status pi_tokenize(const pi_model *model, const char *text, size_t len, int add_bos, pi_token *out,
+                             size_t capacity, size_t *n_out);
+
+/* The raw bytes of one token's text (not NUL-terminated; SentencePiece's U+2581 becomes a space, byte tokens
+ * become their byte). Buffer rule as pi_tokenize. A piece may be part of a UTF-8 character: use pi_detokenizer for
+ * streaming whole characters. */
+PI_API pi_status pi_token_to_piece(const pi_model *model, pi_token token, char *buf, size_t capacity,
+                                   size_t *n_out);
+
+PI_API pi_token pi_token_bos(const pi_model *model); /* -1 when the model has none */
+PI_API pi_token pi_token_eos(const pi_model *model); /* -1 when the model has none */
+
+/* Incremental detokenizer: feed tokens one at a time and receive only whole UTF-8 characters. */
+typedef struct pi_detokenizer pi_detokenizer;
+
+PI_API pi_status pi_detokenizer_create(const pi_model *model, pi_detokenizer **out);
+PI_API void pi_detokenizer_free(pi_detokenizer *detok);
+
+/* Appends `token` and writes the newly completed UTF-8 text to buf (buffer rule as pi_tokenize; on
+ * PI_ERR_BUFFER_TOO_SMALL the token is not consumed). */
+PI_API pi_status pi_detokenizer_push(pi_detokenizer *detok, pi_token token, char *buf, size_t capacity,
+                                     size_t *n_out);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Sessions
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef struct pi_session_params {
+    uint32_t struct_size;    /* set by pi_session_params_init */
+    uint32_t n_ctx;          /* context length in tokens; 0 = the model's training context (default 2048 cap) */
+    uint32_t n_batch;        /* tokens per forward pass during pi_session_eval; default 512 */
+    int32_t n_threads;       /* 0 = the model's n_threads */
+    uint64_t seed;           /* sampler seed; default 0 */
+    float temperature;       /* 0 = greedy argmax; default 0.8 */
+    int32_t top_k;           /* 0 = off; default 40 */
+    float top_p;             /* 1 = off; default 0.95 */
+    float min_p;             /* 0 = off; default 0.05 */
+    float repeat_penalty;    /* 1 = off; default 1.1 */
+    int32_t repeat_last_n;   /* tokens the penalty looks back over; default 64 */
+} pi_session_params;
+
+PI_API void pi_session_params_init(pi_session_params *params);
+
+/* params may be NULL for the defaults. */
+PI_API pi_status pi_session_create(pi_model *model, const pi_session_params *params, pi_session **out);
+PI_API void pi_session_free(pi_session *session);
+
+/* Appends `n` tokens and runs the model over them; afterwards the last token's logits are readable. Fails with
+ * PI_ERR_CONTEXT_FULL (appending nothing) when n_past + n would exceed n_ctx. */
+PI_API pi_status pi_session_eval(pi_session *session, const pi_token *tokens, size_t n);
+
+/* The token step: samples the next token from the current logits with the session's settings, appends it and runs
+ * one forward step. Needs logits (a previous eval or step). */
+PI_API pi_status pi_session_step(pi_session *session, pi_token *out);
+
+/* The current logits (n_vocab floats); valid until the next call that changes the session. */
+PI_API pi_status pi_session_logits(pi_session *session, const float **out, size_t *n_vocab);
+
+/* Forgets the context (n_past becomes 0) and reseeds the sampler. */
+PI_API pi_status pi_session_reset(pi_session *session);
+
+/* Tokens in the context; 0 for NULL. */
+PI_API size_t pi_session_n_past(const pi_session *session);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* POWERINFER_H */

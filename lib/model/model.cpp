@@ -1,0 +1,107 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "runtime/plugin_loader.h"
+
+namespace pi {
+namespace {
+
+void report(const LoadOptions &options, float fraction) {
+    if (options.progress && !options.progress(fraction)) fail(PI_ERR_CANCELLED, "model load cancelled by the progress callback");
+}
+
+// Reads one byte per page of every tensor so the weights are resident before the first token (a predictable first
+// step instead of page faults in the middle of it); this is also what makes load progress meaningful.
+void prefault(const gguf::File &file, const LoadOptions &options, float from, float to) {
+    uint64_t total = 0;
+    for (const auto &t : file.tensors()) total += t.n_bytes;
+    uint64_t done = 0;
+    volatile uint8_t sink = 0;
+    constexpr uint64_t kPage = 4096, kReportEvery = 64ull << 20;
+    uint64_t next_report = kReportEvery;
+    for (const auto &t : file.tensors()) {
+        const uint8_t *data = file.tensor_data(t);
+        for (uint64_t off = 0; off < t.n_bytes; off += kPage) {
+            sink = sink + data[off];
+            if (done + off >= next_report) {
+                next_report += kReportEvery;
+                report(options, from + (to - from) * float(double(done + off) / double(total)));
+            }
+        }
+        done += t.n_bytes;
+    }
+    (void)sink;
+}
+
+std::string choose_backend(const LoadOptions &options) {
+    const std::string &b = options.backend;
+    if (b == "cpu") return "cpu";
+    if (b != "auto" && b != "cuda" && b != "hip") {
+        fail(PI_ERR_INVALID_ARGUMENT, "pi_model_load: backend '" + b + "' is not one of auto, cpu, cuda, hip");
+    }
+    if (options.vram_budget == 0) return "cpu";  // a zero budget means CPU only, whatever was asked
+    const std::vector<std::string> wanted = b == "auto" ? std::vector<std::string>{"cuda", "hip"}
+                                                        : std::vector<std::string>{b};
+    std::string reasons;
+    for (const std::string &name : wanted) {
+        ModuleProbe probe = probe_backend_module(name);
+        if (probe.found) {
+            // A module exists, but the hybrid executor that would drive it is not part of this build yet.
+            reasons += probe.path + ": GPU execution is not available in this version of libpowerinfer; ";
+        } else {
+            reasons += probe.why + "; ";
+        }
+    }
+    if (b == "auto") {
+        log_info("no GPU backend used, running on the CPU (" + reasons + ")");
+        return "cpu";
+    }
+    fail(PI_ERR_BACKEND, "backend '" + b + "' is not available: " + reasons.substr(0, reasons.size() - 2));
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &options) {
+    if (options.n_threads < 0) fail(PI_ERR_INVALID_ARGUMENT, "pi_model_load: n_threads must be >= 0");
+    std::unique_ptr<Model> model(new Model());
+    model->backend_ = choose_backend(options);
+    report(options, 0.0f);
+
+    gguf::OpenOptions open_options;
+    open_options.use_mmap = options.use_mmap;
+    model->file_ = gguf::File::open(path, open_options);
+    report(options, 0.05f);
+
+    const gguf::File &file = *model->file_;
+    model->hparams_ = HParams::from_gguf(file);
+    model->tokenizer_ = Tokenizer::create(Vocabulary::from_gguf(file));
+    model->weights_ = ModelWeights::bind(file, model->hparams_);
+    HParams &hp = model->hparams_;
+    hp.n_vocab = static_cast<uint32_t>(model->weights_.token_embd.rows());
+    if (hp.n_vocab != model->tokenizer_->n_vocab()) {
+        fail(PI_ERR_FORMAT, "tensor 'token_embd.weight' has " + std::to_string(hp.n_vocab) +
+                                " rows but the tokenizer has " + std::to_string(model->tokenizer_->n_vocab()) +
+                                " tokens");
+    }
+    // DESIGN §5: a llama file without our key is ReLU-family when it comes from PowerInfer (magic or predictors).
+    if (!hp.activation_from_file && hp.arch == Arch::Llama && (file.is_pwri() || model->weights_.has_predictors)) {
+        hp.activation = FfnActivation::Reglu;
+    }
+    if (model->weights_.has_predictors && !activation_is_relu_family(hp.activation)) {
+        fail(PI_ERR_FORMAT, "the file has activation predictors but its FFN activation is silu");
+    }
+    report(options, 0.1f);
+
+    model->name_ = file.get_string_or("general.name", "");
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    model->n_threads_ = options.n_threads > 0 ? options.n_threads : static_cast<int32_t>(cores);
+    prefault(file, options, 0.1f, 1.0f);
+    report(options, 1.0f);
+    return model;
+}
+
+}  // namespace pi

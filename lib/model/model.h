@@ -1,0 +1,54 @@
+// A loaded model: the mapped file, its hyper-parameters, bound weights and tokenizer. Immutable after load, so
+// any number of sessions and threads may share it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "gguf/gguf_file.h"
+#include "model/hparams.h"
+#include "model/model_weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pi {
+
+struct LoadOptions {
+    std::string backend = "auto";  // auto | cpu | cuda | hip
+    int32_t device = 0;
+    uint64_t vram_budget = UINT64_MAX;
+    int32_t n_threads = 0;  // 0 = one per core
+    bool use_mmap = true;
+    // Called with a fraction in [0, 1]; returning false cancels the load (PI_ERR_CANCELLED).
+    std::function<bool(float)> progress;
+};
+
+class Model {
+public:
+    // Throws pi::Error (PI_ERR_IO, PI_ERR_FORMAT, PI_ERR_UNSUPPORTED, PI_ERR_BACKEND, PI_ERR_CANCELLED, ...).
+    static std::unique_ptr<Model> load(const std::string &path, const LoadOptions &options);
+
+    const gguf::File &file() const { return *file_; }
+    const HParams &hparams() const { return hparams_; }
+    const ModelWeights &weights() const { return weights_; }
+    const Tokenizer &tokenizer() const { return *tokenizer_; }
+    const std::string &name() const { return name_; }
+    const std::string &backend() const { return backend_; }
+    int32_t n_threads() const { return n_threads_; }
+    bool is_sparse() const { return weights_.has_predictors; }
+    uint64_t gpu_bytes() const { return 0; }  // the CPU backend places nothing on a GPU
+
+private:
+    Model() = default;
+
+    std::unique_ptr<gguf::File> file_;
+    HParams hparams_;
+    ModelWeights weights_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    std::string name_;
+    std::string backend_;
+    int32_t n_threads_ = 1;
+};
+
+}  // namespace pi

@@ -1,0 +1,24 @@
+// What a session needs from an executor: run tokens through the model at given positions, keeping its own KV
+// cache, and produce the last token's logits.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "model/model.h"
+
+namespace pi {
+
+struct SessionOptions;
+
+class ForwardPass {
+public:
+    virtual ~ForwardPass() = default;
+    // Runs tokens[0..n) at positions start_pos.. and writes the last token's logits (n_vocab floats).
+    virtual void run(const Token *tokens, size_t n, size_t start_pos, float *logits) = 0;
+};
+
+// The executor for this model and session, or nullptr when this build has none for the model's architecture.
+std::unique_ptr<ForwardPass> make_forward_pass(const Model &model, const SessionOptions &options);
+
+}  // namespace pi

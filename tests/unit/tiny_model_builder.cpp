@@ -1,0 +1,125 @@
+#include "tiny_model_builder.h"
+
+#include <cstdio>
+#include <random>
+#include <unistd.h>
+
+namespace pi::test {
+
+using gguf::TensorType;
+using gguf::Value;
+using gguf::ValueType;
+
+std::vector<std::string> tiny_vocab_tokens() {
+    std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+    char buf[8];
+    for (int b = 0; b < 256; ++b) {
+        std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+        tokens.push_back(buf);
+    }
+    for (const char *piece : {"\xE2\x96\x81", "\xE2\x96\x81H", "ello", "\xE2\x96\x81Hello", "\xE2\x96\x81world",
+                              "e", "l", "o", "H", "w", "r", "d", "ll", "el", "lo", "wor", "ld"}) {
+        tokens.push_back(piece);
+    }
+    return tokens;
+}
+
+namespace {
+
+void add_tensor(gguf::Writer &w, const TinyModelSpec &spec, std::mt19937 &rng, const std::string &name,
+                std::vector<uint64_t> dims) {
+    if (spec.omit_tensors.count(name)) return;
+    if (name == spec.wrong_shape_tensor) dims.back() += 1;
+    uint64_t n = 1;
+    for (uint64_t d : dims) n *= d;
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    std::vector<float> data(n);
+    const bool is_norm = dims.size() == 1 && name.find("norm") != std::string::npos && name.find("bias") == std::string::npos;
+    for (float &x : data) x = is_norm ? 1.0f : normal(rng);
+    w.add_tensor(name, TensorType::F32, dims, data.data(), data.size() * sizeof(float));
+}
+
+}  // namespace
+
+gguf::Writer build_tiny_model(const TinyModelSpec &spec) {
+    gguf::Writer w(3, spec.pwri_magic);
+    const std::string &a = spec.arch;
+    auto key = [&](const std::string &k) { return !spec.omit_keys.count(k); };
+    if (key("general.architecture")) w.add_string("general.architecture", a);
+    w.add_string("general.name", "tiny-" + a);
+    if (key(a + ".context_length")) w.add_uint32(a + ".context_length", spec.n_ctx_train);
+    if (key(a + ".embedding_length")) w.add_uint32(a + ".embedding_length", spec.n_embd);
+    if (key(a + ".block_count")) w.add_uint32(a + ".block_count", spec.n_layer);
+    if (key(a + ".feed_forward_length")) w.add_uint32(a + ".feed_forward_length", spec.n_ff);
+    if (key(a + ".attention.head_count")) w.add_uint32(a + ".attention.head_count", spec.n_head);
+    w.add_uint32(a + ".attention.head_count_kv", spec.n_head_kv);
+
+    const std::vector<std::string> tokens = tiny_vocab_tokens();
+    std::vector<Value> token_values, score_values, type_values;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        token_values.push_back(gguf::make_string(tokens[i]));
+        score_values.push_back(gguf::make_float32(i < 259 ? 0.0f : -float(i)));
+        Value t;
+        t.type = ValueType::INT32;
+        t.i = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+        type_values.push_back(t);
+    }
+    if (key("tokenizer.ggml.model")) w.add_string("tokenizer.ggml.model", "llama");
+    if (key("tokenizer.ggml.tokens")) w.add("tokenizer.ggml.tokens", gguf::make_array(ValueType::STRING, token_values));
+    w.add("tokenizer.ggml.scores", gguf::make_array(ValueType::FLOAT32, score_values));
+    w.add("tokenizer.ggml.token_type", gguf::make_array(ValueType::INT32, type_values));
+    w.add_uint32("tokenizer.ggml.bos_token_id", 1);
+    w.add_uint32("tokenizer.ggml.eos_token_id", 2);
+    w.add_uint32("tokenizer.ggml.unknown_token_id", 0);
+
+    std::mt19937 rng(42);
+    const uint64_t E = spec.n_embd, F = spec.n_ff, V = tokens.size();
+    const uint64_t hd = E / spec.n_head, q = spec.n_head * hd, kv = spec.n_head_kv * hd;
+    const bool falcon = a == "falcon", opt = a == "opt";
+    add_tensor(w, spec, rng, "token_embd.weight", {E, V});
+    if (opt) add_tensor(w, spec, rng, "position_embd.weight", {E, uint64_t(spec.n_ctx_train) + 2});
+    add_tensor(w, spec, rng, "output_norm.weight", {E});
+    if (falcon || opt) add_tensor(w, spec, rng, "output_norm.bias", {E});
+    if (!opt) add_tensor(w, spec, rng, "output.weight", {E, V});
+    for (uint32_t l = 0; l < spec.n_layer; ++l) {
+        const std::string p = "blk." + std::to_string(l) + ".";
+        add_tensor(w, spec, rng, p + "attn_norm.weight", {E});
+        if (falcon || opt) add_tensor(w, spec, rng, p + "attn_norm.bias", {E});
+        if (falcon) {
+            add_tensor(w, spec, rng, p + "attn_qkv.weight", {E, q + 2 * kv});
+        } else {
+            add_tensor(w, spec, rng, p + "attn_q.weight", {E, q});
+            add_tensor(w, spec, rng, p + "attn_k.weight", {E, kv});
+            add_tensor(w, spec, rng, p + "attn_v.weight", {E, kv});
+            add_tensor(w, spec, rng, p + "ffn_norm.weight", {E});
+        }
+        if (opt) {
+            add_tensor(w, spec, rng, p + "attn_q.bias", {q});
+            add_tensor(w, spec, rng, p + "attn_k.bias", {kv});
+            add_tensor(w, spec, rng, p + "attn_v.bias", {kv});
+            add_tensor(w, spec, rng, p + "attn_output.bias", {E});
+            add_tensor(w, spec, rng, p + "ffn_norm.bias", {E});
+            add_tensor(w, spec, rng, p + "ffn_up.bias", {F});
+            add_tensor(w, spec, rng, p + "ffn_down.bias", {E});
+        }
+        add_tensor(w, spec, rng, p + "attn_output.weight", {q, E});
+        if (!falcon && !opt) add_tensor(w, spec, rng, p + "ffn_gate.weight", {E, F});
+        add_tensor(w, spec, rng, p + "ffn_up.weight", {E, F});
+        add_tensor(w, spec, rng, p + "ffn_down.weight", {F, E});
+        if (spec.predictors) {
+            add_tensor(w, spec, rng, p + "fc1.weight", {E, 16});
+            add_tensor(w, spec, rng, p + "fc2.weight", {16, F});
+        }
+    }
+    return w;
+}
+
+std::string write_tiny_model(const TinyModelSpec &spec, const std::string &name) {
+    char dir[] = "/tmp/pi-test-XXXXXX";
+    if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
+    const std::string path = std::string(dir) + "/" + name + ".gguf";
+    build_tiny_model(spec).write_file(path);
+    return path;
+}
+
+}  // namespace pi::test
