@@ -54,12 +54,18 @@ struct TensorInfo {
 constexpr int kMaxArrayDepth = 8;
 // ggml's GGML_MAX_DIMS.
 constexpr uint32_t kMaxDims = 4;
+// Default cap on the number of metadata values in a file, array elements included. Real vocabularies hold a few
+// million; the cap keeps a corrupt array count in a multi-GB file from turning into hundreds of GB of Values (each
+// element costs about 100 bytes in memory against 1 byte in the file).
+constexpr uint64_t kMaxMetadataValues = uint64_t(1) << 23;
 
 struct OpenOptions {
     bool use_mmap = true;
     // false: a tensor of a type the engine cannot compute with (see tensor_type_supported) raises
     // pi::Error(PI_ERR_UNSUPPORTED) naming the type and the tensor. true: such files open (for tools).
     bool allow_unsupported_types = false;
+    // More metadata values than this (array elements included) raise PI_ERR_FORMAT.
+    uint64_t max_metadata_values = kMaxMetadataValues;
 };
 
 class File {

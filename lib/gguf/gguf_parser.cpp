@@ -80,7 +80,7 @@ private:
     const std::string &name_;
     const OpenOptions &options_;
     uint64_t pos_ = 0;
-    uint64_t n_values_ = 0;  // metadata values so far, against kMaxMetadataValues
+    uint64_t n_values_ = 0;  // metadata values so far, against options_.max_metadata_values
     uint64_t n_kv_ = 0;      // counts from the header
     uint64_t n_tensors_ = 0;
 
@@ -139,13 +139,14 @@ private:
         if (count > remaining() / min_size) {
             fail_here(what + " count " + std::to_string(count) + " is impossible: at " + std::to_string(min_size) +
                       " bytes or more each they need more than the " + std::to_string(remaining()) +
-                      " bytes left in the file");
+                      " bytes left in the file (truncated file or corrupt count)");
         }
     }
 
     void count_value() {
-        if (++n_values_ > kMaxMetadataValues) {
-            fail_here("more than " + std::to_string(kMaxMetadataValues) + " metadata values in the file (limit)");
+        if (++n_values_ > options_.max_metadata_values) {
+            fail_here("more than " + std::to_string(options_.max_metadata_values) +
+                      " metadata values in the file (OpenOptions::max_metadata_values)");
         }
     }
 
@@ -345,12 +346,13 @@ private:
             // n_bytes <= size has not been checked yet, so guard the additions.
             bool inside = padded >= t.n_bytes && t.offset <= data_size && padded <= data_size - t.offset;
             if (!inside) {
-                fail(PI_ERR_FORMAT,
-                     "tensor " + quote_for_message(t.name) + ": data at file offset " +
-                         std::to_string(out.data_offset) + " + " + std::to_string(t.offset) + ", " +
-                         std::to_string(t.n_bytes) + " bytes (padded to " + std::to_string(out.alignment) +
-                         "), extends past the end of the file (" + std::to_string(size_) +
-                         " bytes): truncated file or bad offset");
+                std::string extent = padded >= t.n_bytes ? std::to_string(padded) + " with padding"
+                                                         : "overflowing 64 bits with padding";
+                fail(PI_ERR_FORMAT, "tensor " + quote_for_message(t.name) + ": data at offset " +
+                                        std::to_string(t.offset) + " of the data section (which starts at " +
+                                        std::to_string(out.data_offset) + "), " + std::to_string(t.n_bytes) +
+                                        " bytes (" + extent + "), extends past the end of the file (" +
+                                        std::to_string(size_) + " bytes): truncated file or bad offset");
             }
         }
         std::vector<size_t> order(out.tensors.size());

@@ -12,11 +12,6 @@
 
 namespace pi::gguf {
 
-// A file may hold at most this many metadata values in all (array elements included). Real vocabularies hold a few
-// million; the cap keeps a corrupt array count in a multi-GB file from turning into hundreds of GB of Values
-// (each element costs about 100 bytes in memory against 1 byte in the file).
-constexpr uint64_t kMaxMetadataValues = uint64_t(1) << 23;
-
 struct ParsedGguf {
     uint32_t version = 0;
     bool is_pwri = false;

@@ -63,12 +63,15 @@ public:
     // Throws pi::Error (see Vocabulary::from_gguf).
     static std::unique_ptr<Tokenizer> create(Vocabulary vocab);
 
-    // Encodes UTF-8 text (invalid UTF-8 bytes are encoded as byte tokens / byte-level symbols, never rejected).
+    // Encodes UTF-8 text (invalid UTF-8 bytes are encoded as byte tokens / byte-level symbols, never rejected;
+    // a byte-level vocabulary without a byte's symbol and without unk drops that byte, see bpe_tokenizer.h).
+    // Text is plain text: special-token strings such as "<s>" are not matched. Thread-safe (const, no caches).
     virtual std::vector<Token> encode(std::string_view text, bool add_bos) const = 0;
 
     // The raw bytes of one token: SentencePiece's U+2581 becomes ' ', <0xNN> becomes byte NN, GPT-2 byte-level
-    // symbols map back to their bytes; control tokens (BOS/EOS) give "". Throws PI_ERR_INVALID_ARGUMENT for ids
-    // outside [0, n_vocab).
+    // symbols map back to their bytes; control and unused tokens and the BOS/EOS ids give "", an unknown token
+    // SentencePiece's " \u2047 " (llama).
+    // Throws PI_ERR_INVALID_ARGUMENT for ids outside [0, n_vocab).
     virtual std::string piece(Token token) const = 0;
 
     const Vocabulary &vocab() const { return vocab_; }

@@ -62,6 +62,7 @@ Vocabulary Vocabulary::from_gguf(const gguf::File &file) {
     if (!tokens) fail(PI_ERR_FORMAT, quoted(kTokens) + " is missing");
     v.tokens = std::move(*tokens);
     const size_t n = v.tokens.size();
+    if (n == 0) fail(PI_ERR_FORMAT, quoted(kTokens) + " is empty");
 
     if (auto scores = file.get_float_array(kScores)) {
         v.scores.reserve(scores->size());

@@ -21,8 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
+
+if __name__ == "__main__":  # small matrices: OpenBLAS threads only fight over the cores
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
@@ -533,6 +537,22 @@ def greedy(model: Model, prompt_tokens, n: int, **opts) -> list[int]:
     return out
 
 
+def safe_prompt(model: Model, n_tokens: int, min_margin: float, n_generate: int = 0, seed: int = 0,
+                max_tries: int = 1000, **opts) -> list[int]:
+    """A random prompt of n_tokens whose sparse run (the prompt, then n_generate greedy tokens, each fed back)
+    keeps every predictor score at least min_margin away from the threshold, so an engine with small rounding errors must make the
+    same active/inactive decisions. opts as for forward (sparse is implied)."""
+    rng = np.random.default_rng(seed)
+    opts["sparse"] = True
+    for _ in range(max_tries):
+        prompt = [int(t) for t in rng.integers(0, model.hp.n_vocab, size=n_tokens)]
+        trace = Trace()
+        greedy(model, prompt, n_generate + 1, trace=trace, **opts)  # +1: the last generated token is fed too
+        if trace.min_margin() >= min_margin:
+            return prompt
+    raise RuntimeError(f"no prompt with margin {min_margin} in {max_tries} tries")
+
+
 # ------------------------------------------------------------------------------------------------------------
 # 7. Loading a GGUF file
 # ------------------------------------------------------------------------------------------------------------
@@ -577,19 +597,32 @@ def load(path: str) -> Model:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="numpy reference forward pass; prints JSON")
     ap.add_argument("model")
-    ap.add_argument("--tokens", required=True, help="comma-separated token ids of the prompt")
+    ap.add_argument("--tokens", help="comma-separated token ids of the prompt")
     ap.add_argument("--sparse", action="store_true")
     ap.add_argument("--threshold", type=float, default=None, help="predictor threshold (-inf: all active)")
     ap.add_argument("--kv", choices=("f32", "f16"), default="f32")
     ap.add_argument("--act-quant", choices=("q8_0",), default=None)
     ap.add_argument("--greedy", type=int, default=0, metavar="N", help="also generate N tokens greedily")
     ap.add_argument("--out", help="write the prompt's logits (n_tokens, n_vocab) float64 to this .npy")
+    ap.add_argument("--safe-prompt", type=int, metavar="N",
+                    help="instead of --tokens: find a random N-token prompt whose sparse run (with --greedy) "
+                         "keeps every score --min-margin away from the threshold")
+    ap.add_argument("--min-margin", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0, help="for --safe-prompt")
     args = ap.parse_args(argv)
+    if (args.tokens is None) == (args.safe_prompt is None):
+        ap.error("give exactly one of --tokens and --safe-prompt")
 
     model = load(args.model)
-    tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
+    opts = dict(threshold=args.threshold, kv_dtype=args.kv, act_quant=args.act_quant)
+    if args.safe_prompt is not None:
+        args.sparse = True
+        tokens = safe_prompt(model, args.safe_prompt, args.min_margin, args.greedy, args.seed, **opts)
+    else:
+        tokens = [int(t) for t in args.tokens.split(",") if t.strip()]
+    opts["sparse"] = args.sparse
     trace = Trace() if args.sparse else None
-    opts = dict(sparse=args.sparse, threshold=args.threshold, kv_dtype=args.kv, act_quant=args.act_quant)
+    model.reset()
     logits = model.forward(tokens, 0, trace=trace, **opts)
     if args.out:
         np.save(args.out, logits)
@@ -598,7 +631,7 @@ def main(argv=None) -> int:
     result = {
         "model": args.model,
         "arch": model.hp.arch,
-        "n_tokens": len(tokens),
+        "tokens": tokens,
         "last_logits": {
             "argmax": int(np.argmax(last)),
             "max": float(last.max()), "min": float(last.min()),
@@ -607,12 +640,13 @@ def main(argv=None) -> int:
         },
     }
     if args.greedy:
+        if trace is not None:
+            trace = Trace()  # the greedy run repeats the prompt: report its own trace
         result["greedy"] = greedy(model, tokens, args.greedy, trace=trace, **opts)
     if trace is not None:
         result["sparse"] = {"threshold": trace.threshold, "min_margin": trace.min_margin(),
                             "active_fraction": trace.active_fraction()}
-    json.dump(result, sys.stdout, indent=1)
-    sys.stdout.write("\n")
+    print(json.dumps(result))
     return 0
 
 

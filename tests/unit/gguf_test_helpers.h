@@ -58,7 +58,7 @@ public:
         std::string p = file(name);
         std::FILE *f = std::fopen(p.c_str(), "wb");
         REQUIRE(f != nullptr);
-        REQUIRE(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
+        if (!bytes.empty()) REQUIRE(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
         REQUIRE(std::fclose(f) == 0);
         return p;
     }

@@ -81,6 +81,7 @@ def write_gguf(path: str, arch: str, kv: Iterable[tuple[str, object, object]], v
         if data.nbytes != expected:
             raise AssertionError(f"{t.name}: produced {data.nbytes} bytes, expected {expected}")
         w.write_tensor_data(data)
+        del data  # before producing the next one: at most one tensor in memory
         done += expected
         if progress:
             el = time.time() - t0

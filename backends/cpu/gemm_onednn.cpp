@@ -1,0 +1,100 @@
+// oneDNN 2.6 (v2 API) matmul on one weight panel, single-threaded. The Debian build uses the OpenMP runtime; the
+// per-thread OpenMP thread count is set to 1 before each call so oneDNN never starts a team of its own: our pool
+// already runs one panel per core.
+#include <dnnl.hpp>
+#include <omp.h>
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backends/cpu/aligned_buffer.h"
+#include "backends/cpu/gemm_onednn.h"
+#include "common/error.h"
+
+namespace pi::cpu::detail {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using dims = dnnl::memory::dims;
+
+class OnednnPanelMatmulImpl final : public OnednnPanelMatmul {
+public:
+    OnednnPanelMatmulImpl() : engine_(dnnl::engine::kind::cpu, 0) {}
+
+    void run(PanelType type, const void *x, size_t m, size_t k, size_t ldx, const void *w, size_t n, size_t ldw,
+             float *y, size_t ldy) override {
+        try {
+            omp_set_num_threads(1);
+            const Entry &e = primitive(type, m, k, n, ldx, ldw);
+            // The brgemm kernels want a dense destination (a strided one falls back to a slower GEMM): write to a
+            // per-thread buffer and copy out when y is strided.
+            thread_local AlignedBuffer<float> dense;
+            float *dst = y;
+            if (ldy != n) {
+                dense.reserve(m * n);
+                dst = dense.data();
+            }
+            dnnl::stream stream(engine_);
+            dnnl::memory src_mem(e.src, engine_, const_cast<void *>(x));
+            dnnl::memory wei_mem(e.wei, engine_, const_cast<void *>(w));
+            dnnl::memory dst_mem(e.dst, engine_, dst);
+            e.matmul.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}});
+            stream.wait();
+            if (dst != y) {
+                for (size_t t = 0; t < m; ++t) {
+                    for (size_t j = 0; j < n; ++j) y[t * ldy + j] = dst[t * n + j];
+                }
+            }
+        } catch (const dnnl::error &err) {
+            fail(PI_ERR_BACKEND, std::string("oneDNN matmul failed: ") + err.what());
+        }
+    }
+
+private:
+    struct Entry {
+        dnnl::memory::desc src, wei, dst;
+        dnnl::matmul matmul;
+    };
+    using Key = std::tuple<int, size_t, size_t, size_t, size_t, size_t>;
+
+    // Primitives are cached per shape (a prefill uses a handful: per weight shape a full panel and a last one).
+    // Creating one costs ~0.1-1 ms; executing a cached one is thread-safe.
+    const Entry &primitive(PanelType type, size_t m, size_t k, size_t n, size_t ldx, size_t ldw) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const Key key{static_cast<int>(type), m, k, n, ldx, ldw};
+        auto it = cache_.find(key);
+        if (it != cache_.end()) return it->second;
+        const dt t = type == PanelType::F32 ? dt::f32 : dt::bf16;
+        const auto M = static_cast<dnnl::memory::dim>(m), K = static_cast<dnnl::memory::dim>(k),
+                   N = static_cast<dnnl::memory::dim>(n);
+        Entry e;
+        e.src = dnnl::memory::desc(dims{M, K}, t, dims{static_cast<dnnl::memory::dim>(ldx), 1});
+        // W is n rows of k: as the k x n matrix of the product that is column-major with leading dimension ldw.
+        e.wei = dnnl::memory::desc(dims{K, N}, t, dims{1, static_cast<dnnl::memory::dim>(ldw)});
+        e.dst = dnnl::memory::desc(dims{M, N}, dt::f32, dims{N, 1});
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(e.src, e.wei, e.dst), engine_);
+        e.matmul = dnnl::matmul(pd);
+        return cache_.emplace(key, std::move(e)).first->second;
+    }
+
+    dnnl::engine engine_;
+    std::mutex mutex_;
+    std::map<Key, Entry> cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<OnednnPanelMatmul> make_onednn_panel_matmul() {
+    try {
+        return std::make_unique<OnednnPanelMatmulImpl>();
+    } catch (const dnnl::error &err) {
+        fail(PI_ERR_BACKEND, std::string("oneDNN CPU engine unavailable: ") + err.what());
+    }
+}
+
+bool onednn_compiled() { return true; }
+
+}  // namespace pi::cpu::detail

@@ -1,0 +1,123 @@
+// Internal: the single-threaded kernels of each ISA level, behind one table per level. The public entry points
+// (matvec.h, row_convert.h, q8_activation.h, gemm.h, bandwidth.h) validate arguments, split work over threads and
+// pick a table; the kernels trust their arguments.
+//
+// Each level's kernels live in files compiled with that level's flags only (kernels_avx512_*.cpp with
+// -mavx512f/bw/vl/vnni/bf16, kernels_avx2_*.cpp with -mavx2 -mfma -mf16c); the rest of the library is built for the
+// baseline x86-64, so it loads and runs on CPUs without AVX.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/numeric.h"
+#include "backends/cpu/q8_activation.h"
+#include "backends/cpu/weight_type.h"
+
+namespace pi::cpu::detail {
+
+// Destination of quantize_q8 (see Q8Activation for the meaning of each array).
+struct Q8Out {
+    int8_t *q;
+    uint16_t *d16;
+    float *d_lanes;
+    int32_t *neg8;
+    int32_t *neg128;
+};
+
+struct KernelTable {
+    IsaLevel level;
+    // y[i] = dot(row(rows ? rows[i] : first + i), x) for i < n. Float weights read x_f32, Q8_0/Q4_0 read x_q8.
+    // Each row is computed by one fixed sequence of operations that depends only on n_cols, so a row's result does
+    // not depend on which other rows share the call.
+    void (*dot_rows)(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
+                     size_t first, size_t n, float *y);
+    // For i = 0..n-1 in order, for c in [c0, c1): y[c] = y[c] + (a[i] * W[rows[i]][c]), the product rounded to
+    // binary32 before the addition (no fused multiply-add; for Q8_0/Q4_0 the product is (a[i] * d) * q). Every
+    // level gives bit-identical results. c0 is a multiple of 64; c1 is too, unless it is n_cols.
+    void (*axpy_rows)(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1,
+                      float *y);
+    // out[(r - r0) * ld + c] = W[r][c] exactly (every supported type is exact in binary32).
+    void (*rows_to_f32)(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t ld);
+    // out[i] = fp32_to_bf16(x[i]) (round-to-nearest-even, subnormals kept): bit-identical on every level.
+    void (*f32_to_bf16)(const float *x, size_t n, uint16_t *out);
+    // Quantizes n values (a multiple of 32) as Q8Activation documents: bit-identical on every level.
+    void (*quantize_q8)(const float *x, size_t n, const Q8Out &out);
+    // Reads `bytes` (a multiple of 256, 64-byte aligned) as fast as the level can and returns their sum as floats
+    // (so the reads cannot be optimized away): the memory bandwidth probe's inner loop.
+    float (*read_sum)(const void *data, size_t bytes);
+};
+
+// The table of a level. Throws pi::Error(PI_ERR_UNSUPPORTED) when this CPU (or this build) lacks the level.
+const KernelTable &kernels(IsaLevel level);
+
+// The AVX-512 table with or without VNNI int8 dots (kernels(Avx512) picks by the CPU; tests run both). Throws like
+// kernels() when the CPU lacks AVX-512, or VNNI when asked for it.
+const KernelTable &avx512_kernels(bool vnni);
+
+// One block quantized: the scalar definition every level's quantize_q8 must reproduce bit for bit.
+struct Q8BlockValues {
+    uint16_t d16;
+    int8_t q[32];
+    int32_t group_sum[8];  // q[4j] + ... + q[4j+3]
+};
+
+inline Q8BlockValues quantize_block_q8(const float *x) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[i]));  // fmax skips NaNs
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    Q8BlockValues v;
+    v.d16 = fp32_to_fp16(d);
+    for (int i = 0; i < 32; ++i) {
+        // Half to even (the default rounding mode). |x * id| <= 127 up to rounding; the clamp only matters when 1 / d
+        // overflows for a subnormal amax, and a NaN (from inf or NaN input) becomes 0, as the SIMD code does.
+        float r = std::nearbyint(x[i] * id);
+        if (r > 127.0f) r = 127.0f;
+        if (r < -127.0f) r = -127.0f;
+        v.q[i] = r == r ? static_cast<int8_t>(r) : 0;
+    }
+    for (int j = 0; j < 8; ++j) v.group_sum[j] = v.q[4 * j] + v.q[4 * j + 1] + v.q[4 * j + 2] + v.q[4 * j + 3];
+    return v;
+}
+
+// Stores one quantized block b into `out` (shared by the levels' quantize_q8 for their scalar tails and checks).
+inline void store_q8_block(const Q8BlockValues &v, size_t b, const Q8Out &out) {
+    out.d16[b] = v.d16;
+    const float d = fp16_to_fp32(v.d16);
+    for (int i = 0; i < 32; ++i) out.q[b * 32 + i] = v.q[i];
+    for (int j = 0; j < 8; ++j) {
+        out.d_lanes[b * 8 + j] = d;
+        out.neg8[b * 8 + j] = -8 * v.group_sum[j];
+        out.neg128[b * 8 + j] = -128 * v.group_sum[j];
+    }
+}
+
+#define PI_CPU_DECLARE_ISA_KERNELS(ns)                                                                              \
+    namespace ns {                                                                                                  \
+    void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,        \
+                  size_t first, size_t n, float *y);                                                                \
+    void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1,     \
+                   float *y);                                                                                       \
+    void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t ld);                           \
+    void f32_to_bf16(const float *x, size_t n, uint16_t *out);                                                      \
+    void quantize_q8(const float *x, size_t n, const Q8Out &out);                                                   \
+    float read_sum(const void *data, size_t bytes);                                                                 \
+    }
+
+PI_CPU_DECLARE_ISA_KERNELS(scalar)
+#if defined(PI_CPU_X86_KERNELS)
+PI_CPU_DECLARE_ISA_KERNELS(avx2)
+PI_CPU_DECLARE_ISA_KERNELS(avx512)
+namespace avx512 {
+// The same dots through pmaddubsw + pmaddwd, for AVX-512 CPUs without VNNI (Skylake-X).
+void dot_rows_no_vnni(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
+                      size_t first, size_t n, float *y);
+}  // namespace avx512
+#endif
+
+#undef PI_CPU_DECLARE_ISA_KERNELS
+
+}  // namespace pi::cpu::detail

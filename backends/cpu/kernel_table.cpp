@@ -1,0 +1,53 @@
+#include <string>
+
+#include "backends/cpu/isa_kernels.h"
+#include "common/error.h"
+
+namespace pi::cpu::detail {
+namespace {
+
+const KernelTable kScalar = {IsaLevel::Scalar,     scalar::dot_rows,    scalar::axpy_rows, scalar::rows_to_f32,
+                             scalar::f32_to_bf16, scalar::quantize_q8, scalar::read_sum};
+
+#if defined(PI_CPU_X86_KERNELS)
+const KernelTable kAvx2 = {IsaLevel::Avx2,     avx2::dot_rows,    avx2::axpy_rows, avx2::rows_to_f32,
+                           avx2::f32_to_bf16, avx2::quantize_q8, avx2::read_sum};
+const KernelTable kAvx512 = {IsaLevel::Avx512,     avx512::dot_rows,    avx512::axpy_rows, avx512::rows_to_f32,
+                             avx512::f32_to_bf16, avx512::quantize_q8, avx512::read_sum};
+const KernelTable kAvx512NoVnni = {IsaLevel::Avx512,     avx512::dot_rows_no_vnni, avx512::axpy_rows,
+                                   avx512::rows_to_f32, avx512::f32_to_bf16,      avx512::quantize_q8,
+                                   avx512::read_sum};
+#endif
+
+[[noreturn]] void unsupported(IsaLevel level) {
+    fail(PI_ERR_UNSUPPORTED, "the CPU kernels for " + isa_level_name(level) + " are not available: this " +
+                                 (level <= best_isa_level() ? "build lacks them" : "CPU lacks the instructions"));
+}
+
+}  // namespace
+
+const KernelTable &kernels(IsaLevel level) {
+    if (level == IsaLevel::Scalar) return kScalar;
+#if defined(PI_CPU_X86_KERNELS)
+    if (level <= best_isa_level()) {
+        if (level == IsaLevel::Avx2) return kAvx2;
+        if (level == IsaLevel::Avx512) return cpu_features().avx512_vnni ? kAvx512 : kAvx512NoVnni;
+    }
+#endif
+    unsupported(level);
+}
+
+const KernelTable &avx512_kernels(bool vnni) {
+#if defined(PI_CPU_X86_KERNELS)
+    if (best_isa_level() >= IsaLevel::Avx512) {
+        if (!vnni) return kAvx512NoVnni;
+        if (cpu_features().avx512_vnni) return kAvx512;
+        fail(PI_ERR_UNSUPPORTED, "this CPU lacks AVX-512 VNNI");
+    }
+#else
+    (void)vnni;
+#endif
+    unsupported(IsaLevel::Avx512);
+}
+
+}  // namespace pi::cpu::detail

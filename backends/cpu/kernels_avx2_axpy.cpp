@@ -1,0 +1,131 @@
+// AVX2 "axpy" rows for the sparse down projection: y[c] += a[i] * W[rows[i]][c] over the active neurons, in list
+// order, product rounded before the add (mul + add, never FMA), so the result equals the scalar level's bit for bit.
+// Rows are taken four at a time: y is loaded and stored once per four rows, the per-element operation sequence is
+// unchanged. Memory traffic: each active row's [c0, c1) slice once; y stays in L1.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backends/cpu/isa_kernels.h"
+
+namespace pi::cpu::detail::avx2 {
+namespace {
+
+constexpr size_t kGroup = 4;
+
+inline __m256i tail_mask(size_t rem) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), lane);
+}
+
+inline float load_fp16(const uint8_t *p) {
+    uint16_t h;
+    std::memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+enum class Kind { F32, F16, BF16 };
+
+template <Kind K>
+inline __m256 load8(const uint8_t *row, size_t c) {
+    if constexpr (K == Kind::F32) {
+        return _mm256_loadu_ps(reinterpret_cast<const float *>(row) + c);
+    } else if constexpr (K == Kind::F16) {
+        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 2 * c)));
+    } else {
+        const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + 2 * c));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+}
+
+template <Kind K>
+inline __m256 load_tail(const uint8_t *row, size_t c, size_t rem) {
+    const size_t esz = K == Kind::F32 ? 4 : 2;
+    alignas(32) uint8_t tmp[32] = {};
+    std::memcpy(tmp, row + esz * c, esz * rem);
+    return load8<K>(tmp, 0);
+}
+
+template <Kind K>
+void axpy_float(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
+    __m256 av[kGroup];
+    for (size_t j = 0; j < g; ++j) av[j] = _mm256_set1_ps(a[j]);
+    size_t c = c0;
+    for (; c + 8 <= c1; c += 8) {
+        __m256 acc = _mm256_loadu_ps(y + c);
+        for (size_t j = 0; j < g; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load8<K>(row[j], c)));
+        _mm256_storeu_ps(y + c, acc);
+    }
+    if (c < c1) {
+        const __m256i m = tail_mask(c1 - c);
+        __m256 acc = _mm256_maskload_ps(y + c, m);
+        for (size_t j = 0; j < g; ++j) {
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load_tail<K>(row[j], c, c1 - c)));
+        }
+        _mm256_maskstore_ps(y + c, m, acc);
+    }
+}
+
+// 32 int8 codes -> 4 x 8 floats.
+inline void widen32(__m256i q, __m256 out[4]) {
+    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    out[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    out[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    out[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    out[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+// Codes (as int8) of block b of a Q8_0 or Q4_0 row (Q4_0: nibble - 8, weight order) and the block's d.
+template <WeightType T>
+inline __m256i block_codes(const uint8_t *row, size_t b, float *d) {
+    if constexpr (T == WeightType::Q8_0) {
+        const uint8_t *blk = row + b * sizeof(BlockQ8_0);
+        *d = load_fp16(blk);
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk + 2));
+    } else {
+        const uint8_t *blk = row + b * sizeof(BlockQ4_0);
+        *d = load_fp16(blk);
+        const __m128i low4 = _mm_set1_epi8(0x0f);
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
+        const __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(packed, low4)),
+                                                    _mm_and_si128(_mm_srli_epi16(packed, 4), low4), 1);
+        return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
+    }
+}
+
+template <WeightType T>
+void axpy_quant(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
+    for (size_t b = c0 / 32; b < c1 / 32; ++b) {
+        float *yb = y + b * 32;
+        __m256 acc[4] = {_mm256_loadu_ps(yb), _mm256_loadu_ps(yb + 8), _mm256_loadu_ps(yb + 16),
+                         _mm256_loadu_ps(yb + 24)};
+        for (size_t j = 0; j < g; ++j) {
+            float d;
+            const __m256i codes = block_codes<T>(row[j], b, &d);
+            const __m256 s = _mm256_set1_ps(a[j] * d);
+            __m256 wf[4];
+            widen32(codes, wf);
+            for (int v = 0; v < 4; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(s, wf[v]));
+        }
+        for (int v = 0; v < 4; ++v) _mm256_storeu_ps(yb + 8 * v, acc[v]);
+    }
+}
+
+}  // namespace
+
+void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
+    for (size_t i = 0; i < n; i += kGroup) {
+        const size_t g = n - i < kGroup ? n - i : kGroup;
+        const uint8_t *row[kGroup];
+        for (size_t j = 0; j < g; ++j) row[j] = w.row(rows[i + j]);
+        switch (w.type) {
+            case WeightType::F32: axpy_float<Kind::F32>(row, a + i, g, c0, c1, y); break;
+            case WeightType::F16: axpy_float<Kind::F16>(row, a + i, g, c0, c1, y); break;
+            case WeightType::BF16: axpy_float<Kind::BF16>(row, a + i, g, c0, c1, y); break;
+            case WeightType::Q8_0: axpy_quant<WeightType::Q8_0>(row, a + i, g, c0, c1, y); break;
+            case WeightType::Q4_0: axpy_quant<WeightType::Q4_0>(row, a + i, g, c0, c1, y); break;
+        }
+    }
+}
+
+}  // namespace pi::cpu::detail::avx2

@@ -1,0 +1,120 @@
+// AVX-512 "axpy" rows for the sparse down projection: y[c] += a[i] * W[rows[i]][c] over the active neurons, in list
+// order, product rounded before the add (mul + add, never FMA): bit-identical to the scalar level. Rows go four at a
+// time (y loaded and stored once per four rows; the per-element sequence is unchanged). Memory traffic: each active
+// row's [c0, c1) slice once; y stays in L1.
+//
+// Q4_0 dequantizes through a 16-entry table: per row and block, table[k] = (a * d) * (k - 8) for k = 0..15 (one
+// vector multiply, the same rounded product the scalar code forms), then vpermps picks each weight's entry by its
+// nibble (vpermps reads only an index's low 4 bits, so the high nibble needs just a shift).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backends/cpu/isa_kernels.h"
+
+namespace pi::cpu::detail::avx512 {
+namespace {
+
+constexpr size_t kGroup = 4;
+
+inline float load_fp16(const uint8_t *p) {
+    uint16_t h;
+    std::memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+enum class Kind { F32, F16, BF16 };
+
+template <Kind K>
+inline __m512 load16(const uint8_t *row, size_t c, __mmask16 m) {
+    if constexpr (K == Kind::F32) {
+        return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float *>(row) + c);
+    } else if constexpr (K == Kind::F16) {
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * c));
+    } else {
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * c)), 16));
+    }
+}
+
+template <Kind K>
+inline __m512 load16(const uint8_t *row, size_t c) {
+    if constexpr (K == Kind::F32) {
+        return _mm512_loadu_ps(reinterpret_cast<const float *>(row) + c);
+    } else if constexpr (K == Kind::F16) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 2 * c)));
+    } else {
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 2 * c));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+}
+
+template <Kind K>
+void axpy_float(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
+    __m512 av[kGroup];
+    for (size_t j = 0; j < g; ++j) av[j] = _mm512_set1_ps(a[j]);
+    size_t c = c0;
+    for (; c + 16 <= c1; c += 16) {
+        __m512 acc = _mm512_loadu_ps(y + c);
+        for (size_t j = 0; j < g; ++j) acc = _mm512_add_ps(acc, _mm512_mul_ps(av[j], load16<K>(row[j], c)));
+        _mm512_storeu_ps(y + c, acc);
+    }
+    if (c < c1) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (c1 - c)) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(m, y + c);
+        for (size_t j = 0; j < g; ++j) acc = _mm512_add_ps(acc, _mm512_mul_ps(av[j], load16<K>(row[j], c, m)));
+        _mm512_mask_storeu_ps(y + c, m, acc);
+    }
+}
+
+void axpy_q8_0(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
+    for (size_t b = c0 / 32; b < c1 / 32; ++b) {
+        float *yb = y + b * 32;
+        __m512 lo = _mm512_loadu_ps(yb), hi = _mm512_loadu_ps(yb + 16);
+        for (size_t j = 0; j < g; ++j) {
+            const uint8_t *blk = row[j] + b * sizeof(BlockQ8_0);
+            const __m512 s = _mm512_set1_ps(a[j] * load_fp16(blk));
+            const __m128i q_lo = _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
+            const __m128i q_hi = _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 18));
+            lo = _mm512_add_ps(lo, _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q_lo))));
+            hi = _mm512_add_ps(hi, _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q_hi))));
+        }
+        _mm512_storeu_ps(yb, lo);
+        _mm512_storeu_ps(yb + 16, hi);
+    }
+}
+
+void axpy_q4_0(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
+    const __m512 codes = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    for (size_t b = c0 / 32; b < c1 / 32; ++b) {
+        float *yb = y + b * 32;
+        __m512 lo = _mm512_loadu_ps(yb), hi = _mm512_loadu_ps(yb + 16);
+        for (size_t j = 0; j < g; ++j) {
+            const uint8_t *blk = row[j] + b * sizeof(BlockQ4_0);
+            const __m512 table = _mm512_mul_ps(_mm512_set1_ps(a[j] * load_fp16(blk)), codes);
+            const __m512i idx = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2)));
+            lo = _mm512_add_ps(lo, _mm512_permutexvar_ps(idx, table));
+            hi = _mm512_add_ps(hi, _mm512_permutexvar_ps(_mm512_srli_epi32(idx, 4), table));
+        }
+        _mm512_storeu_ps(yb, lo);
+        _mm512_storeu_ps(yb + 16, hi);
+    }
+}
+
+}  // namespace
+
+void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
+    for (size_t i = 0; i < n; i += kGroup) {
+        const size_t g = n - i < kGroup ? n - i : kGroup;
+        const uint8_t *row[kGroup];
+        for (size_t j = 0; j < g; ++j) row[j] = w.row(rows[i + j]);
+        switch (w.type) {
+            case WeightType::F32: axpy_float<Kind::F32>(row, a + i, g, c0, c1, y); break;
+            case WeightType::F16: axpy_float<Kind::F16>(row, a + i, g, c0, c1, y); break;
+            case WeightType::BF16: axpy_float<Kind::BF16>(row, a + i, g, c0, c1, y); break;
+            case WeightType::Q8_0: axpy_q8_0(row, a + i, g, c0, c1, y); break;
+            case WeightType::Q4_0: axpy_q4_0(row, a + i, g, c0, c1, y); break;
+        }
+    }
+}
+
+}  // namespace pi::cpu::detail::avx512

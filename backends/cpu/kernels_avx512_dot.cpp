@@ -1,0 +1,176 @@
+// AVX-512 row dots (compiled with -mavx512f/bw/vl/vnni/bf16 -mfma -mf16c; called only on CPUs with F/BW/VL).
+//
+// Float rows: 4 accumulators of 16 lanes over 64 weights per step, 16-weight steps into the first, a masked tail
+// into the second (masked loads never touch bytes past the row); reduced in a fixed order. Memory traffic: the row
+// once, x from L1/L2. vdpbf16ps is not used for BF16: it would round x to bf16 (relative error 2^-9), far beyond
+// the 1e-5 the dense path promises; widening bf16 is a shift and the kernel is bound by memory anyway.
+//
+// Q8_0 / Q4_0: two blocks per 512-bit step. Block pair -> 64 unsigned weight codes u in one register, matching the
+// activation's 64 int8 values q (contiguous in Q8Activation); vpdpbusd (VNNI) sums u * q over each group of 4 into
+// 16 int32 lanes, started at -c * (group sum of q), so each lane ends at sum (w * q) exactly (Q4_0: u = nibble,
+// c = 8; Q8_0: u = w ^ 0x80 = w + 128, c = 128). Without VNNI, pmaddubsw + pmaddwd (Q4_0 as above; Q8_0 as
+// |w| x sign(q, w), which cannot saturate). Each lane then adds float(isum) * (d_w * d_x) to an accumulator
+// (pairs alternate between two accumulators). One masked 36-byte load fetches both fp16 scales of a pair, and for
+// Q4_0 its 32 code bytes too; vpermw spreads them.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backends/cpu/isa_kernels.h"
+
+namespace pi::cpu::detail::avx512 {
+namespace {
+
+enum class Kind { F32, F16, BF16 };
+
+template <Kind K>
+inline __m512 load16(const uint8_t *row, size_t k) {
+    if constexpr (K == Kind::F32) {
+        return _mm512_loadu_ps(reinterpret_cast<const float *>(row) + k);
+    } else if constexpr (K == Kind::F16) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 2 * k)));
+    } else {
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + 2 * k));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+}
+
+template <Kind K>
+inline __m512 load16_masked(const uint8_t *row, size_t k, __mmask16 m) {
+    if constexpr (K == Kind::F32) {
+        return _mm512_maskz_loadu_ps(m, reinterpret_cast<const float *>(row) + k);
+    } else if constexpr (K == Kind::F16) {
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * k));
+    } else {
+        const __m256i h = _mm256_maskz_loadu_epi16(m, row + 2 * k);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+}
+
+template <Kind K>
+float dot_float_row(const uint8_t *row, const float *x, size_t n) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+        a0 = _mm512_fmadd_ps(load16<K>(row, k), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(load16<K>(row, k + 16), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(load16<K>(row, k + 32), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(load16<K>(row, k + 48), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    for (; k + 16 <= n; k += 16) a0 = _mm512_fmadd_ps(load16<K>(row, k), _mm512_loadu_ps(x + k), a0);
+    if (k < n) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (n - k)) - 1);
+        a1 = _mm512_fmadd_ps(load16_masked<K>(row, k, m), _mm512_maskz_loadu_ps(m, x + k), a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// vpermw indices: words 0-7 <- word `a`, words 8-15 <- word `b` (the two fp16 scales of a pair).
+inline __m512i scale_index(short a, short b) {
+    return _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b, b, b, b, b, b, b, b, a, a, a, a, a, a,
+                            a, a);
+}
+
+inline __m512 pair_scale(__m512i raw, __m512i idx, const Q8Activation &x, size_t b, __mmask16 lanes) {
+    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, raw)));
+    return _mm512_mul_ps(dw, _mm512_maskz_load_ps(lanes, x.d_lanes() + b * 8));
+}
+
+// Sum of u * q over groups of 4 bytes added to `init` (u unsigned, q signed).
+template <bool Vnni>
+inline __m512i dot_u8s8(__m512i init, __m512i u, __m512i q) {
+    if constexpr (Vnni) {
+        return _mm512_dpbusd_epi32(init, u, q);
+    } else {
+        return _mm512_add_epi32(init, _mm512_madd_epi16(_mm512_maddubs_epi16(u, q), _mm512_set1_epi16(1)));
+    }
+}
+
+// Blocks b and b + 1 of a Q4_0 row (only b when `single`), added to acc.
+template <bool Vnni>
+inline __m512 q4_0_pair(const uint8_t *row, const Q8Activation &x, size_t b, bool single, __m512 acc) {
+    // Pair bytes: [d_a, 16 code bytes of a, d_b, 16 code bytes of b] = words 0, 1..8, 9, 10..17.
+    const __m512i nib_idx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6,
+                                             5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
+    const uint8_t *p = row + b * sizeof(BlockQ4_0);
+    const __mmask16 lanes = single ? 0x00ff : 0xffff;
+    const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ffffull : 0xfffffffffull, p);
+    // 128-bit lanes: [a low nibbles = weights 0-15, a high = 16-31, b low, b high].
+    __m512i u = _mm512_permutexvar_epi16(nib_idx, raw);
+    u = _mm512_mask_srli_epi16(u, 0xff00ff00u, u, 4);
+    u = _mm512_and_si512(u, _mm512_set1_epi8(0x0f));
+    const __m512i q = _mm512_maskz_load_epi32(lanes, x.q() + b * 32);
+    const __m512i isum = dot_u8s8<Vnni>(_mm512_maskz_load_epi32(lanes, x.neg8_sums() + b * 8), u, q);
+    const __m512 scale = pair_scale(raw, scale_index(0, 9), x, b, lanes);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+}
+
+template <bool Vnni>
+inline __m512 q8_0_pair(const uint8_t *row, const Q8Activation &x, size_t b, bool single, __m512 acc) {
+    // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b]; the first 36 bytes hold both scales (words 0, 17).
+    const uint8_t *p = row + b * sizeof(BlockQ8_0);
+    const __mmask16 lanes = single ? 0x00ff : 0xffff;
+    const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ull : 0xfffffffffull, p);
+    const __m512i w_pair =
+        single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
+               : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2))),
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 36)), 1);
+    const __m512i q = _mm512_maskz_load_epi32(lanes, x.q() + b * 32);
+    __m512i isum;
+    if constexpr (Vnni) {
+        const __m512i u = _mm512_xor_si512(w_pair, _mm512_set1_epi8(static_cast<char>(0x80)));
+        isum = _mm512_dpbusd_epi32(_mm512_maskz_load_epi32(lanes, x.neg128_sums() + b * 8), u, q);
+    } else {
+        const __mmask64 neg = _mm512_movepi8_mask(w_pair);
+        const __m512i q_signed = _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q);
+        isum = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(w_pair), q_signed), _mm512_set1_epi16(1));
+    }
+    const __m512 scale = pair_scale(raw, scale_index(0, 17), x, b, lanes);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+}
+
+template <__m512 (*Pair)(const uint8_t *, const Q8Activation &, size_t, bool, __m512)>
+float dot_quant_row(const uint8_t *row, const Q8Activation &x) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const size_t nb = x.n_blocks();
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        acc0 = Pair(row, x, b, false, acc0);
+        acc1 = Pair(row, x, b + 2, false, acc1);
+    }
+    if (b + 2 <= nb) {
+        acc0 = Pair(row, x, b, false, acc0);
+        b += 2;
+    }
+    if (b < nb) acc1 = Pair(row, x, b, true, acc1);
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+template <bool Vnni>
+void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
+                   size_t first, size_t n, float *y) {
+    for (size_t i = 0; i < n; ++i) {
+        const uint8_t *row = w.row(rows ? rows[i] : first + i);
+        switch (w.type) {
+            case WeightType::F32: y[i] = dot_float_row<Kind::F32>(row, x_f32, w.n_cols); break;
+            case WeightType::F16: y[i] = dot_float_row<Kind::F16>(row, x_f32, w.n_cols); break;
+            case WeightType::BF16: y[i] = dot_float_row<Kind::BF16>(row, x_f32, w.n_cols); break;
+            case WeightType::Q8_0: y[i] = dot_quant_row<q8_0_pair<Vnni>>(row, *x_q8); break;
+            case WeightType::Q4_0: y[i] = dot_quant_row<q4_0_pair<Vnni>>(row, *x_q8); break;
+        }
+    }
+}
+
+}  // namespace
+
+void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows, size_t first,
+              size_t n, float *y) {
+    dot_rows_impl<true>(w, x_f32, x_q8, rows, first, n, y);
+}
+
+void dot_rows_no_vnni(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
+                      size_t first, size_t n, float *y) {
+    dot_rows_impl<false>(w, x_f32, x_q8, rows, first, n, y);
+}
+
+}  // namespace pi::cpu::detail::avx512

@@ -1,0 +1,147 @@
+#include "backends/cpu/matvec.h"
+
+#include <string>
+#include <vector>
+
+#include "backends/cpu/isa_kernels.h"
+#include "common/error.h"
+
+namespace pi::cpu {
+namespace {
+
+// Below this many weight bytes a product runs on the calling thread: waking the workers would cost more than the
+// work (a 64 KiB row range streams in about 3 us at 20 GB/s, about the dispatch latency).
+constexpr size_t kMinParallelBytes = 64 * 1024;
+
+// Column chunks of axpy_rows start at multiples of this many columns: whole Q8_0/Q4_0 blocks, whole cache lines of y.
+constexpr size_t kAxpyColumnAlign = 64;
+
+void check_input(const WeightMatrix &w, const MatvecInput &x, const char *what) {
+    check_weight_matrix(w, what);
+    if (x.n != w.n_cols) {
+        fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": x has " + std::to_string(x.n) + " values, the rows " +
+                                          std::to_string(w.n_cols));
+    }
+    if (weight_type_is_quantized(w.type)) {
+        if (!x.q8 || x.q8->size() != w.n_cols) {
+            fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": " + weight_type_name(w.type) +
+                                              " weights need x quantized (Q8Activation) to " +
+                                              std::to_string(w.n_cols) + " values");
+        }
+    } else if (!x.f32 && w.n_cols > 0) {
+        fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": x is missing");
+    }
+}
+
+void check_rows(const WeightMatrix &w, const uint32_t *rows, size_t n, const char *what) {
+    if (n > 0 && !rows) fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": the row list is missing");
+    for (size_t i = 0; i < n; ++i) {
+        if (rows[i] >= w.n_rows) {
+            fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": row index " + std::to_string(rows[i]) + " at " +
+                                              std::to_string(i) + " is out of range (" + std::to_string(w.n_rows) +
+                                              " rows)");
+        }
+    }
+}
+
+size_t threads_for(const ThreadPool *pool, size_t bytes) {
+    if (!pool || bytes < kMinParallelBytes) return 1;
+    return static_cast<size_t>(pool->size());
+}
+
+// Splits n rows into contiguous per-thread ranges and runs body(begin, end) on each.
+template <typename Body>
+void split_rows(ThreadPool *pool, size_t n, size_t n_threads, Body &&body) {
+    if (n_threads <= 1 || n < 2) {
+        body(size_t{0}, n);
+        return;
+    }
+    pool->run([&](int t) {
+        const size_t tt = static_cast<size_t>(t);
+        const size_t begin = n * tt / n_threads, end = n * (tt + 1) / n_threads;
+        if (begin < end) body(begin, end);
+    });
+}
+
+}  // namespace
+
+void matvec(const WeightMatrix &w, const MatvecInput &x, size_t r0, size_t r1, float *y, ThreadPool *pool,
+            IsaLevel isa) {
+    check_input(w, x, "matvec");
+    if (r0 > r1 || r1 > w.n_rows) {
+        fail(PI_ERR_INVALID_ARGUMENT, "matvec: row range [" + std::to_string(r0) + ", " + std::to_string(r1) +
+                                          ") is not within " + std::to_string(w.n_rows) + " rows");
+    }
+    const size_t n = r1 - r0;
+    if (n == 0) return;
+    if (!y) fail(PI_ERR_INVALID_ARGUMENT, "matvec: y is missing");
+    const detail::KernelTable &k = detail::kernels(isa);
+    const size_t n_threads = threads_for(pool, n * weight_row_bytes(w.type, w.n_cols));
+    split_rows(pool, n, n_threads, [&](size_t begin, size_t end) {
+        k.dot_rows(w, x.f32, x.q8, nullptr, r0 + begin, end - begin, y + begin);
+    });
+}
+
+void matvec_rows(const WeightMatrix &w, const MatvecInput &x, const uint32_t *rows, size_t n_rows, float *y,
+                 ThreadPool *pool, IsaLevel isa) {
+    check_input(w, x, "matvec_rows");
+    check_rows(w, rows, n_rows, "matvec_rows");
+    if (n_rows == 0) return;
+    if (!y) fail(PI_ERR_INVALID_ARGUMENT, "matvec_rows: y is missing");
+    const detail::KernelTable &k = detail::kernels(isa);
+    const size_t n_threads = threads_for(pool, n_rows * weight_row_bytes(w.type, w.n_cols));
+    split_rows(pool, n_rows, n_threads, [&](size_t begin, size_t end) {
+        k.dot_rows(w, x.f32, x.q8, rows + begin, 0, end - begin, y + begin);
+    });
+}
+
+void axpy_rows(const WeightMatrix &wt, const float *a, const uint32_t *rows, size_t n, float *y, ThreadPool *pool,
+               IsaLevel isa) {
+    check_weight_matrix(wt, "axpy_rows");
+    if (n > 0 && !a) fail(PI_ERR_INVALID_ARGUMENT, "axpy_rows: the coefficients are missing");
+    if (rows) {
+        check_rows(wt, rows, n, "axpy_rows");
+    } else if (n > wt.n_rows) {
+        fail(PI_ERR_INVALID_ARGUMENT, "axpy_rows: " + std::to_string(n) + " coefficients for " +
+                                          std::to_string(wt.n_rows) + " rows");
+    }
+    if (n == 0 || wt.n_cols == 0) return;
+    if (!y) fail(PI_ERR_INVALID_ARGUMENT, "axpy_rows: y is missing");
+    const detail::KernelTable &k = detail::kernels(isa);
+
+    // Drop zero coefficients once, here, rather than in every thread. ReLU-family activations make many exact zeros.
+    thread_local std::vector<uint32_t> live_rows;
+    thread_local std::vector<float> live_a;
+    live_rows.clear();
+    live_a.clear();
+    for (size_t i = 0; i < n; ++i) {
+        if (a[i] != 0.0f) {
+            live_rows.push_back(rows ? rows[i] : static_cast<uint32_t>(i));
+            live_a.push_back(a[i]);
+        }
+    }
+    const size_t live = live_rows.size();
+    if (live == 0) return;
+
+    const size_t n_cols = wt.n_cols;
+    const size_t n_units = (n_cols + kAxpyColumnAlign - 1) / kAxpyColumnAlign;
+    size_t n_threads = threads_for(pool, live * weight_row_bytes(wt.type, n_cols));
+    if (n_threads > n_units) n_threads = n_units;
+    const uint32_t *r = live_rows.data();
+    const float *av = live_a.data();
+    auto columns = [&](size_t t) {
+        const size_t c0 = n_units * t / n_threads * kAxpyColumnAlign;
+        size_t c1 = n_units * (t + 1) / n_threads * kAxpyColumnAlign;
+        if (c1 > n_cols) c1 = n_cols;
+        if (c0 < c1) k.axpy_rows(wt, av, r, live, c0, c1, y);
+    };
+    if (n_threads <= 1) {
+        columns(0);
+    } else {
+        pool->run([&](int t) {
+            if (static_cast<size_t>(t) < n_threads) columns(static_cast<size_t>(t));
+        });
+    }
+}
+
+}  // namespace pi::cpu

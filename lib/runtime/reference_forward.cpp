@@ -1,0 +1,237 @@
+#include "runtime/reference_forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "backends/cpu/numeric.h"
+#include "common/error.h"
+#include "model/weight_rows.h"
+#include "runtime/session.h"
+
+namespace pi {
+namespace {
+
+// ---- building blocks -------------------------------------------------------------------------------------------
+
+void rmsnorm(float *out, const float *x, const WeightView &weight, uint32_t n, float eps) {
+    double ss = 0.0;
+    for (uint32_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+    const float scale = 1.0f / std::sqrt(float(ss / n) + eps);
+    const float *w = reinterpret_cast<const float *>(weight.data);
+    for (uint32_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void layernorm(float *out, const float *x, const WeightView &weight, const WeightView &bias, uint32_t n, float eps) {
+    double mean = 0.0, var = 0.0;
+    for (uint32_t i = 0; i < n; ++i) mean += x[i];
+    mean /= n;
+    for (uint32_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    var /= n;
+    const float scale = 1.0f / std::sqrt(float(var) + eps);
+    const float *w = reinterpret_cast<const float *>(weight.data);
+    const float *b = reinterpret_cast<const float *>(bias.data);
+    for (uint32_t i = 0; i < n; ++i) out[i] = float(x[i] - mean) * scale * w[i] + b[i];
+}
+
+void add_bias(float *x, const WeightView &bias) {
+    if (!bias) return;
+    const float *b = reinterpret_cast<const float *>(bias.data);
+    for (uint64_t i = 0; i < bias.cols(); ++i) x[i] += b[i];
+}
+
+// Rotary position embedding of one head. Normal mode rotates adjacent pairs (x[2i], x[2i+1]) (llama.cpp's layout
+// of converted Llama weights); NeoX mode rotates the halves (x[i], x[i + rope_dim/2]) (Falcon).
+void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeMode mode) {
+    const uint32_t half = rope_dim / 2;
+    for (uint32_t i = 0; i < half; ++i) {
+        const float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(rope_dim));
+        const float c = std::cos(theta), s = std::sin(theta);
+        float &a = mode == RopeMode::Normal ? head[2 * i] : head[i];
+        float &b = mode == RopeMode::Normal ? head[2 * i + 1] : head[i + half];
+        const float a0 = a, b0 = b;
+        a = a0 * c - b0 * s;
+        b = a0 * s + b0 * c;
+    }
+}
+
+float relu(float x) { return x > 0.0f ? x : 0.0f; }
+float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// ---- the forward pass -----------------------------------------------------------------------------------------
+
+class ReferenceForward final : public ForwardPass {
+public:
+    ReferenceForward(const Model &model, uint32_t n_ctx) : m_(model), hp_(model.hparams()), n_ctx_(n_ctx) {
+        const size_t kv = size_t(hp_.n_head_kv) * hp_.head_dim;
+        k_cache_.resize(size_t(hp_.n_layer) * n_ctx * kv);
+        v_cache_.resize(size_t(hp_.n_layer) * n_ctx * kv);
+        x_.resize(hp_.n_embd);
+        xn_.resize(hp_.n_embd);
+        xn2_.resize(hp_.n_embd);
+        q_.resize(size_t(hp_.n_head) * hp_.head_dim);
+        k_.resize(kv);
+        v_.resize(kv);
+        qkv_.resize(q_.size() + 2 * kv);
+        att_.resize(q_.size());
+        att_out_.resize(hp_.n_embd);
+        scores_.resize(n_ctx);
+        gate_.resize(hp_.n_ff);
+        up_.resize(hp_.n_ff);
+        ffn_out_.resize(hp_.n_embd);
+        row_.resize(std::max<size_t>(hp_.n_ff, hp_.n_embd));
+    }
+
+    void run(const Token *tokens, size_t n, size_t start_pos, float *logits) override {
+        if (start_pos + n > n_ctx_) fail(PI_ERR_CONTEXT_FULL, "reference forward: position beyond the KV cache");
+        for (size_t i = 0; i < n; ++i) forward_token(tokens[i], static_cast<uint32_t>(start_pos + i));
+        output(logits);
+    }
+
+private:
+    void forward_token(Token token, uint32_t pos) {
+        const ModelWeights &w = m_.weights();
+        dequantize_row(w.token_embd, uint64_t(token), x_.data());
+        if (w.position_embd) {  // OPT's learned positions start at offset 2
+            dequantize_row(w.position_embd, uint64_t(pos) + 2, row_.data());
+            for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += row_[i];
+        }
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (hp_.arch == Arch::Falcon) {
+                falcon_layer(w.layers[l], l, pos);
+            } else {
+                sequential_layer(w.layers[l], l, pos);
+            }
+        }
+    }
+
+    // Llama, Bamboo and OPT: x += attn(norm(x)); x += ffn(norm(x)).
+    void sequential_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
+        const bool opt = hp_.arch == Arch::Opt;
+        if (opt) layernorm(xn_.data(), x_.data(), L.attn_norm, L.attn_norm_b, hp_.n_embd, hp_.norm_eps);
+        else rmsnorm(xn_.data(), x_.data(), L.attn_norm, hp_.n_embd, hp_.norm_eps);
+        matvec_reference(L.wq, xn_.data(), q_.data());
+        matvec_reference(L.wk, xn_.data(), k_.data());
+        matvec_reference(L.wv, xn_.data(), v_.data());
+        add_bias(q_.data(), L.bq);
+        add_bias(k_.data(), L.bk);
+        add_bias(v_.data(), L.bv);
+        attention(l, pos);
+        matvec_reference(L.wo, att_.data(), att_out_.data());
+        add_bias(att_out_.data(), L.bo);
+        for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += att_out_[i];
+
+        if (opt) layernorm(xn_.data(), x_.data(), L.ffn_norm, L.ffn_norm_b, hp_.n_embd, hp_.norm_eps);
+        else rmsnorm(xn_.data(), x_.data(), L.ffn_norm, hp_.n_embd, hp_.norm_eps);
+        ffn(L, xn_.data());
+        for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += ffn_out_[i];
+    }
+
+    // Falcon: attention and FFN in parallel from the same input: x += attn(ln(x)) + ffn(ln2(x)), where ln2 is
+    // the layer's second norm (40B style) or the first one again (7B style).
+    void falcon_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
+        layernorm(xn_.data(), x_.data(), L.attn_norm, L.attn_norm_b, hp_.n_embd, hp_.norm_eps);
+        matvec_reference(L.wqkv, xn_.data(), qkv_.data());
+        // Fused layout: [all query heads; key heads; value heads].
+        std::copy(qkv_.begin(), qkv_.begin() + q_.size(), q_.begin());
+        std::copy(qkv_.begin() + q_.size(), qkv_.begin() + q_.size() + k_.size(), k_.begin());
+        std::copy(qkv_.begin() + q_.size() + k_.size(), qkv_.end(), v_.begin());
+        attention(l, pos);
+        matvec_reference(L.wo, att_.data(), att_out_.data());
+
+        const float *ffn_in = xn_.data();
+        if (L.attn_norm_2) {
+            layernorm(xn2_.data(), x_.data(), L.attn_norm_2, L.attn_norm_2_b, hp_.n_embd, hp_.norm_eps);
+            ffn_in = xn2_.data();
+        }
+        ffn(L, ffn_in);
+        for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += att_out_[i] + ffn_out_[i];
+    }
+
+    // Causal multi-head attention of the current token over positions [0, pos], grouped-query aware. K and V are
+    // stored as F16 (what the cache holds), so every read sees the rounded values.
+    void attention(uint32_t l, uint32_t pos) {
+        const uint32_t hd = hp_.head_dim, n_kv = hp_.n_head_kv, group = hp_.n_head / n_kv;
+        if (hp_.rope_mode != RopeMode::None) {
+            for (uint32_t h = 0; h < hp_.n_head; ++h) rope(&q_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
+            for (uint32_t h = 0; h < n_kv; ++h) rope(&k_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
+        }
+        const size_t kv = size_t(n_kv) * hd;
+        uint16_t *kc = &k_cache_[(size_t(l) * n_ctx_ + pos) * kv];
+        uint16_t *vc = &v_cache_[(size_t(l) * n_ctx_ + pos) * kv];
+        for (size_t i = 0; i < kv; ++i) {
+            kc[i] = cpu::fp32_to_fp16(k_[i]);
+            vc[i] = cpu::fp32_to_fp16(v_[i]);
+        }
+        const float scale = 1.0f / std::sqrt(float(hd));
+        for (uint32_t h = 0; h < hp_.n_head; ++h) {
+            const uint32_t kvh = h / group;
+            const float *q = &q_[h * hd];
+            float max_score = -INFINITY;
+            for (uint32_t t = 0; t <= pos; ++t) {
+                const uint16_t *k = &k_cache_[(size_t(l) * n_ctx_ + t) * kv + size_t(kvh) * hd];
+                float s = 0.0f;
+                for (uint32_t i = 0; i < hd; ++i) s += q[i] * cpu::fp16_to_fp32(k[i]);
+                scores_[t] = s * scale;
+                max_score = std::max(max_score, scores_[t]);
+            }
+            float sum = 0.0f;
+            for (uint32_t t = 0; t <= pos; ++t) sum += (scores_[t] = std::exp(scores_[t] - max_score));
+            float *out = &att_[h * hd];
+            std::fill(out, out + hd, 0.0f);
+            for (uint32_t t = 0; t <= pos; ++t) {
+                const uint16_t *v = &v_cache_[(size_t(l) * n_ctx_ + t) * kv + size_t(kvh) * hd];
+                const float p = scores_[t] / sum;
+                for (uint32_t i = 0; i < hd; ++i) out[i] += p * cpu::fp16_to_fp32(v[i]);
+            }
+        }
+    }
+
+    // The FFN with the architecture's activation; writes ffn_out_. Both layouts of the down projection.
+    void ffn(const LayerWeights &L, const float *in) {
+        matvec_reference(L.ffn_up, in, up_.data());
+        add_bias(up_.data(), L.ffn_up_b);
+        if (L.ffn_gate) matvec_reference(L.ffn_gate, in, gate_.data());
+        for (uint32_t i = 0; i < hp_.n_ff; ++i) {
+            switch (hp_.activation) {
+                case FfnActivation::Silu: gate_[i] = silu(gate_[i]) * up_[i]; break;
+                case FfnActivation::Reglu: gate_[i] = relu(gate_[i]) * up_[i]; break;
+                case FfnActivation::Drelu: gate_[i] = relu(gate_[i]) * relu(up_[i]); break;
+                case FfnActivation::Relu: gate_[i] = relu(up_[i]); break;
+            }
+        }
+        if (L.ffn_down) {
+            matvec_reference(L.ffn_down, gate_.data(), ffn_out_.data());
+        } else {
+            // Transposed layout: the output is the sum of neuron rows weighted by their activations.
+            std::fill(ffn_out_.begin(), ffn_out_.end(), 0.0f);
+            for (uint32_t i = 0; i < hp_.n_ff; ++i) {
+                if (gate_[i] == 0.0f) continue;
+                dequantize_row(L.ffn_down_t, i, row_.data());
+                for (uint32_t j = 0; j < hp_.n_embd; ++j) ffn_out_[j] += gate_[i] * row_[j];
+            }
+        }
+        add_bias(ffn_out_.data(), L.ffn_down_b);
+    }
+
+    void output(float *logits) {
+        const ModelWeights &w = m_.weights();
+        if (w.output_norm_b) layernorm(xn_.data(), x_.data(), w.output_norm, w.output_norm_b, hp_.n_embd, hp_.norm_eps);
+        else rmsnorm(xn_.data(), x_.data(), w.output_norm, hp_.n_embd, hp_.norm_eps);
+        matvec_reference(w.output ? w.output : w.token_embd, xn_.data(), logits);
+    }
+
+    const Model &m_;
+    const HParams &hp_;
+    const uint32_t n_ctx_;
+    std::vector<uint16_t> k_cache_, v_cache_;  // [layer][position][kv head][head_dim], F16
+    std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, scores_, gate_, up_, ffn_out_, row_;
+};
+
+}  // namespace
+
+std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, uint32_t n_ctx) {
+    return std::make_unique<ReferenceForward>(model, n_ctx);
+}
+
+}  // namespace pi
