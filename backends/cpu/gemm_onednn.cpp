@@ -37,11 +37,19 @@ public:
                 dense.reserve(m * n);
                 dst = dense.data();
             }
+            // The scratchpad is ours and per thread: a library-managed one is shared by all executions of a
+            // primitive, which breaks concurrent calls (Debian's build lacks DNNL_ENABLE_CONCURRENT_EXEC).
+            thread_local AlignedBuffer<uint8_t> scratch;
+            scratch.reserve(e.scratchpad.get_size() > 0 ? e.scratchpad.get_size() : 1);
             dnnl::stream stream(engine_);
             dnnl::memory src_mem(e.src, engine_, const_cast<void *>(x));
             dnnl::memory wei_mem(e.wei, engine_, const_cast<void *>(w));
             dnnl::memory dst_mem(e.dst, engine_, dst);
-            e.matmul.execute(stream, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}});
+            dnnl::memory scratch_mem(e.scratchpad, engine_, scratch.data());
+            e.matmul.execute(stream, {{DNNL_ARG_SRC, src_mem},
+                                      {DNNL_ARG_WEIGHTS, wei_mem},
+                                      {DNNL_ARG_DST, dst_mem},
+                                      {DNNL_ARG_SCRATCHPAD, scratch_mem}});
             stream.wait();
             if (dst != y) {
                 for (size_t t = 0; t < m; ++t) {
@@ -55,7 +63,7 @@ public:
 
 private:
     struct Entry {
-        dnnl::memory::desc src, wei, dst;
+        dnnl::memory::desc src, wei, dst, scratchpad;
         dnnl::matmul matmul;
     };
     using Key = std::tuple<int, size_t, size_t, size_t, size_t, size_t>;
@@ -75,7 +83,10 @@ private:
         // W is n rows of k: as the k x n matrix of the product that is column-major with leading dimension ldw.
         e.wei = dnnl::memory::desc(dims{K, N}, t, dims{1, static_cast<dnnl::memory::dim>(ldw)});
         e.dst = dnnl::memory::desc(dims{M, N}, dt::f32, dims{N, 1});
-        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(e.src, e.wei, e.dst), engine_);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(e.src, e.wei, e.dst), attr, engine_);
+        e.scratchpad = pd.scratchpad_desc();
         e.matmul = dnnl::matmul(pd);
         return cache_.emplace(key, std::move(e)).first->second;
     }

@@ -10,11 +10,16 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/q8_activation.h"
 #include "backends/cpu/weight_type.h"
+
+// Fully unrolls a short loop over the rows of a group, so each row's accumulators stay in registers (GCC -O2 would
+// otherwise keep them in memory).
+#define PI_UNROLL _Pragma("GCC unroll 8")
 
 namespace pi::cpu::detail {
 
@@ -51,7 +56,19 @@ struct KernelTable {
 };
 
 // The table of a level. Throws pi::Error(PI_ERR_UNSUPPORTED) when this CPU (or this build) lacks the level.
+// Also makes sure fp16_table is filled, so kernels reached through a table may use it.
 const KernelTable &kernels(IsaLevel level);
+
+// fp16 -> fp32 for all 65536 codes (256 KiB, filled once by kernels()). Converting one scale per block with a load
+// from here is cheaper in the quantized kernels than vcvtph2ps plus the shuffles that spread its result, and the
+// scales of a model use few distinct codes, so the entries in use stay in L1.
+extern float fp16_table[65536];
+
+inline float fp16_table_value(const uint8_t *p) {
+    uint16_t h;
+    std::memcpy(&h, p, sizeof h);
+    return fp16_table[h];
+}
 
 // The AVX-512 table with or without VNNI int8 dots (kernels(Avx512) picks by the CPU; tests run both). Throws like
 // kernels() when the CPU lacks AVX-512, or VNNI when asked for it.

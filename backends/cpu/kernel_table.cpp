@@ -4,6 +4,9 @@
 #include "common/error.h"
 
 namespace pi::cpu::detail {
+
+alignas(64) float fp16_table[65536];
+
 namespace {
 
 const KernelTable kScalar = {IsaLevel::Scalar,     scalar::dot_rows,    scalar::axpy_rows, scalar::rows_to_f32,
@@ -19,6 +22,14 @@ const KernelTable kAvx512NoVnni = {IsaLevel::Avx512,     avx512::dot_rows_no_vnn
                                    avx512::read_sum};
 #endif
 
+void fill_fp16_table() {
+    static const bool filled = [] {
+        for (uint32_t h = 0; h < 65536; ++h) fp16_table[h] = fp16_to_fp32(static_cast<uint16_t>(h));
+        return true;
+    }();
+    (void)filled;
+}
+
 [[noreturn]] void unsupported(IsaLevel level) {
     fail(PI_ERR_UNSUPPORTED, "the CPU kernels for " + isa_level_name(level) + " are not available: this " +
                                  (level <= best_isa_level() ? "build lacks them" : "CPU lacks the instructions"));
@@ -27,6 +38,7 @@ const KernelTable kAvx512NoVnni = {IsaLevel::Avx512,     avx512::dot_rows_no_vnn
 }  // namespace
 
 const KernelTable &kernels(IsaLevel level) {
+    fill_fp16_table();
     if (level == IsaLevel::Scalar) return kScalar;
 #if defined(PI_CPU_X86_KERNELS)
     if (level <= best_isa_level()) {
@@ -38,6 +50,7 @@ const KernelTable &kernels(IsaLevel level) {
 }
 
 const KernelTable &avx512_kernels(bool vnni) {
+    fill_fp16_table();
 #if defined(PI_CPU_X86_KERNELS)
     if (best_isa_level() >= IsaLevel::Avx512) {
         if (!vnni) return kAvx512NoVnni;

@@ -11,7 +11,7 @@
 namespace pi::cpu::detail::avx2 {
 namespace {
 
-constexpr size_t kGroup = 4;
+constexpr int kGroup = 4;
 
 inline __m256i tail_mask(size_t rem) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -46,22 +46,23 @@ inline __m256 load_tail(const uint8_t *row, size_t c, size_t rem) {
     return load8<K>(tmp, 0);
 }
 
-template <Kind K>
-void axpy_float(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
-    __m256 av[kGroup];
-    for (size_t j = 0; j < g; ++j) av[j] = _mm256_set1_ps(a[j]);
+template <Kind K, int G>
+void axpy_float(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+    __m256 av[G];
+    PI_UNROLL
+    for (int j = 0; j < G; ++j) av[j] = _mm256_set1_ps(a[j]);
     size_t c = c0;
     for (; c + 8 <= c1; c += 8) {
         __m256 acc = _mm256_loadu_ps(y + c);
-        for (size_t j = 0; j < g; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load8<K>(row[j], c)));
+        PI_UNROLL
+        for (int j = 0; j < G; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load8<K>(row[j], c)));
         _mm256_storeu_ps(y + c, acc);
     }
     if (c < c1) {
         const __m256i m = tail_mask(c1 - c);
         __m256 acc = _mm256_maskload_ps(y + c, m);
-        for (size_t j = 0; j < g; ++j) {
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load_tail<K>(row[j], c, c1 - c)));
-        }
+        PI_UNROLL
+        for (int j = 0; j < G; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load_tail<K>(row[j], c, c1 - c)));
         _mm256_maskstore_ps(y + c, m, acc);
     }
 }
@@ -93,13 +94,14 @@ inline __m256i block_codes(const uint8_t *row, size_t b, float *d) {
     }
 }
 
-template <WeightType T>
-void axpy_quant(const uint8_t *const *row, const float *a, size_t g, size_t c0, size_t c1, float *y) {
+template <WeightType T, int G>
+void axpy_quant(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
     for (size_t b = c0 / 32; b < c1 / 32; ++b) {
         float *yb = y + b * 32;
         __m256 acc[4] = {_mm256_loadu_ps(yb), _mm256_loadu_ps(yb + 8), _mm256_loadu_ps(yb + 16),
                          _mm256_loadu_ps(yb + 24)};
-        for (size_t j = 0; j < g; ++j) {
+        PI_UNROLL
+        for (int j = 0; j < G; ++j) {
             float d;
             const __m256i codes = block_codes<T>(row[j], b, &d);
             const __m256 s = _mm256_set1_ps(a[j] * d);
@@ -111,20 +113,29 @@ void axpy_quant(const uint8_t *const *row, const float *a, size_t g, size_t c0, 
     }
 }
 
+template <int G>
+void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+    switch (w.type) {
+        case WeightType::F32: axpy_float<Kind::F32, G>(row, a, c0, c1, y); break;
+        case WeightType::F16: axpy_float<Kind::F16, G>(row, a, c0, c1, y); break;
+        case WeightType::BF16: axpy_float<Kind::BF16, G>(row, a, c0, c1, y); break;
+        case WeightType::Q8_0: axpy_quant<WeightType::Q8_0, G>(row, a, c0, c1, y); break;
+        case WeightType::Q4_0: axpy_quant<WeightType::Q4_0, G>(row, a, c0, c1, y); break;
+    }
+}
+
 }  // namespace
 
 void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
-    for (size_t i = 0; i < n; i += kGroup) {
-        const size_t g = n - i < kGroup ? n - i : kGroup;
-        const uint8_t *row[kGroup];
-        for (size_t j = 0; j < g; ++j) row[j] = w.row(rows[i + j]);
-        switch (w.type) {
-            case WeightType::F32: axpy_float<Kind::F32>(row, a + i, g, c0, c1, y); break;
-            case WeightType::F16: axpy_float<Kind::F16>(row, a + i, g, c0, c1, y); break;
-            case WeightType::BF16: axpy_float<Kind::BF16>(row, a + i, g, c0, c1, y); break;
-            case WeightType::Q8_0: axpy_quant<WeightType::Q8_0>(row, a + i, g, c0, c1, y); break;
-            case WeightType::Q4_0: axpy_quant<WeightType::Q4_0>(row, a + i, g, c0, c1, y); break;
-        }
+    const uint8_t *row[kGroup];
+    size_t i = 0;
+    for (; i + kGroup <= n; i += kGroup) {
+        for (int j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + static_cast<size_t>(j)]);
+        axpy_group<kGroup>(w, row, a + i, c0, c1, y);
+    }
+    for (; i < n; ++i) {
+        row[0] = w.row(rows[i]);
+        axpy_group<1>(w, row, a + i, c0, c1, y);
     }
 }
 

@@ -50,22 +50,37 @@ inline __m256 load_tail(const uint8_t *row, size_t k, size_t rem) {
     return load8<K>(tmp, 0);
 }
 
-template <Kind K>
-float dot_float_row(const uint8_t *row, const float *x, size_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+// Rows are processed several at a time so that each load of x (or of the activation's per-block data) serves all
+// of them; every row still gets exactly the operation sequence of a lone row, so grouping never changes a result.
+template <Kind K, int R>
+void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *y) {
+    __m256 a[R][4];
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) {
+        PI_UNROLL
+        for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_ps();
+    }
     size_t k = 0;
     for (; k + 32 <= n; k += 32) {
-        a0 = _mm256_fmadd_ps(load8<K>(row, k), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(load8<K>(row, k + 8), _mm256_loadu_ps(x + k + 8), a1);
-        a2 = _mm256_fmadd_ps(load8<K>(row, k + 16), _mm256_loadu_ps(x + k + 16), a2);
-        a3 = _mm256_fmadd_ps(load8<K>(row, k + 24), _mm256_loadu_ps(x + k + 24), a3);
+        PI_UNROLL
+        for (int j = 0; j < 4; ++j) {
+            const __m256 xv = _mm256_loadu_ps(x + k + 8 * j);
+            PI_UNROLL
+            for (int r = 0; r < R; ++r) a[r][j] = _mm256_fmadd_ps(load8<K>(row[r], k + 8 * j), xv, a[r][j]);
+        }
     }
-    for (; k + 8 <= n; k += 8) a0 = _mm256_fmadd_ps(load8<K>(row, k), _mm256_loadu_ps(x + k), a0);
+    for (; k + 8 <= n; k += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + k);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) a[r][0] = _mm256_fmadd_ps(load8<K>(row[r], k), xv, a[r][0]);
+    }
     if (k < n) {
         const __m256 xt = _mm256_maskload_ps(x + k, tail_mask(n - k));
-        a1 = _mm256_fmadd_ps(load_tail<K>(row, k, n - k), xt, a1);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) a[r][1] = _mm256_fmadd_ps(load_tail<K>(row[r], k, n - k), xt, a[r][1]);
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) y[r] = hsum(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
 }
 
 inline __m256 broadcast_fp16(const uint8_t *p) {
@@ -74,58 +89,92 @@ inline __m256 broadcast_fp16(const uint8_t *p) {
     return _mm256_cvtph_ps(_mm_set1_epi16(static_cast<short>(h)));
 }
 
-// One Q8_0 block's contribution, float(isum) * (d_w * d_x) per lane.
-inline __m256 q8_0_block(const uint8_t *row, const Q8Activation &x, size_t b, __m256 acc) {
-    const uint8_t *blk = row + b * sizeof(BlockQ8_0);
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk + 2));
-    const __m256i q = _mm256_load_si256(reinterpret_cast<const __m256i *>(x.q() + b * 32));
-    const __m256i prod = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
-    const __m256i isum = _mm256_madd_epi16(prod, _mm256_set1_epi16(1));
-    const __m256 scale = _mm256_mul_ps(broadcast_fp16(blk), _mm256_load_ps(x.d_lanes() + b * 8));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+// The activation side of block b, loaded once and shared by the rows of a group.
+struct BlockX {
+    __m256i q;
+    __m256i corr;  // -8 * group sums (Q4_0 only)
+    __m256 dx;
+};
+
+inline BlockX load_block_x(const Q8Activation &x, size_t b, bool q4) {
+    BlockX v;
+    v.q = _mm256_load_si256(reinterpret_cast<const __m256i *>(x.q() + b * 32));
+    v.corr = q4 ? _mm256_load_si256(reinterpret_cast<const __m256i *>(x.neg8_sums() + b * 8)) : _mm256_setzero_si256();
+    v.dx = _mm256_load_ps(x.d_lanes() + b * 8);
+    return v;
 }
 
-inline __m256 q4_0_block(const uint8_t *row, const Q8Activation &x, size_t b, __m256 acc) {
+// acc + float(isum) * (d_w * d_x) for block b of one Q8_0 row.
+inline __m256 q8_0_block(const uint8_t *row, const BlockX &bx, size_t b, __m256 acc) {
+    const uint8_t *blk = row + b * sizeof(BlockQ8_0);
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk + 2));
+    const __m256i prod = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(bx.q, w));
+    const __m256i isum = _mm256_madd_epi16(prod, _mm256_set1_epi16(1));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(broadcast_fp16(blk), bx.dx), acc);
+}
+
+inline __m256 q4_0_block(const uint8_t *row, const BlockX &bx, size_t b, __m256 acc) {
     const __m128i low4 = _mm_set1_epi8(0x0f);
     const uint8_t *blk = row + b * sizeof(BlockQ4_0);
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
     const __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(packed, low4)),
                                                 _mm_and_si128(_mm_srli_epi16(packed, 4), low4), 1);
-    const __m256i q = _mm256_load_si256(reinterpret_cast<const __m256i *>(x.q() + b * 32));
-    const __m256i isum =
-        _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, q), _mm256_set1_epi16(1)),
-                         _mm256_load_si256(reinterpret_cast<const __m256i *>(x.neg8_sums() + b * 8)));
-    const __m256 scale = _mm256_mul_ps(broadcast_fp16(blk), _mm256_load_ps(x.d_lanes() + b * 8));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+    const __m256i isum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, bx.q), _mm256_set1_epi16(1)), bx.corr);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(broadcast_fp16(blk), bx.dx), acc);
 }
 
 // Even blocks accumulate in acc0, odd ones in acc1 (two FMA chains), then acc0 + acc1.
-template <__m256 (*Block)(const uint8_t *, const Q8Activation &, size_t, __m256)>
-float dot_quant_row(const uint8_t *row, const Q8Activation &x) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+template <__m256 (*Block)(const uint8_t *, const BlockX &, size_t, __m256), bool Q4, int R>
+void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, float *y) {
+    __m256 acc0[R], acc1[R];
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
     const size_t nb = x.n_blocks();
     size_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-        acc0 = Block(row, x, b, acc0);
-        acc1 = Block(row, x, b + 1, acc1);
+        const BlockX x0 = load_block_x(x, b, Q4);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc0[r] = Block(row[r], x0, b, acc0[r]);
+        const BlockX x1 = load_block_x(x, b + 1, Q4);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc1[r] = Block(row[r], x1, b + 1, acc1[r]);
     }
-    if (b < nb) acc0 = Block(row, x, b, acc0);
-    return hsum(_mm256_add_ps(acc0, acc1));
+    if (b < nb) {
+        const BlockX x0 = load_block_x(x, b, Q4);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc0[r] = Block(row[r], x0, b, acc0[r]);
+    }
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) y[r] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
 }
+
+template <int R>
+void dot_group(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint8_t *const *row,
+               float *y) {
+    switch (w.type) {
+        case WeightType::F32: dot_float_rows<Kind::F32, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::F16: dot_float_rows<Kind::F16, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::BF16: dot_float_rows<Kind::BF16, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::Q8_0: dot_quant_rows<q8_0_block, false, R>(row, *x_q8, y); break;
+        case WeightType::Q4_0: dot_quant_rows<q4_0_block, true, R>(row, *x_q8, y); break;
+    }
+}
+
+constexpr size_t kRows = 2;  // 16 ymm registers: 2 rows x 4 accumulators plus x and temporaries
 
 }  // namespace
 
 void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows, size_t first,
               size_t n, float *y) {
-    for (size_t i = 0; i < n; ++i) {
-        const uint8_t *row = w.row(rows ? rows[i] : first + i);
-        switch (w.type) {
-            case WeightType::F32: y[i] = dot_float_row<Kind::F32>(row, x_f32, w.n_cols); break;
-            case WeightType::F16: y[i] = dot_float_row<Kind::F16>(row, x_f32, w.n_cols); break;
-            case WeightType::BF16: y[i] = dot_float_row<Kind::BF16>(row, x_f32, w.n_cols); break;
-            case WeightType::Q8_0: y[i] = dot_quant_row<q8_0_block>(row, *x_q8); break;
-            case WeightType::Q4_0: y[i] = dot_quant_row<q4_0_block>(row, *x_q8); break;
-        }
+    const uint8_t *row[kRows];
+    size_t i = 0;
+    for (; i + kRows <= n; i += kRows) {
+        for (size_t r = 0; r < kRows; ++r) row[r] = w.row(rows ? rows[i + r] : first + i + r);
+        dot_group<kRows>(w, x_f32, x_q8, row, y + i);
+    }
+    for (; i < n; ++i) {
+        row[0] = w.row(rows ? rows[i] : first + i);
+        dot_group<1>(w, x_f32, x_q8, row, y + i);
     }
 }
 

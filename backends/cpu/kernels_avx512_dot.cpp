@@ -47,22 +47,43 @@ inline __m512 load16_masked(const uint8_t *row, size_t k, __mmask16 m) {
     }
 }
 
-template <Kind K>
-float dot_float_row(const uint8_t *row, const float *x, size_t n) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+// Rows are processed R at a time so that each load of x (or of the activation's per-block data) serves R rows;
+// every row still gets exactly the operation sequence of the R = 1 case, so grouping never changes a result.
+template <Kind K, int R>
+void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *y) {
+    __m512 a[R][4];
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) {
+        PI_UNROLL
+        for (int j = 0; j < 4; ++j) a[r][j] = _mm512_setzero_ps();
+    }
     size_t k = 0;
     for (; k + 64 <= n; k += 64) {
-        a0 = _mm512_fmadd_ps(load16<K>(row, k), _mm512_loadu_ps(x + k), a0);
-        a1 = _mm512_fmadd_ps(load16<K>(row, k + 16), _mm512_loadu_ps(x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(load16<K>(row, k + 32), _mm512_loadu_ps(x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(load16<K>(row, k + 48), _mm512_loadu_ps(x + k + 48), a3);
+        const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
+        const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) {
+            a[r][0] = _mm512_fmadd_ps(load16<K>(row[r], k), x0, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(load16<K>(row[r], k + 16), x1, a[r][1]);
+            a[r][2] = _mm512_fmadd_ps(load16<K>(row[r], k + 32), x2, a[r][2]);
+            a[r][3] = _mm512_fmadd_ps(load16<K>(row[r], k + 48), x3, a[r][3]);
+        }
     }
-    for (; k + 16 <= n; k += 16) a0 = _mm512_fmadd_ps(load16<K>(row, k), _mm512_loadu_ps(x + k), a0);
+    for (; k + 16 <= n; k += 16) {
+        const __m512 x0 = _mm512_loadu_ps(x + k);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) a[r][0] = _mm512_fmadd_ps(load16<K>(row[r], k), x0, a[r][0]);
+    }
     if (k < n) {
         const __mmask16 m = static_cast<__mmask16>((1u << (n - k)) - 1);
-        a1 = _mm512_fmadd_ps(load16_masked<K>(row, k, m), _mm512_maskz_loadu_ps(m, x + k), a1);
+        const __m512 x0 = _mm512_maskz_loadu_ps(m, x + k);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) a[r][1] = _mm512_fmadd_ps(load16_masked<K>(row[r], k, m), x0, a[r][1]);
     }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) {
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[r][0], a[r][1]), _mm512_add_ps(a[r][2], a[r][3])));
+    }
 }
 
 // vpermw indices: words 0-7 <- word `a`, words 8-15 <- word `b` (the two fp16 scales of a pair).
@@ -71,9 +92,25 @@ inline __m512i scale_index(short a, short b) {
                             a, a);
 }
 
-inline __m512 pair_scale(__m512i raw, __m512i idx, const Q8Activation &x, size_t b, __mmask16 lanes) {
-    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, raw)));
-    return _mm512_mul_ps(dw, _mm512_maskz_load_ps(lanes, x.d_lanes() + b * 8));
+// The activation side of blocks b and b + 1 (only b when `single`): loaded once per pair, shared by the rows.
+struct PairX {
+    __m512i q;     // 64 int8 values
+    __m512i corr;  // 16 int32 lanes: -c * (group sums), c = 8 (Q4_0) or 128 (Q8_0)
+    __m512 dx;     // 16 floats: d_x of a (lanes 0-7) and b (8-15)
+};
+
+inline PairX load_pair_x(const Q8Activation &x, const int32_t *corr, size_t b, bool single) {
+    const __mmask16 lanes = single ? 0x00ff : 0xffff;
+    PairX p;
+    p.q = _mm512_maskz_load_epi32(lanes, x.q() + b * 32);
+    p.corr = _mm512_maskz_load_epi32(lanes, corr + b * 8);
+    p.dx = _mm512_maskz_load_ps(lanes, x.d_lanes() + b * 8);
+    return p;
+}
+
+// [a x 8, b x 8] from two broadcast loads and one insert (F only: no AVX512DQ needed).
+inline __m512 pair_of(float a, float b) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)), _mm256_castps_pd(_mm256_set1_ps(b)), 1));
 }
 
 // Sum of u * q over groups of 4 bytes added to `init` (u unsigned, q signed).
@@ -86,78 +123,104 @@ inline __m512i dot_u8s8(__m512i init, __m512i u, __m512i q) {
     }
 }
 
-// Blocks b and b + 1 of a Q4_0 row (only b when `single`), added to acc.
+// acc + float(isum) * (d_w * d_x) for the pair of one Q4_0 row.
 template <bool Vnni>
-inline __m512 q4_0_pair(const uint8_t *row, const Q8Activation &x, size_t b, bool single, __m512 acc) {
+inline __m512 q4_0_pair(const uint8_t *row, const PairX &px, size_t b, bool single, __m512 acc) {
     // Pair bytes: [d_a, 16 code bytes of a, d_b, 16 code bytes of b] = words 0, 1..8, 9, 10..17.
     const __m512i nib_idx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6,
                                              5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
     const uint8_t *p = row + b * sizeof(BlockQ4_0);
-    const __mmask16 lanes = single ? 0x00ff : 0xffff;
     const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ffffull : 0xfffffffffull, p);
     // 128-bit lanes: [a low nibbles = weights 0-15, a high = 16-31, b low, b high].
     __m512i u = _mm512_permutexvar_epi16(nib_idx, raw);
     u = _mm512_mask_srli_epi16(u, 0xff00ff00u, u, 4);
     u = _mm512_and_si512(u, _mm512_set1_epi8(0x0f));
-    const __m512i q = _mm512_maskz_load_epi32(lanes, x.q() + b * 32);
-    const __m512i isum = dot_u8s8<Vnni>(_mm512_maskz_load_epi32(lanes, x.neg8_sums() + b * 8), u, q);
-    const __m512 scale = pair_scale(raw, scale_index(0, 9), x, b, lanes);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+    const __m512i isum = dot_u8s8<Vnni>(px.corr, u, px.q);
+    const __m512 dw = pair_of(fp16_table_value(p), fp16_table_value(p + 18));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, px.dx), acc);
 }
 
 template <bool Vnni>
-inline __m512 q8_0_pair(const uint8_t *row, const Q8Activation &x, size_t b, bool single, __m512 acc) {
+inline __m512 q8_0_pair(const uint8_t *row, const PairX &px, size_t b, bool single, __m512 acc) {
     // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b]; the first 36 bytes hold both scales (words 0, 17).
     const uint8_t *p = row + b * sizeof(BlockQ8_0);
-    const __mmask16 lanes = single ? 0x00ff : 0xffff;
     const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ull : 0xfffffffffull, p);
-    const __m512i w_pair =
+    const __m512i w =
         single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
                : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2))),
                                     _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 36)), 1);
-    const __m512i q = _mm512_maskz_load_epi32(lanes, x.q() + b * 32);
     __m512i isum;
     if constexpr (Vnni) {
-        const __m512i u = _mm512_xor_si512(w_pair, _mm512_set1_epi8(static_cast<char>(0x80)));
-        isum = _mm512_dpbusd_epi32(_mm512_maskz_load_epi32(lanes, x.neg128_sums() + b * 8), u, q);
+        isum = _mm512_dpbusd_epi32(px.corr, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), px.q);
     } else {
-        const __mmask64 neg = _mm512_movepi8_mask(w_pair);
-        const __m512i q_signed = _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q);
-        isum = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(w_pair), q_signed), _mm512_set1_epi16(1));
+        const __mmask64 neg = _mm512_movepi8_mask(w);
+        const __m512i q_signed = _mm512_mask_sub_epi8(px.q, neg, _mm512_setzero_si512(), px.q);
+        isum = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(w), q_signed), _mm512_set1_epi16(1));
     }
-    const __m512 scale = pair_scale(raw, scale_index(0, 17), x, b, lanes);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
+    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_index(0, 17), raw)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, px.dx), acc);
 }
 
-template <__m512 (*Pair)(const uint8_t *, const Q8Activation &, size_t, bool, __m512)>
-float dot_quant_row(const uint8_t *row, const Q8Activation &x) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+// Pairs alternate between two accumulators: pairs at b = 0, 4, 8, ... and a last full pair go to acc0, pairs at
+// b = 2, 6, ... and a last single block to acc1; the row's result is reduce(acc0 + acc1).
+template <__m512 (*Pair)(const uint8_t *, const PairX &, size_t, bool, __m512), int R>
+void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, const int32_t *corr, float *y) {
+    __m512 acc0[R], acc1[R];
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
     const size_t nb = x.n_blocks();
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
-        acc0 = Pair(row, x, b, false, acc0);
-        acc1 = Pair(row, x, b + 2, false, acc1);
+        const PairX p0 = load_pair_x(x, corr, b, false);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc0[r] = Pair(row[r], p0, b, false, acc0[r]);
+        const PairX p1 = load_pair_x(x, corr, b + 2, false);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc1[r] = Pair(row[r], p1, b + 2, false, acc1[r]);
     }
     if (b + 2 <= nb) {
-        acc0 = Pair(row, x, b, false, acc0);
+        const PairX p0 = load_pair_x(x, corr, b, false);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc0[r] = Pair(row[r], p0, b, false, acc0[r]);
         b += 2;
     }
-    if (b < nb) acc1 = Pair(row, x, b, true, acc1);
-    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    if (b < nb) {
+        const PairX p1 = load_pair_x(x, corr, b, true);
+        PI_UNROLL
+        for (int r = 0; r < R; ++r) acc1[r] = Pair(row[r], p1, b, true, acc1[r]);
+    }
+    PI_UNROLL
+    for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
 }
+
+template <int R, bool Vnni>
+void dot_group(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint8_t *const *row,
+               float *y) {
+    switch (w.type) {
+        case WeightType::F32: dot_float_rows<Kind::F32, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::F16: dot_float_rows<Kind::F16, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::BF16: dot_float_rows<Kind::BF16, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::Q8_0:
+            dot_quant_rows<q8_0_pair<Vnni>, R>(row, *x_q8, x_q8->neg128_sums(), y);  // unused without VNNI
+            break;
+        case WeightType::Q4_0: dot_quant_rows<q4_0_pair<Vnni>, R>(row, *x_q8, x_q8->neg8_sums(), y); break;
+    }
+}
+
+constexpr size_t kRows = 4;
 
 template <bool Vnni>
 void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                    size_t first, size_t n, float *y) {
-    for (size_t i = 0; i < n; ++i) {
-        const uint8_t *row = w.row(rows ? rows[i] : first + i);
-        switch (w.type) {
-            case WeightType::F32: y[i] = dot_float_row<Kind::F32>(row, x_f32, w.n_cols); break;
-            case WeightType::F16: y[i] = dot_float_row<Kind::F16>(row, x_f32, w.n_cols); break;
-            case WeightType::BF16: y[i] = dot_float_row<Kind::BF16>(row, x_f32, w.n_cols); break;
-            case WeightType::Q8_0: y[i] = dot_quant_row<q8_0_pair<Vnni>>(row, *x_q8); break;
-            case WeightType::Q4_0: y[i] = dot_quant_row<q4_0_pair<Vnni>>(row, *x_q8); break;
-        }
+    const uint8_t *row[kRows];
+    size_t i = 0;
+    for (; i + kRows <= n; i += kRows) {
+        for (size_t r = 0; r < kRows; ++r) row[r] = w.row(rows ? rows[i + r] : first + i + r);
+        dot_group<kRows, Vnni>(w, x_f32, x_q8, row, y + i);
+    }
+    for (; i < n; ++i) {
+        row[0] = w.row(rows ? rows[i] : first + i);
+        dot_group<1, Vnni>(w, x_f32, x_q8, row, y + i);
     }
 }
 

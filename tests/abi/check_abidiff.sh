@@ -5,12 +5,12 @@
 set -euo pipefail
 lib=$1 dir=$2 headers=$3
 if [[ "${UPDATE:-0}" == 1 ]]; then
-    abidw --headers-dir "$headers" --out-file "$dir/libpowerinfer.abi" "$lib"
-    sed -i -e 's|path=[^ ]*/\(libpowerinfer.so[^'"'"'" ]*\)|path=\1|' "$dir/libpowerinfer.abi"
+    # Only the types of the public header are part of the ABI; internal C++ types are dropped.
+    abidw --headers-dir "$headers" --drop-private-types --exported-interfaces-only --no-corpus-path --no-comp-dir-path --short-locs --out-file "$dir/libpowerinfer.abi" "$lib"
     echo "updated $dir/libpowerinfer.abi"
 fi
 set +e
-abidiff --suppressions "$dir/abi.suppr" --headers-dir2 "$headers" "$dir/libpowerinfer.abi" "$lib"
+abidiff --suppressions "$dir/abi.suppr" --headers-dir2 "$headers" --drop-private-types --exported-interfaces-only "$dir/libpowerinfer.abi" "$lib"
 rc=$?
 set -e
 if [[ $rc != 0 ]]; then

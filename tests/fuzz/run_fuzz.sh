@@ -8,11 +8,11 @@ build=${1:?usage: run_fuzz.sh <build-dir> [seconds]}
 seconds=${2:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 
-cmake --build "$build" --target gguf_fuzz -j2
-if [ -x "$build/tests/fuzz/gguf_fuzz" ]; then
-    bin="$build/tests/fuzz/gguf_fuzz"
+cmake --build "$build" --target pi_gguf_fuzz -j2
+if [ -x "$build/tests/fuzz/pi_gguf_fuzz" ]; then
+    bin="$build/tests/fuzz/pi_gguf_fuzz"
 else
-    bin="$build/gguf_fuzz"
+    bin="$build/pi_gguf_fuzz"
 fi
 
 work=$(mktemp -d)

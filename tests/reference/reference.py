@@ -163,10 +163,14 @@ def hparams_from_metadata(meta: dict, tensor_names: set[str], n_vocab: int) -> H
     default_act = {"llama": "reglu" if has_predictors else "silu", "bamboo": "drelu"}.get(arch, "relu")
     eps_key = "attention.layer_norm_rms_epsilon" if ARCHS[arch][0] == "rms" else "attention.layer_norm_epsilon"
     n_head = int(key("attention.head_count"))
+    n_embd = int(key("embedding_length"))
+    rope_dims = meta.get(f"{arch}.rope.dimension_count", n_embd // n_head)
+    if ARCHS[arch][1] is not None and int(rope_dims) != n_embd // n_head:
+        raise ValueError(f"{arch}.rope.dimension_count {rope_dims} != head_dim: partial RoPE is not supported")
     return HParams(
         arch=arch,
         n_vocab=n_vocab,
-        n_embd=int(key("embedding_length")),
+        n_embd=n_embd,
         n_layer=int(key("block_count")),
         n_ff=int(key("feed_forward_length")),
         n_head=n_head,
@@ -339,9 +343,12 @@ class Model:
         return self._logits(x, opts)
 
     def taps(self, tokens, layer: int, sparse: bool = True, threshold: float | None = None) -> np.ndarray:
-        """The predictor input of `layer` for fresh tokens (cache reset first): used to calibrate predictors."""
+        """The predictor input of `layer` (n_tokens, n_embd) for a fresh sequence: used to calibrate predictors.
+        Runs only the layers below `layer`; the KV cache is empty before and after."""
         self.reset()
-        return self._run(tokens, 0, self._options(sparse, threshold, "f32", None), None, stop_at_tap=layer)
+        tap = self._run(tokens, 0, self._options(sparse, threshold, "f32", None), None, stop_at_tap=layer)
+        self.reset()
+        return tap
 
     def _options(self, sparse, threshold, kv_dtype, act_quant) -> Options:
         if sparse and not self.has_predictors:
@@ -540,8 +547,8 @@ def greedy(model: Model, prompt_tokens, n: int, **opts) -> list[int]:
 def safe_prompt(model: Model, n_tokens: int, min_margin: float, n_generate: int = 0, seed: int = 0,
                 max_tries: int = 1000, **opts) -> list[int]:
     """A random prompt of n_tokens whose sparse run (the prompt, then n_generate greedy tokens, each fed back)
-    keeps every predictor score at least min_margin away from the threshold, so an engine with small rounding errors must make the
-    same active/inactive decisions. opts as for forward (sparse is implied)."""
+    keeps every predictor score at least min_margin away from the threshold, so an engine with small rounding
+    errors must make the same active/inactive decisions. opts as for forward (sparse is implied)."""
     rng = np.random.default_rng(seed)
     opts["sparse"] = True
     for _ in range(max_tries):

@@ -45,12 +45,11 @@ OPTION_SETS = [
 ]
 
 
-@pytest.mark.parametrize("opts", OPTION_SETS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "dense")
-@pytest.mark.parametrize("wtype", ["f32", "q8_0", "q4_0"])
-@pytest.mark.parametrize("variant", MATRIX_VARIANTS)
+@pytest.mark.parametrize("variant,wtype,opts", [
+    pytest.param(v, t, o, id=f"{v}-{t}-" + ("-".join(f"{k}={x}" for k, x in o.items()) or "dense"))
+    for v in MATRIX_VARIANTS for t in ("f32", "q8_0", "q4_0") for o in OPTION_SETS
+    if VARIANTS[v].predictors or not o.get("sparse")])
 def test_prefill_equals_token_by_token_decode(load, variant, wtype, opts):
-    if opts.get("sparse") and not VARIANTS[variant].predictors:
-        pytest.skip("dense model")
     m = load(f"{variant}-{wtype}")
     prefill = m.forward(PROMPT, 0, **opts)
     m.reset()

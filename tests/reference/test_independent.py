@@ -37,7 +37,8 @@ def naive_logits(meta, tensors, tokens, sparse=False, threshold=0.0, kv_f16=Fals
     def has(name):
         return name in tensors
 
-    d, nh, nkv, n_layer = P("embedding_length"), P("attention.head_count"), P("attention.head_count_kv"), P("block_count")
+    d, n_layer = P("embedding_length"), P("block_count")
+    nh, nkv = P("attention.head_count"), P("attention.head_count_kv")
     hd = d // nh
     act = meta["powerinfer.ffn_activation"]
 

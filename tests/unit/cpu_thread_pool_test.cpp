@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -113,7 +114,17 @@ TEST_CASE("dispatch latency is microseconds while workers spin", "[cpu]") {
     }
     std::sort(us.begin(), us.end());
     const double median = us[us.size() / 2];
-    INFO("median empty-job round trip " << median << " us");
-    // Generous bound: the machine running the tests may be busy; a sleeping-worker design would take ~50-100 us.
-    CHECK(median < 200.0);
+    INFO("empty-job round trip: best " << us[0] << " us, median " << median << " us");
+    // Spinning workers answer in ~1 us, a futex wake-up takes >= 20 us. On a machine busier than its cores a
+    // descheduled worker costs a time slice whatever the pool does, so the number is then only reported.
+    double load = 0.0;
+    if (FILE *f = std::fopen("/proc/loadavg", "r")) {
+        if (std::fscanf(f, "%lf", &load) != 1) load = 0.0;
+        std::fclose(f);
+    }
+    if (load > static_cast<double>(std::thread::hardware_concurrency()) - 0.5) {
+        WARN("load average " << load << ": dispatch latency not checked (best " << us[0] << " us)");
+    } else {
+        CHECK(us[0] < 20.0);
+    }
 }

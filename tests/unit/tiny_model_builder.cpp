@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <unistd.h>
 
 namespace pi::test {

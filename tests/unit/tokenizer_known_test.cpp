@@ -238,6 +238,18 @@ TEST_CASE("falcon tokenizer reproduces the published Falcon encodings", "[tokeni
     }
 }
 
+TEST_CASE("trailing spaces become tokens of their own", "[tokenizer]") {
+    // Not in the published lists; derived from them: SentencePiece pieces carry U+2581 only at their start, so a
+    // trailing space is the lone piece 29871 (" Hello" -> 29871 15043); Falcon's whitespace at the end of the text
+    // is one word (" " -> 204, "  " -> 258).
+    const auto llama = load("ggml-vocab-llama.gguf");
+    CHECK(llama->encode("Hello ", false) == std::vector<pi::Token>{15043, 29871});
+    CHECK(llama->encode("Hello\n", false) == std::vector<pi::Token>{15043, 13});
+    const auto falcon = load("ggml-vocab-falcon.gguf");
+    CHECK(falcon->encode("Hello ", false) == std::vector<pi::Token>{9856, 204});
+    CHECK(falcon->encode("Hello  ", false) == std::vector<pi::Token>{9856, 258});
+}
+
 TEST_CASE("pieces of the published llama encodings give back the text with SentencePiece's leading space",
           "[tokenizer]") {
     const auto tok = load("ggml-vocab-llama.gguf");

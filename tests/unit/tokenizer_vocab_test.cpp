@@ -10,6 +10,7 @@
 #include "gguf/gguf_writer.h"
 #include "tokenizer/bpe_pretokenizer.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace {
 
@@ -364,4 +365,30 @@ TEST_CASE("falcon pre-tokenizer splits punctuation, digits and triples first", "
     // Digits are split on byte symbols: ü is C3 BC and BC is the symbol ¼, a number.
     CHECK(falcon("F\u00fchrer") == V{"F\xC3", "\xBC", "hrer"});
     CHECK(falcon("\n =") == V{"\n ", "="});
+}
+
+TEST_CASE("character classes for the pre-tokenizer regexes", "[tokenizer]") {
+    using pi::unicode::char_class;
+    using C = pi::unicode::CharClass;
+    for (uint32_t cp : {0x41u, 0xE9u, 0x436u, 0x6211u, 0xAC00u, 0x1780u, 0x2C6u, 0x1D518u, 0x20000u}) {
+        INFO("U+" << std::hex << cp);
+        CHECK(char_class(cp) == C::Letter);  // Lu, Ll, Lo, Lm, across scripts and planes
+    }
+    for (uint32_t cp : {0x35u, 0xBDu, 0xB2u, 0x663u, 0x216Bu, 0x1D7CEu}) {
+        INFO("U+" << std::hex << cp);
+        CHECK(char_class(cp) == C::Number);  // Nd, No, Nl
+    }
+    for (uint32_t cp : {0x20u, 0x09u, 0x0Au, 0x0Du, 0x85u, 0xA0u, 0x2009u, 0x2028u, 0x3000u}) {
+        INFO("U+" << std::hex << cp);
+        CHECK(char_class(cp) == C::Space);  // White_Space
+    }
+    for (uint32_t cp : {0x2Cu, 0x27u, 0xABu, 0x2014u, 0x3002u, 0xFF0Cu}) {
+        INFO("U+" << std::hex << cp);
+        CHECK(char_class(cp) == C::Punct);
+    }
+    // Symbols, marks, controls that are not White_Space, private use, beyond Unicode.
+    for (uint32_t cp : {0x24u, 0x2Bu, 0x7Eu, 0x1Cu, 0x301u, 0x200Du, 0x1F999u, 0xFF5Eu, 0x10FFFDu, 0x110000u}) {
+        INFO("U+" << std::hex << cp);
+        CHECK(char_class(cp) == C::Other);
+    }
 }

@@ -1,0 +1,379 @@
+// pi-kernel-bench: speed of the CPU kernels against this machine's memory bandwidth and against oneDNN alone.
+//
+//   pi-kernel-bench [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--isa scalar|avx2|avx512]
+//
+// Prints, for the bench-7b FFN shapes (W 11008 x 4096 = gate/up, 4096 x 11008 = down) and every weight type:
+//   - dense matvec: weight bytes / time with 1..N threads, and the fraction of the read bandwidth measured here with
+//     the same thread count (the decode roofline);
+//   - sparse forms at bench-7b's mean activity (11.6% of the neurons): matvec_rows over gate/up rows and axpy_rows
+//     over down-transposed rows, bytes of the rows read / time;
+//   - thread pool dispatch latency (empty job round trip, spinning and after the workers fell asleep);
+//   - prefill GEMM 128 (and 32) x 4096 x 11008: oneDNN alone on a whole pre-converted matrix (its own OpenMP
+//     threads), our path (panels converted on the fly, single-threaded oneDNN per panel on our pool), and the
+//     blocked fallback, in GFLOP/s.
+// Matrices are replicated so that each timed pass reads memory, not the last-level cache.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/cpu/aligned_buffer.h"
+#include "backends/cpu/bandwidth.h"
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/matvec.h"
+#include "backends/cpu/numeric.h"
+#include "backends/cpu/q8_activation.h"
+#include "backends/cpu/row_convert.h"
+#include "backends/cpu/thread_pool.h"
+#include "backends/cpu/weight_type.h"
+
+#if defined(PI_BENCH_ONEDNN)
+#include <dnnl.hpp>
+#endif
+
+using namespace pi::cpu;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Args {
+    int threads = 2;
+    int reps = 10;
+    bool gemm = true;
+    bool matvec = true;
+    IsaLevel isa = active_isa_level();
+};
+
+Args parse(int argc, char **argv) {
+    Args a;
+    a.threads = static_cast<int>(std::thread::hardware_concurrency());
+    if (a.threads < 1) a.threads = 1;
+    for (int i = 1; i < argc; ++i) {
+        const std::string s = argv[i];
+        auto next = [&]() -> const char * {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "%s needs a value\n", s.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (s == "--threads") a.threads = std::max(1, std::atoi(next()));
+        else if (s == "--reps") a.reps = std::max(1, std::atoi(next()));
+        else if (s == "--no-gemm") a.gemm = false;
+        else if (s == "--no-matvec") a.matvec = false;
+        else if (s == "--isa") {
+            const std::string v = next();
+            a.isa = v == "scalar" ? IsaLevel::Scalar : v == "avx2" ? IsaLevel::Avx2 : IsaLevel::Avx512;
+            if (a.isa > best_isa_level()) a.isa = best_isa_level();
+        } else {
+            std::fprintf(stderr,
+                         "usage: %s [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--isa scalar|avx2|avx512]\n",
+                         argv[0]);
+            std::exit(2);
+        }
+    }
+    return a;
+}
+
+// A matrix of random weights of `type`, replicated `copies` times (each copy a separate allocation).
+struct Replicated {
+    std::vector<AlignedBuffer<uint8_t>> copies;
+    std::vector<WeightMatrix> views;
+};
+
+void fill_random(uint8_t *data, WeightType type, size_t rows, size_t cols, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    const size_t row_bytes = weight_row_bytes(type, cols);
+    for (size_t r = 0; r < rows; ++r) {
+        uint8_t *row = data + r * row_bytes;
+        if (type == WeightType::Q8_0 || type == WeightType::Q4_0) {
+            const size_t bb = type == WeightType::Q8_0 ? 34 : 18;
+            for (size_t b = 0; b < cols / 32; ++b) {
+                const uint16_t d = fp32_to_fp16(0.001f + 0.0001f * static_cast<float>(rng() % 100));
+                std::memcpy(row + b * bb, &d, 2);
+                for (size_t j = 2; j < bb; ++j) row[b * bb + j] = static_cast<uint8_t>(rng());
+            }
+            continue;
+        }
+        for (size_t c = 0; c < cols; ++c) {
+            const float v = normal(rng);
+            if (type == WeightType::F32) std::memcpy(row + 4 * c, &v, 4);
+            else {
+                const uint16_t h = type == WeightType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
+                std::memcpy(row + 2 * c, &h, 2);
+            }
+        }
+    }
+}
+
+Replicated make_replicated(WeightType type, size_t rows, size_t cols, size_t min_total_bytes) {
+    Replicated rep;
+    const size_t bytes = rows * weight_row_bytes(type, cols);
+    const size_t n = std::max<size_t>(2, (min_total_bytes + bytes - 1) / bytes);
+    rep.copies.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        rep.copies[i].reserve(bytes);
+        if (i == 0) fill_random(rep.copies[i].data(), type, rows, cols, 1234);
+        else std::memcpy(rep.copies[i].data(), rep.copies[0].data(), bytes);
+        rep.views.push_back(make_weight_matrix(rep.copies[i].data(), type, rows, cols));
+    }
+    return rep;
+}
+
+// Best time of `reps` passes, each pass running fn(copy) over every copy once; returns seconds per call.
+template <typename F>
+double best_per_call(const Replicated &rep, int reps, F &&fn) {
+    for (const WeightMatrix &w : rep.views) fn(w);  // warm-up (page tables, code)
+    double best = 1e30;
+    for (int r = 0; r < reps; ++r) {
+        const auto t0 = Clock::now();
+        for (const WeightMatrix &w : rep.views) fn(w);
+        best = std::min(best, seconds_since(t0) / static_cast<double>(rep.views.size()));
+    }
+    return best;
+}
+
+double load_average() {
+    double load = -1.0;
+    if (FILE *f = std::fopen("/proc/loadavg", "r")) {
+        if (std::fscanf(f, "%lf", &load) != 1) load = -1.0;
+        std::fclose(f);
+    }
+    return load;
+}
+
+void bench_matvec(const Args &args, const std::vector<double> &bw) {
+    const WeightType types[] = {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0,
+                                WeightType::Q4_0};
+    struct Shape {
+        size_t rows, cols;
+        const char *name;
+    };
+    const Shape shapes[] = {{11008, 4096, "11008x4096 (gate/up)"}, {4096, 11008, "4096x11008 (down)"}};
+    std::printf("\n== dense matvec y = W x (GB/s of weights; %% of measured read bandwidth, same threads) ==\n");
+    std::printf("%-22s %-5s", "shape", "type");
+    for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s  (%%bw)", t);
+    std::printf("\n");
+    std::vector<ThreadPool *> pools;
+    std::vector<std::unique_ptr<ThreadPool>> owned;
+    for (int t = 1; t <= args.threads; ++t) {
+        owned.push_back(std::make_unique<ThreadPool>(t));
+        pools.push_back(owned.back().get());
+    }
+    const size_t llc_multiple = 256u << 20;
+    for (const Shape &s : shapes) {
+        for (WeightType type : types) {
+            const Replicated rep = make_replicated(type, s.rows, s.cols, llc_multiple);
+            std::vector<float> x(s.cols), y(s.rows);
+            std::mt19937 rng(5);
+            std::normal_distribution<float> normal(0.0f, 1.0f);
+            for (float &v : x) v = normal(rng);
+            Q8Activation xq;
+            MatvecInput in;
+            in.f32 = x.data();
+            in.n = s.cols;
+            if (weight_type_is_quantized(type)) {
+                xq.quantize(x.data(), s.cols, args.isa);
+                in.q8 = &xq;
+            }
+            const double bytes = static_cast<double>(s.rows * weight_row_bytes(type, s.cols));
+            std::printf("%-22s %-5s", s.name, weight_type_name(type));
+            for (int t = 1; t <= args.threads; ++t) {
+                ThreadPool *pool = pools[static_cast<size_t>(t - 1)];
+                const double sec = best_per_call(rep, args.reps, [&](const WeightMatrix &w) {
+                    matvec(w, in, 0, s.rows, y.data(), pool, args.isa);
+                });
+                const double gbps = bytes / sec / 1e9;
+                std::printf("   %11.2f  (%3.0f%%)", gbps, 100.0 * gbps / bw[static_cast<size_t>(t - 1)]);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    }
+
+    // Sparse forms at bench-7b's mean activity: 11.6% of the 11008 neurons, sorted.
+    std::printf("\n== sparse forms, 11.6%% of 11008 neurons active (GB/s of the rows read) ==\n");
+    std::printf("%-30s %-5s", "form", "type");
+    for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s  (%%bw)", t);
+    std::printf("\n");
+    std::vector<uint32_t> active;
+    std::mt19937 rng(17);
+    for (uint32_t i = 0; i < 11008; ++i) {
+        if (rng() % 1000 < 116) active.push_back(i);
+    }
+    std::vector<float> coeff(active.size());
+    for (size_t i = 0; i < coeff.size(); ++i) coeff[i] = 0.5f + static_cast<float>(i % 7);
+    for (int form = 0; form < 2; ++form) {
+        for (WeightType type : types) {
+            // Both forms read rows of 4096: gate/up rows (11008 x 4096) and down-transposed rows (11008 x 4096).
+            const Replicated rep = make_replicated(type, 11008, 4096, llc_multiple);
+            std::vector<float> x(4096, 0.25f), y(std::max<size_t>(active.size(), 4096));
+            Q8Activation xq;
+            MatvecInput in;
+            in.f32 = x.data();
+            in.n = 4096;
+            if (weight_type_is_quantized(type)) {
+                xq.quantize(x.data(), 4096, args.isa);
+                in.q8 = &xq;
+            }
+            const double bytes = static_cast<double>(active.size() * weight_row_bytes(type, 4096));
+            std::printf("%-30s %-5s", form == 0 ? "matvec_rows (gate/up)" : "axpy_rows (down, transposed)",
+                        weight_type_name(type));
+            for (int t = 1; t <= args.threads; ++t) {
+                ThreadPool *pool = pools[static_cast<size_t>(t - 1)];
+                const double sec = best_per_call(rep, args.reps, [&](const WeightMatrix &w) {
+                    if (form == 0) matvec_rows(w, in, active.data(), active.size(), y.data(), pool, args.isa);
+                    else axpy_rows(w, coeff.data(), active.data(), active.size(), y.data(), pool, args.isa);
+                });
+                const double gbps = bytes / sec / 1e9;
+                std::printf("   %11.2f  (%3.0f%%)", gbps, 100.0 * gbps / bw[static_cast<size_t>(t - 1)]);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    }
+}
+
+void bench_dispatch(const Args &args) {
+    std::printf("\n== thread pool dispatch (empty job round trip, %d threads) ==\n", args.threads);
+    if (args.threads < 2) {
+        std::printf("(needs --threads >= 2)\n");
+        return;
+    }
+    ThreadPool pool(args.threads);
+    std::vector<double> hot, cold;
+    pool.run([](int) {});
+    for (int i = 0; i < 20000; ++i) {
+        const auto t0 = Clock::now();
+        pool.run([](int) {});
+        hot.push_back(seconds_since(t0) * 1e6);
+    }
+    for (int i = 0; i < 30; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // > spin time: workers are asleep
+        const auto t0 = Clock::now();
+        pool.run([](int) {});
+        cold.push_back(seconds_since(t0) * 1e6);
+    }
+    std::sort(hot.begin(), hot.end());
+    std::sort(cold.begin(), cold.end());
+    std::printf("spinning workers: median %.2f us, p99 %.2f us, best %.2f us\n", hot[hot.size() / 2],
+                hot[hot.size() * 99 / 100], hot[0]);
+    std::printf("sleeping workers: median %.1f us, best %.1f us\n", cold[cold.size() / 2], cold[0]);
+}
+
+#if defined(PI_BENCH_ONEDNN)
+// oneDNN alone: one matmul over the whole pre-converted matrix, oneDNN's own OpenMP threads.
+double onednn_alone(size_t m, size_t k, size_t n, bool bf16, int threads, int reps) {
+    using dt = dnnl::memory::data_type;
+    const dt t = bf16 ? dt::bf16 : dt::f32;
+    dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+    dnnl::stream s(eng);
+    const auto M = static_cast<dnnl::memory::dim>(m), K = static_cast<dnnl::memory::dim>(k),
+               N = static_cast<dnnl::memory::dim>(n);
+    dnnl::memory::desc a({M, K}, t, dnnl::memory::format_tag::ab);
+    dnnl::memory::desc b({K, N}, t, dnnl::memory::format_tag::ba);  // W as stored: n rows of k
+    dnnl::memory::desc c({M, N}, dt::f32, dnnl::memory::format_tag::ab);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), eng);
+    dnnl::matmul mm(pd);
+    dnnl::memory am(a, eng), bm(b, eng), cm(c, eng);
+    std::memset(am.get_data_handle(), 0, a.get_size());
+    std::memset(bm.get_data_handle(), 0, b.get_size());
+    omp_set_num_threads(threads);
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; ++r) {
+        const auto t0 = Clock::now();
+        mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+        s.wait();
+        if (r > 0) best = std::min(best, seconds_since(t0));
+    }
+    return 2.0 * static_cast<double>(m * k * n) / best / 1e9;
+}
+#endif
+
+void bench_gemm(const Args &args) {
+    const size_t k = 4096, n = 11008;
+    ThreadPool pool(args.threads);
+    std::printf("\n== prefill GEMM Y = X W^T, W %zu x %zu, %d threads (GFLOP/s) ==\n", n, k, args.threads);
+    for (size_t m : {size_t{128}, size_t{32}}) {
+        std::vector<float> x(m * k);
+        std::mt19937 rng(3);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float &v : x) v = normal(rng);
+        std::vector<float> y(m * n);
+        const int reps = std::max(2, args.reps / 3);
+        double alone_f32 = 0.0, alone_bf16 = 0.0;
+#if defined(PI_BENCH_ONEDNN)
+        alone_f32 = onednn_alone(m, k, n, false, args.threads, reps);
+        alone_bf16 = onednn_alone(m, k, n, true, args.threads, reps);
+        std::printf("M=%-4zu oneDNN alone (pre-converted W, its own threads): f32 %7.1f   bf16 %7.1f\n", m, alone_f32,
+                    alone_bf16);
+#else
+        std::printf("M=%-4zu (built without oneDNN: no oneDNN-alone baseline)\n", m);
+#endif
+        const double flop = 2.0 * static_cast<double>(m * k * n);
+        GemmOptions fallback_opt;
+        fallback_opt.use_onednn = false;
+        fallback_opt.isa = args.isa;
+        GemmOptions opt;
+        opt.isa = args.isa;
+        Gemm ours(&pool, opt), fallback(&pool, fallback_opt);
+        for (WeightType type : {WeightType::F32, WeightType::BF16, WeightType::F16, WeightType::Q8_0,
+                                WeightType::Q4_0}) {
+            const Replicated rep = make_replicated(type, n, k, 1);  // 2 copies: W is >= 25 MB, X/Y small
+            std::printf("M=%-4zu W %-5s", m, weight_type_name(type));
+            for (GemmPrecision prec : {GemmPrecision::F32, GemmPrecision::BF16}) {
+                if (!ours.uses_onednn()) break;
+                const double sec = best_per_call(rep, reps, [&](const WeightMatrix &w) {
+                    ours.multiply(w, x.data(), m, k, y.data(), n, prec);
+                });
+                const double gf = flop / sec / 1e9;
+                const double base = prec == GemmPrecision::F32 ? alone_f32 : alone_bf16;
+                std::printf("   ours %s %7.1f (%3.0f%% of alone)", prec == GemmPrecision::F32 ? "f32 " : "bf16", gf,
+                            base > 0 ? 100.0 * gf / base : 0.0);
+            }
+            const double sec = best_per_call(rep, 1, [&](const WeightMatrix &w) {
+                fallback.multiply(w, x.data(), m, k, y.data(), n, GemmPrecision::F32);
+            });
+            std::printf("   fallback %7.1f\n", flop / sec / 1e9);
+            std::fflush(stdout);
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    const Args args = parse(argc, argv);
+    const CpuFeatures &f = cpu_features();
+    std::printf("pi-kernel-bench: ISA %s (best %s), AVX512-VNNI %d, AVX512-BF16 %d, AMX %d; %u hardware threads; "
+                "load average %.2f\n",
+                isa_level_name(args.isa).c_str(), isa_level_name(best_isa_level()).c_str(), f.avx512_vnni,
+                f.avx512_bf16, f.amx_tile, std::thread::hardware_concurrency(), load_average());
+
+    std::vector<double> bw;
+    std::printf("\n== memory read bandwidth (streaming, best of 5) ==\n");
+    for (int t = 1; t <= args.threads; ++t) {
+        ThreadPool pool(t);
+        bw.push_back(measure_read_bandwidth(t, &pool, args.isa));
+        std::printf("%d thread%s: %.2f GB/s\n", t, t > 1 ? "s" : "", bw.back());
+    }
+    std::fflush(stdout);
+    if (args.matvec) bench_matvec(args, bw);
+    bench_dispatch(args);
+    if (args.gemm) bench_gemm(args);
+    std::printf("\nload average at the end: %.2f\n", load_average());
+    return 0;
+}
