@@ -124,3 +124,73 @@ TEST_CASE("several sessions share one model", "[api][session]") {
     for (pi_session *&s : sessions) REQUIRE(pi_session_create(f.model, nullptr, &s) == PI_OK);
     for (pi_session *s : sessions) pi_session_free(s);
 }
+
+TEST_CASE("eval, logits, step and the context limit on a live model", "[api][session]") {
+    Fixture f;
+    pi_session_params p;
+    pi_session_params_init(&p);
+    p.n_ctx = 6;
+    p.temperature = 0.0f;
+    pi_session *s = nullptr;
+    REQUIRE(f.create(p, &s) == PI_OK);
+    const std::vector<pi_token> prompt = {1, 262, 263};
+    REQUIRE(pi_session_eval(s, prompt.data(), prompt.size()) == PI_OK);
+    CHECK(pi_session_n_past(s) == 3);
+    const float *logits = nullptr;
+    size_t n_vocab = 0;
+    REQUIRE(pi_session_logits(s, &logits, &n_vocab) == PI_OK);
+    REQUIRE(n_vocab == pi::test::tiny_vocab_tokens().size());
+    // Greedy: the step picks the argmax of the current logits (lowest id on ties).
+    pi_token expected = 0;
+    for (size_t i = 1; i < n_vocab; ++i) {
+        if (logits[i] > logits[expected]) expected = static_cast<pi_token>(i);
+    }
+    pi_token t = -1;
+    REQUIRE(pi_session_step(s, &t) == PI_OK);
+    CHECK(t == expected);
+    CHECK(pi_session_n_past(s) == 4);
+    REQUIRE(pi_session_step(s, &t) == PI_OK);
+    REQUIRE(pi_session_step(s, &t) == PI_OK);
+    CHECK(pi_session_n_past(s) == 6);
+    const pi_token before = t;
+    CHECK(pi_session_step(s, &t) == PI_ERR_CONTEXT_FULL);
+    CHECK(t == before);
+    CHECK(pi_session_n_past(s) == 6);
+    REQUIRE(pi_session_logits(s, &logits, &n_vocab) == PI_OK);  // still the last valid logits
+
+    REQUIRE(pi_session_reset(s) == PI_OK);
+    CHECK(pi_session_n_past(s) == 0);
+    CHECK(pi_session_logits(s, &logits, &n_vocab) == PI_ERR_INVALID_ARGUMENT);
+    pi_session_free(s);
+}
+
+TEST_CASE("the same seed gives the same sampled tokens; prefill equals token-by-token", "[api][session]") {
+    Fixture f;
+    pi_session_params p;
+    pi_session_params_init(&p);
+    p.temperature = 1.5f;  // hot enough that the RNG matters
+    p.seed = 77;
+    auto generate = [&](bool one_by_one) {
+        pi_session *s = nullptr;
+        REQUIRE(f.create(p, &s) == PI_OK);
+        const std::vector<pi_token> prompt = {1, 262, 263, 270};
+        if (one_by_one) {
+            for (pi_token t : prompt) REQUIRE(pi_session_eval(s, &t, 1) == PI_OK);
+        } else {
+            REQUIRE(pi_session_eval(s, prompt.data(), prompt.size()) == PI_OK);
+        }
+        std::vector<pi_token> out;
+        for (int i = 0; i < 16; ++i) {
+            pi_token t = 0;
+            REQUIRE(pi_session_step(s, &t) == PI_OK);
+            out.push_back(t);
+        }
+        pi_session_free(s);
+        return out;
+    };
+    const std::vector<pi_token> a = generate(false);
+    CHECK(generate(false) == a);
+    CHECK(generate(true) == a);
+    p.seed = 78;
+    CHECK(generate(false) != a);
+}

@@ -1,0 +1,77 @@
+/* Prints the layout of every public struct and the value of every public enum constant, one fact a line, compiled
+ * as C99 against the header. check_layout.sh compares it with the committed baseline: a struct may only grow at its
+ * end, every published field keeps its offset and size, and no constant changes value.
+ * (libabigail 2.2 cannot express "only appended fields", so this is the gate for struct layouts.)
+ * When you append a field to a public struct, add a FIELD line here too. */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "powerinfer/powerinfer.h"
+
+#define FIELD(type, field) \
+    printf("field %s.%s %lu %lu\n", #type, #field, (unsigned long)offsetof(type, field), \
+           (unsigned long)sizeof(((type *)0)->field))
+#define SIZE(type) printf("size %s %lu\n", #type, (unsigned long)sizeof(type))
+#define CONST(name) printf("const %s %ld\n", #name, (long)(name))
+
+int main(void) {
+    SIZE(pi_model_params);
+    FIELD(pi_model_params, struct_size);
+    FIELD(pi_model_params, backend);
+    FIELD(pi_model_params, device);
+    FIELD(pi_model_params, vram_budget);
+    FIELD(pi_model_params, n_threads);
+    FIELD(pi_model_params, use_mmap);
+    FIELD(pi_model_params, progress);
+    FIELD(pi_model_params, progress_user_data);
+
+    SIZE(pi_model_info);
+    FIELD(pi_model_info, struct_size);
+    FIELD(pi_model_info, arch);
+    FIELD(pi_model_info, name);
+    FIELD(pi_model_info, n_vocab);
+    FIELD(pi_model_info, n_ctx_train);
+    FIELD(pi_model_info, n_embd);
+    FIELD(pi_model_info, n_layer);
+    FIELD(pi_model_info, n_ff);
+    FIELD(pi_model_info, n_head);
+    FIELD(pi_model_info, n_head_kv);
+    FIELD(pi_model_info, is_sparse);
+    FIELD(pi_model_info, n_params);
+    FIELD(pi_model_info, file_bytes);
+    FIELD(pi_model_info, gpu_bytes);
+    FIELD(pi_model_info, ffn_activation);
+
+    SIZE(pi_session_params);
+    FIELD(pi_session_params, struct_size);
+    FIELD(pi_session_params, n_ctx);
+    FIELD(pi_session_params, n_batch);
+    FIELD(pi_session_params, n_threads);
+    FIELD(pi_session_params, seed);
+    FIELD(pi_session_params, temperature);
+    FIELD(pi_session_params, top_k);
+    FIELD(pi_session_params, top_p);
+    FIELD(pi_session_params, min_p);
+    FIELD(pi_session_params, repeat_penalty);
+    FIELD(pi_session_params, repeat_last_n);
+
+    SIZE(pi_token);
+    SIZE(pi_status);
+    CONST(PI_OK);
+    CONST(PI_ERR_INVALID_ARGUMENT);
+    CONST(PI_ERR_IO);
+    CONST(PI_ERR_FORMAT);
+    CONST(PI_ERR_UNSUPPORTED);
+    CONST(PI_ERR_OUT_OF_MEMORY);
+    CONST(PI_ERR_BACKEND);
+    CONST(PI_ERR_CONTEXT_FULL);
+    CONST(PI_ERR_BUFFER_TOO_SMALL);
+    CONST(PI_ERR_CANCELLED);
+    CONST(PI_ERR_INTERNAL);
+    CONST(PI_LOG_ERROR);
+    CONST(PI_LOG_WARN);
+    CONST(PI_LOG_INFO);
+    CONST(PI_LOG_DEBUG);
+    CONST(PI_ABI_VERSION);
+    return 0;
+}
