@@ -2,10 +2,12 @@
 // cache, and produce the last token's logits.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 
 namespace pi {
 
@@ -14,8 +16,14 @@ struct SessionOptions;
 class ForwardPass {
 public:
     virtual ~ForwardPass() = default;
-    // Runs tokens[0..n) at positions start_pos.. and writes the last token's logits (n_vocab floats).
-    virtual void run(const Token *tokens, size_t n, size_t start_pos, float *logits) = 0;
+    // Runs tokens[0..n) at positions start_pos.. and writes the last token's logits (n_vocab floats). Positions
+    // from start_pos on are overwritten in the KV cache. When *cancel becomes true (another thread), the pass stops
+    // at the next layer boundary and throws PI_ERR_CANCELLED.
+    virtual void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
+                     const std::atomic<bool> &cancel) = 0;
+
+    // The session's KV cache (for state save/restore).
+    virtual KvCache &kv_cache() = 0;
 };
 
 // The executor for this model and session, or nullptr when this build has none for the model's architecture.

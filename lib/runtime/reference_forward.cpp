@@ -62,10 +62,10 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 class ReferenceForward final : public ForwardPass {
 public:
-    ReferenceForward(const Model &model, uint32_t n_ctx) : m_(model), hp_(model.hparams()), n_ctx_(n_ctx) {
+    ReferenceForward(const Model &model, uint32_t n_ctx, KvType kv_type)
+        : m_(model), hp_(model.hparams()), n_ctx_(n_ctx),
+          cache_(hp_.n_layer, n_ctx, hp_.n_head_kv * hp_.head_dim, kv_type) {
         const size_t kv = size_t(hp_.n_head_kv) * hp_.head_dim;
-        k_cache_.resize(size_t(hp_.n_layer) * n_ctx * kv);
-        v_cache_.resize(size_t(hp_.n_layer) * n_ctx * kv);
         x_.resize(hp_.n_embd);
         xn_.resize(hp_.n_embd);
         xn2_.resize(hp_.n_embd);
@@ -82,14 +82,17 @@ public:
         row_.resize(std::max<size_t>(hp_.n_ff, hp_.n_embd));
     }
 
-    void run(const Token *tokens, size_t n, size_t start_pos, float *logits) override {
+    void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
+             const std::atomic<bool> &cancel) override {
         if (start_pos + n > n_ctx_) fail(PI_ERR_CONTEXT_FULL, "reference forward: position beyond the KV cache");
-        for (size_t i = 0; i < n; ++i) forward_token(tokens[i], static_cast<uint32_t>(start_pos + i));
+        for (size_t i = 0; i < n; ++i) forward_token(tokens[i], static_cast<uint32_t>(start_pos + i), cancel);
         output(logits);
     }
 
+    KvCache &kv_cache() override { return cache_; }
+
 private:
-    void forward_token(Token token, uint32_t pos) {
+    void forward_token(Token token, uint32_t pos, const std::atomic<bool> &cancel) {
         const ModelWeights &w = m_.weights();
         dequantize_row(w.token_embd, uint64_t(token), x_.data());
         if (w.position_embd) {  // OPT's learned positions start at offset 2
@@ -97,6 +100,7 @@ private:
             for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += row_[i];
         }
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
             if (hp_.arch == Arch::Falcon) {
                 falcon_layer(w.layers[l], l, pos);
             } else {
@@ -149,29 +153,23 @@ private:
     }
 
     // Causal multi-head attention of the current token over positions [0, pos], grouped-query aware. K and V are
-    // stored as F16 (what the cache holds), so every read sees the rounded values.
+    // read back from the cache (F16 by default), so every read sees the rounded values.
     void attention(uint32_t l, uint32_t pos) {
         const uint32_t hd = hp_.head_dim, n_kv = hp_.n_head_kv, group = hp_.n_head / n_kv;
         if (hp_.rope_mode != RopeMode::None) {
             for (uint32_t h = 0; h < hp_.n_head; ++h) rope(&q_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
             for (uint32_t h = 0; h < n_kv; ++h) rope(&k_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
         }
-        const size_t kv = size_t(n_kv) * hd;
-        uint16_t *kc = &k_cache_[(size_t(l) * n_ctx_ + pos) * kv];
-        uint16_t *vc = &v_cache_[(size_t(l) * n_ctx_ + pos) * kv];
-        for (size_t i = 0; i < kv; ++i) {
-            kc[i] = cpu::fp32_to_fp16(k_[i]);
-            vc[i] = cpu::fp32_to_fp16(v_[i]);
-        }
+        cache_.store(l, pos, k_.data(), v_.data());
         const float scale = 1.0f / std::sqrt(float(hd));
         for (uint32_t h = 0; h < hp_.n_head; ++h) {
             const uint32_t kvh = h / group;
             const float *q = &q_[h * hd];
             float max_score = -INFINITY;
             for (uint32_t t = 0; t <= pos; ++t) {
-                const uint16_t *k = &k_cache_[(size_t(l) * n_ctx_ + t) * kv + size_t(kvh) * hd];
+                const void *k = cache_.key_row(l, t);
                 float s = 0.0f;
-                for (uint32_t i = 0; i < hd; ++i) s += q[i] * cpu::fp16_to_fp32(k[i]);
+                for (uint32_t i = 0; i < hd; ++i) s += q[i] * cache_.load(k, kvh * hd + i);
                 scores_[t] = s * scale;
                 max_score = std::max(max_score, scores_[t]);
             }
@@ -180,9 +178,9 @@ private:
             float *out = &att_[h * hd];
             std::fill(out, out + hd, 0.0f);
             for (uint32_t t = 0; t <= pos; ++t) {
-                const uint16_t *v = &v_cache_[(size_t(l) * n_ctx_ + t) * kv + size_t(kvh) * hd];
+                const void *v = cache_.value_row(l, t);
                 const float p = scores_[t] / sum;
-                for (uint32_t i = 0; i < hd; ++i) out[i] += p * cpu::fp16_to_fp32(v[i]);
+                for (uint32_t i = 0; i < hd; ++i) out[i] += p * cache_.load(v, kvh * hd + i);
             }
         }
     }
@@ -224,14 +222,14 @@ private:
     const Model &m_;
     const HParams &hp_;
     const uint32_t n_ctx_;
-    std::vector<uint16_t> k_cache_, v_cache_;  // [layer][position][kv head][head_dim], F16
+    KvCache cache_;
     std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, scores_, gate_, up_, ffn_out_, row_;
 };
 
 }  // namespace
 
-std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, uint32_t n_ctx) {
-    return std::make_unique<ReferenceForward>(model, n_ctx);
+std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, uint32_t n_ctx, KvType kv_type) {
+    return std::make_unique<ReferenceForward>(model, n_ctx, kv_type);
 }
 
 }  // namespace pi

@@ -9,6 +9,6 @@
 
 namespace pi {
 
-std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, uint32_t n_ctx);
+std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, uint32_t n_ctx, KvType kv_type);
 
 }  // namespace pi

@@ -56,7 +56,7 @@ void Session::eval(const Token *tokens, size_t n) {
     try {
         for (size_t done = 0; done < n; done += options_.n_batch) {
             const size_t count = std::min<size_t>(options_.n_batch, n - done);
-            fp.run(tokens + done, count, start + done, logits_.data());
+            fp.run(tokens + done, count, start + done, logits_.data(), cancel_);
             tokens_.insert(tokens_.end(), tokens + done, tokens + done + count);
         }
     } catch (...) {

@@ -16,6 +16,7 @@ struct SessionOptions {
     uint32_t n_ctx = 0;  // 0: min(n_ctx_train, kDefaultMaxCtx)
     uint32_t n_batch = 512;
     int32_t n_threads = 0;  // 0: the model's
+    KvType kv_type = KvType::F16;
     SamplingParams sampling;
 };
 
@@ -48,6 +49,7 @@ private:
     const Model &model_;
     SessionOptions options_;
     std::unique_ptr<ForwardPass> forward_;
+    std::atomic<bool> cancel_{false};
     Sampler sampler_;
     std::vector<Token> tokens_;
     std::vector<float> logits_;
