@@ -347,7 +347,20 @@ void bench_gemm(const Args &args) {
             const double sec = best_per_call(rep, 1, [&](const WeightMatrix &w) {
                 fallback.multiply(w, x.data(), m, k, y.data(), n, GemmPrecision::F32);
             });
-            std::printf("   fallback %7.1f\n", flop / sec / 1e9);
+            std::printf("   fallback %7.1f", flop / sec / 1e9);
+            if (ours.uses_onednn() && m == 128) {
+                // BF16 error against the f32 product (W converted exactly), relative L2 over all of Y.
+                std::vector<float> y32(m * n), y16(m * n);
+                ours.multiply(rep.views[0], x.data(), m, k, y32.data(), n, GemmPrecision::F32);
+                ours.multiply(rep.views[0], x.data(), m, k, y16.data(), n, GemmPrecision::BF16);
+                double num = 0.0, den = 0.0;
+                for (size_t i = 0; i < y32.size(); ++i) {
+                    num += (static_cast<double>(y16[i]) - y32[i]) * (static_cast<double>(y16[i]) - y32[i]);
+                    den += static_cast<double>(y32[i]) * y32[i];
+                }
+                std::printf("   bf16 rel. L2 err %.2e", std::sqrt(num / den));
+            }
+            std::printf("\n");
             std::fflush(stdout);
         }
     }

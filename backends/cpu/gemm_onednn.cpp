@@ -1,6 +1,6 @@
 // oneDNN 2.6 (v2 API) matmul on one weight panel, single-threaded. The Debian build uses the OpenMP runtime; the
-// per-thread OpenMP thread count is set to 1 before each call so oneDNN never starts a team of its own: our pool
-// already runs one panel per core.
+// calling thread's OpenMP thread count is 1 during each call so oneDNN never starts a team of its own (our pool
+// already runs one panel per core, and an idle OpenMP team would spin against the decode pool).
 #include <dnnl.hpp>
 #include <omp.h>
 
@@ -26,8 +26,14 @@ public:
 
     void run(PanelType type, const void *x, size_t m, size_t k, size_t ldx, const void *w, size_t n, size_t ldw,
              float *y, size_t ldy) override {
+        // The OpenMP thread count is per-thread state that may belong to the host application: set it to 1 for the
+        // call (oneDNN then runs on this thread alone) and put the caller's value back afterwards.
+        struct OmpSingle {
+            int saved = omp_get_max_threads();
+            OmpSingle() { omp_set_num_threads(1); }
+            ~OmpSingle() { omp_set_num_threads(saved); }
+        } single;
         try {
-            omp_set_num_threads(1);
             const Entry &e = primitive(type, m, k, n, ldx, ldw);
             // The brgemm kernels want a dense destination (a strided one falls back to a slower GEMM): write to a
             // per-thread buffer and copy out when y is strided.

@@ -74,6 +74,18 @@ inline float fp16_table_value(const uint8_t *p) {
 // kernels() when the CPU lacks AVX-512, or VNNI when asked for it.
 const KernelTable &avx512_kernels(bool vnni);
 
+// Scattered row lists (sparse neurons) start a new memory stream at every row, and the hardware prefetchers only
+// follow a stream once it is under way: kernels call this for the next group of rows while computing the current
+// one, so the first lines of each row are already on their way. Touches kPrefetchLines lines from byte `offset`.
+constexpr size_t kPrefetchLines = 4;
+
+inline void prefetch_rows(const WeightMatrix &w, const uint32_t *rows, size_t n, size_t offset) {
+    for (size_t i = 0; i < n; ++i) {
+        const uint8_t *p = w.row(rows[i]) + offset;
+        for (size_t l = 0; l < kPrefetchLines; ++l) __builtin_prefetch(p + 64 * l, 0, 3);
+    }
+}
+
 // One block quantized: the scalar definition every level's quantize_q8 must reproduce bit for bit.
 struct Q8BlockValues {
     uint16_t d16;

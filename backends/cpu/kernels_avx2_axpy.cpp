@@ -18,12 +18,6 @@ inline __m256i tail_mask(size_t rem) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rem)), lane);
 }
 
-inline float load_fp16(const uint8_t *p) {
-    uint16_t h;
-    std::memcpy(&h, p, sizeof h);
-    return _cvtsh_ss(h);
-}
-
 enum class Kind { F32, F16, BF16 };
 
 template <Kind K>
@@ -76,40 +70,48 @@ inline void widen32(__m256i q, __m256 out[4]) {
     out[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
 }
 
-// Codes (as int8) of block b of a Q8_0 or Q4_0 row (Q4_0: nibble - 8, weight order) and the block's d.
+// Codes (as int8) of block b of a Q8_0 or Q4_0 row (Q4_0: nibble - 8, in weight order).
 template <WeightType T>
-inline __m256i block_codes(const uint8_t *row, size_t b, float *d) {
+inline __m256i block_codes(const uint8_t *row, size_t b) {
     if constexpr (T == WeightType::Q8_0) {
-        const uint8_t *blk = row + b * sizeof(BlockQ8_0);
-        *d = load_fp16(blk);
-        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(blk + 2));
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i *>(row + b * sizeof(BlockQ8_0) + 2));
     } else {
-        const uint8_t *blk = row + b * sizeof(BlockQ4_0);
-        *d = load_fp16(blk);
         const __m128i low4 = _mm_set1_epi8(0x0f);
-        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
+        const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i *>(row + b * sizeof(BlockQ4_0) + 2));
         const __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(packed, low4)),
                                                     _mm_and_si128(_mm_srli_epi16(packed, 4), low4), 1);
         return _mm256_sub_epi8(nib, _mm256_set1_epi8(8));
     }
 }
 
+// Blocks per chunk: each chunk first tabulates every row's block coefficients s = a[j] * d (the scalar code's
+// rounded product), so the fp16 load -> convert -> multiply chain stays off the y accumulation chain.
+constexpr size_t kChunk = 64;
+
 template <WeightType T, int G>
 void axpy_quant(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
-    for (size_t b = c0 / 32; b < c1 / 32; ++b) {
-        float *yb = y + b * 32;
-        __m256 acc[4] = {_mm256_loadu_ps(yb), _mm256_loadu_ps(yb + 8), _mm256_loadu_ps(yb + 16),
-                         _mm256_loadu_ps(yb + 24)};
+    constexpr size_t block_bytes = T == WeightType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    alignas(32) float s[G][kChunk];
+    for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {
+        const size_t b1 = b0 + kChunk < c1 / 32 ? b0 + kChunk : c1 / 32;
         PI_UNROLL
         for (int j = 0; j < G; ++j) {
-            float d;
-            const __m256i codes = block_codes<T>(row[j], b, &d);
-            const __m256 s = _mm256_set1_ps(a[j] * d);
-            __m256 wf[4];
-            widen32(codes, wf);
-            for (int v = 0; v < 4; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(s, wf[v]));
+            for (size_t b = b0; b < b1; ++b) s[j][b - b0] = a[j] * fp16_table_value(row[j] + b * block_bytes);
         }
-        for (int v = 0; v < 4; ++v) _mm256_storeu_ps(yb + 8 * v, acc[v]);
+        for (size_t b = b0; b < b1; ++b) {
+            float *yb = y + b * 32;
+            __m256 acc[4] = {_mm256_loadu_ps(yb), _mm256_loadu_ps(yb + 8), _mm256_loadu_ps(yb + 16),
+                             _mm256_loadu_ps(yb + 24)};
+            PI_UNROLL
+            for (int j = 0; j < G; ++j) {
+                const __m256 sj = _mm256_set1_ps(s[j][b - b0]);
+                __m256 wf[4];
+                widen32(block_codes<T>(row[j], b), wf);
+                PI_UNROLL
+                for (int v = 0; v < 4; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_mul_ps(sj, wf[v]));
+            }
+            for (int v = 0; v < 4; ++v) _mm256_storeu_ps(yb + 8 * v, acc[v]);
+        }
     }
 }
 
@@ -129,7 +131,9 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a
 void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
     const uint8_t *row[kGroup];
     size_t i = 0;
+    const size_t offset = weight_row_bytes(w.type, c0);  // where this thread's columns start in a row
     for (; i + kGroup <= n; i += kGroup) {
+        if (i + 2 * kGroup <= n) prefetch_rows(w, rows + i + kGroup, kGroup, offset);
         for (int j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + static_cast<size_t>(j)]);
         axpy_group<kGroup>(w, row, a + i, c0, c1, y);
     }

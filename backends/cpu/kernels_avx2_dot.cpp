@@ -169,6 +169,7 @@ void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q
     const uint8_t *row[kRows];
     size_t i = 0;
     for (; i + kRows <= n; i += kRows) {
+        if (rows && i + 2 * kRows <= n) prefetch_rows(w, rows + i + kRows, kRows, 0);
         for (size_t r = 0; r < kRows; ++r) row[r] = w.row(rows ? rows[i + r] : first + i + r);
         dot_group<kRows>(w, x_f32, x_q8, row, y + i);
     }

@@ -142,7 +142,9 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a
 void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
     const uint8_t *row[kGroup];
     size_t i = 0;
+    const size_t offset = weight_row_bytes(w.type, c0);  // where this thread's columns start in a row
     for (; i + kGroup <= n; i += kGroup) {
+        if (i + 2 * kGroup <= n) prefetch_rows(w, rows + i + kGroup, kGroup, offset);
         for (int j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + static_cast<size_t>(j)]);
         axpy_group<kGroup>(w, row, a + i, c0, c1, y);
     }

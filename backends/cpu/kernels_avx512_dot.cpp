@@ -1,17 +1,22 @@
-// AVX-512 row dots (compiled with -mavx512f/bw/vl/vnni/bf16 -mfma -mf16c; called only on CPUs with F/BW/VL).
+// AVX-512 row dots (compiled with -mavx512f/bw/vl/vnni -mfma -mf16c; called only on CPUs with F/BW/VL).
 //
-// Float rows: 4 accumulators of 16 lanes over 64 weights per step, 16-weight steps into the first, a masked tail
-// into the second (masked loads never touch bytes past the row); reduced in a fixed order. Memory traffic: the row
-// once, x from L1/L2. vdpbf16ps is not used for BF16: it would round x to bf16 (relative error 2^-9), far beyond
-// the 1e-5 the dense path promises; widening bf16 is a shift and the kernel is bound by memory anyway.
+// Rows go four at a time: each load of x (or of the activation's per-block data) serves four rows, and each row
+// keeps its own accumulators, so a row's result is the same whichever rows share its group.
+//
+// Float rows: per row 4 accumulators of 16 lanes over 64 weights per step, 16-weight steps into the first, a
+// masked tail into the second (masked loads never touch bytes past the row); reduced as (a0 + a1) + (a2 + a3), then
+// across lanes. Memory traffic: each row once, x from L1/L2. vdpbf16ps is not used for BF16: it would round x to
+// bf16 (relative error 2^-9), far beyond the 1e-5 the dense path promises; widening bf16 is a shift and the kernel
+// is bound by memory anyway.
 //
 // Q8_0 / Q4_0: two blocks per 512-bit step. Block pair -> 64 unsigned weight codes u in one register, matching the
 // activation's 64 int8 values q (contiguous in Q8Activation); vpdpbusd (VNNI) sums u * q over each group of 4 into
 // 16 int32 lanes, started at -c * (group sum of q), so each lane ends at sum (w * q) exactly (Q4_0: u = nibble,
 // c = 8; Q8_0: u = w ^ 0x80 = w + 128, c = 128). Without VNNI, pmaddubsw + pmaddwd (Q4_0 as above; Q8_0 as
 // |w| x sign(q, w), which cannot saturate). Each lane then adds float(isum) * (d_w * d_x) to an accumulator
-// (pairs alternate between two accumulators). One masked 36-byte load fetches both fp16 scales of a pair, and for
-// Q4_0 its 32 code bytes too; vpermw spreads them.
+// (pairs alternate between two accumulators, see dot_quant_rows). For Q4_0 one masked 36-byte load fetches the
+// pair's 32 code bytes and vpermw spreads them; the fp16 scales d_w come from fp16_table (cheaper on Zen 4 than
+// converting and spreading them in registers: the kernel is bound by vector micro-ops, ~21 GB/s of Q4_0 per core).
 #include <immintrin.h>
 
 #include <cstring>
@@ -86,12 +91,6 @@ void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *
     }
 }
 
-// vpermw indices: words 0-7 <- word `a`, words 8-15 <- word `b` (the two fp16 scales of a pair).
-inline __m512i scale_index(short a, short b) {
-    return _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b, b, b, b, b, b, b, b, a, a, a, a, a, a,
-                            a, a);
-}
-
 // The activation side of blocks b and b + 1 (only b when `single`): loaded once per pair, shared by the rows.
 struct PairX {
     __m512i q;     // 64 int8 values
@@ -136,15 +135,14 @@ inline __m512 q4_0_pair(const uint8_t *row, const PairX &px, size_t b, bool sing
     u = _mm512_mask_srli_epi16(u, 0xff00ff00u, u, 4);
     u = _mm512_and_si512(u, _mm512_set1_epi8(0x0f));
     const __m512i isum = dot_u8s8<Vnni>(px.corr, u, px.q);
-    const __m512 dw = pair_of(fp16_table_value(p), fp16_table_value(p + 18));
+    const __m512 dw = pair_of(fp16_table_value(p), single ? 0.0f : fp16_table_value(p + 18));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, px.dx), acc);
 }
 
 template <bool Vnni>
 inline __m512 q8_0_pair(const uint8_t *row, const PairX &px, size_t b, bool single, __m512 acc) {
-    // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b]; the first 36 bytes hold both scales (words 0, 17).
+    // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b].
     const uint8_t *p = row + b * sizeof(BlockQ8_0);
-    const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ull : 0xfffffffffull, p);
     const __m512i w =
         single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
                : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2))),
@@ -157,7 +155,7 @@ inline __m512 q8_0_pair(const uint8_t *row, const PairX &px, size_t b, bool sing
         const __m512i q_signed = _mm512_mask_sub_epi8(px.q, neg, _mm512_setzero_si512(), px.q);
         isum = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(w), q_signed), _mm512_set1_epi16(1));
     }
-    const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_index(0, 17), raw)));
+    const __m512 dw = pair_of(fp16_table_value(p), single ? 0.0f : fp16_table_value(p + 34));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, px.dx), acc);
 }
 
@@ -215,6 +213,7 @@ void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation
     const uint8_t *row[kRows];
     size_t i = 0;
     for (; i + kRows <= n; i += kRows) {
+        if (rows && i + 2 * kRows <= n) prefetch_rows(w, rows + i + kRows, kRows, 0);
         for (size_t r = 0; r < kRows; ++r) row[r] = w.row(rows ? rows[i + r] : first + i + r);
         dot_group<kRows, Vnni>(w, x_f32, x_q8, row, y + i);
     }

@@ -179,6 +179,12 @@ PI_API pi_status pi_detokenizer_push(pi_detokenizer *detok, pi_token token, char
  * Sessions
  * ------------------------------------------------------------------------------------------------------------- */
 
+/* The element type of a session's key/value cache. F32 doubles its memory and keeps keys and values unrounded. */
+typedef enum {
+    PI_KV_F16 = 0,
+    PI_KV_F32 = 1
+} pi_kv_type;
+
 typedef struct pi_session_params {
     uint32_t struct_size;    /* set by pi_session_params_init */
     uint32_t n_ctx;          /* context length in tokens; 0 = the model's training context (default 2048 cap) */
@@ -191,6 +197,8 @@ typedef struct pi_session_params {
     float min_p;             /* 0 = off; default 0.05 */
     float repeat_penalty;    /* 1 = off; default 1.1 */
     int32_t repeat_last_n;   /* tokens the penalty looks back over; default 64 */
+    /* --- appended after 0.1.0; a caller whose struct_size ends before a field gets its default --- */
+    int32_t kv_type;         /* a pi_kv_type; default PI_KV_F16. Another value is PI_ERR_INVALID_ARGUMENT */
 } pi_session_params;
 
 PI_API void pi_session_params_init(pi_session_params *params);
@@ -215,6 +223,46 @@ PI_API pi_status pi_session_reset(pi_session *session);
 
 /* Tokens in the context; 0 for NULL. */
 PI_API size_t pi_session_n_past(const pi_session *session);
+
+/* Keeps the first n_keep tokens of the context and forgets the rest (n_keep > n_past: PI_ERR_INVALID_ARGUMENT,
+ * nothing changes). Afterwards the logits are unavailable, even when n_keep == n_past, until the next
+ * pi_session_eval or pi_session_step: evaluate at least one token before stepping. The sampler is not reseeded.
+ * The cache rows of the forgotten positions are overwritten by later evaluations. */
+PI_API pi_status pi_session_truncate(pi_session *session, size_t n_keep);
+
+/* Asks the pi_session_eval or pi_session_step running on `session` in another thread to stop. That call then fails
+ * with PI_ERR_CANCELLED at its next layer boundary, and everything is as before it: the context, the logits and the
+ * sampler's random state (the session stays usable).
+ * This is the one call that may run concurrently with another call on the same session; `session` must stay alive
+ * until it returns. The request is cleared when an eval or step begins, so a cancel made while no eval or step is
+ * running has no effect, and neither has one arriving after the running call finished its last layer (that call
+ * succeeds). Fails (PI_ERR_INVALID_ARGUMENT) only for NULL. Not async-signal-safe: like every call, it sets the
+ * calling thread's last-error message. */
+PI_API pi_status pi_session_cancel(pi_session *session);
+
+/* Session state: a versioned binary snapshot of a session (docs/SESSION_STATE.md): the tokens of the context, the
+ * key/value cache rows of those positions, the logits when available and the sampler's random state. Loading it
+ * into a session of the same model (the same file's weights) and KV type continues exactly where the saved session
+ * was: the same logits and, with the same sampling settings, the same sampled tokens. The sampling settings
+ * themselves (temperature, top_k, ...) and n_ctx are the loading session's; they are not part of the state.
+ * The session is used by one thread at a time, as for every other call but pi_session_cancel. */
+
+/* The exact number of bytes pi_session_state_save writes for the session as it is now. */
+PI_API pi_status pi_session_state_size(const pi_session *session, size_t *out);
+
+/* Writes the state into the caller's buffer. On success *n_out is the number of bytes written. When `capacity` is
+ * too small the call returns PI_ERR_BUFFER_TOO_SMALL, *n_out is the needed size and nothing is written (buf may be
+ * NULL with capacity 0 to ask for the size). The buffer needs no alignment. PI_ERR_UNSUPPORTED when the sampler has
+ * drawn more than 2^32 random numbers since its seed (docs/SESSION_STATE.md). */
+PI_API pi_status pi_session_state_save(const pi_session *session, void *buf, size_t capacity, size_t *n_out);
+
+/* Replaces the session's context with a saved state (`size` bytes at `buf`, which the caller keeps owning).
+ * Everything is checked before anything changes; on any failure the session is unchanged:
+ *   PI_ERR_FORMAT            not a state, an unknown format version, truncated or corrupt (checksum, structure);
+ *   PI_ERR_INVALID_ARGUMENT  saved from another model (the message names what differs: arch, n_layer, n_embd,
+ *                            n_head_kv, head_dim, n_vocab or the weights) or with another kv_type;
+ *   PI_ERR_CONTEXT_FULL      the state holds more tokens than this session's n_ctx. */
+PI_API pi_status pi_session_state_load(pi_session *session, const void *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,7 @@
 // pi_session_* entry points.
+#include <cstddef>
 #include <cstring>
+#include <string>
 
 #include "api/guard.h"
 #include "api/handles.h"
@@ -10,7 +12,10 @@ using pi::api::require;
 
 namespace {
 
-constexpr size_t kSessionParamsV1Size = sizeof(pi_session_params);
+// The size of the first published pi_session_params (0.1.0): everything up to repeat_last_n. Fields appended since
+// (kv_type, ...) keep their defaults for callers whose struct_size ends before them.
+constexpr size_t kSessionParamsV1Size = offsetof(pi_session_params, kv_type);
+static_assert(kSessionParamsV1Size == 48, "the published prefix of pi_session_params must never change");
 
 pi_session_params default_session_params() {
     pi_session_params p;
@@ -27,6 +32,7 @@ pi_session_params default_session_params() {
     p.min_p = o.sampling.min_p;
     p.repeat_penalty = o.sampling.repeat_penalty;
     p.repeat_last_n = o.sampling.repeat_last_n;
+    p.kv_type = static_cast<int32_t>(o.kv_type);
     return p;
 }
 
@@ -55,6 +61,11 @@ PI_API pi_status pi_session_create(pi_model *model, const pi_session_params *par
         o.sampling.min_p = p.min_p;
         o.sampling.repeat_penalty = p.repeat_penalty;
         o.sampling.repeat_last_n = p.repeat_last_n;
+        if (p.kv_type != PI_KV_F16 && p.kv_type != PI_KV_F32) {
+            pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_session_create: kv_type " + std::to_string(p.kv_type) +
+                                                  " is not a pi_kv_type (PI_KV_F16 = 0, PI_KV_F32 = 1)");
+        }
+        o.kv_type = p.kv_type == PI_KV_F32 ? pi::KvType::F32 : pi::KvType::F16;
         auto handle = std::make_unique<pi_session>();
         handle->session = std::make_unique<pi::Session>(*model->model, o);
         *out = handle.release();
@@ -100,5 +111,52 @@ PI_API pi_status pi_session_reset(pi_session *session) {
 }
 
 PI_API size_t pi_session_n_past(const pi_session *session) { return session ? session->session->n_past() : 0; }
+
+PI_API pi_status pi_session_truncate(pi_session *session, size_t n_keep) {
+    return guarded([&] {
+        require(session != nullptr, "pi_session_truncate", "session is NULL");
+        session->session->truncate(n_keep);
+    });
+}
+
+// Runs concurrently with an eval or step on another thread: it touches nothing but the session's atomic flag.
+PI_API pi_status pi_session_cancel(pi_session *session) {
+    return guarded([&] {
+        require(session != nullptr, "pi_session_cancel", "session is NULL");
+        session->session->cancel();
+    });
+}
+
+PI_API pi_status pi_session_state_size(const pi_session *session, size_t *out) {
+    return guarded([&] {
+        require(session != nullptr, "pi_session_state_size", "session is NULL");
+        require(out != nullptr, "pi_session_state_size", "out is NULL");
+        *out = session->session->state_size();
+    });
+}
+
+PI_API pi_status pi_session_state_save(const pi_session *session, void *buf, size_t capacity, size_t *n_out) {
+    return guarded([&] {
+        require(session != nullptr, "pi_session_state_save", "session is NULL");
+        require(n_out != nullptr, "pi_session_state_save", "n_out is NULL");
+        require(buf != nullptr || capacity == 0, "pi_session_state_save", "buf is NULL but capacity is not 0");
+        const size_t needed = session->session->state_size();
+        if (capacity < needed) {
+            *n_out = needed;
+            pi::fail(PI_ERR_BUFFER_TOO_SMALL, "pi_session_state_save: the state needs " + std::to_string(needed) +
+                                                  " bytes, the buffer holds " + std::to_string(capacity));
+        }
+        session->session->save_state(static_cast<uint8_t *>(buf));
+        *n_out = needed;
+    });
+}
+
+PI_API pi_status pi_session_state_load(pi_session *session, const void *buf, size_t size) {
+    return guarded([&] {
+        require(session != nullptr, "pi_session_state_load", "session is NULL");
+        require(buf != nullptr, "pi_session_state_load", "buf is NULL");
+        session->session->load_state(static_cast<const uint8_t *>(buf), size);
+    });
+}
 
 }  // extern "C"

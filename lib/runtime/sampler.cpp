@@ -18,9 +18,18 @@ void SamplingParams::validate(const char *function) const {
     if (repeat_last_n < 0) bad("repeat_last_n must be >= 0");
 }
 
-Sampler::Sampler(const SamplingParams &params) : params_(params), rng_(params.seed) {}
+Sampler::Sampler(const SamplingParams &params) : params_(params), rng_(params.seed), position_{params.seed, 0} {}
 
-double Sampler::uniform() { return double(rng_() >> 11) * (1.0 / 9007199254740992.0); }
+void Sampler::set_rng_position(const RngPosition &position) {
+    rng_.seed(position.seed);
+    rng_.discard(position.draws);
+    position_ = position;
+}
+
+double Sampler::uniform() {
+    ++position_.draws;
+    return double(rng_() >> 11) * (1.0 / 9007199254740992.0);
+}
 
 Token Sampler::sample(const float *logits, size_t n_vocab, const std::vector<Token> &history) {
     candidates_.resize(n_vocab);

@@ -31,14 +31,25 @@ public:
     // `history` is the context so far (the penalty looks at its last repeat_last_n tokens).
     Token sample(const float *logits, size_t n_vocab, const std::vector<Token> &history);
 
-    void reseed() { rng_.seed(params_.seed); }
+    void reseed() { set_rng_position({params_.seed, 0}); }
     const SamplingParams &params() const { return params_; }
+
+    // Where the generator stands: the seed it started from and the numbers drawn since. The mt19937_64 sequence is
+    // fixed by the C++ standard, so a position restores bit-exactly on any platform (session state files, undoing
+    // the draw of a step whose forward pass failed). Setting one replays `draws` numbers: O(draws).
+    struct RngPosition {
+        uint64_t seed = 0;
+        uint64_t draws = 0;
+    };
+    RngPosition rng_position() const { return position_; }
+    void set_rng_position(const RngPosition &position);
 
 private:
     double uniform();  // [0, 1)
 
     SamplingParams params_;
     std::mt19937_64 rng_;
+    RngPosition position_;
     std::vector<std::pair<float, Token>> candidates_;  // reused between calls
 };
 

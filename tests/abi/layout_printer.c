@@ -54,6 +54,7 @@ int main(void) {
     FIELD(pi_session_params, min_p);
     FIELD(pi_session_params, repeat_penalty);
     FIELD(pi_session_params, repeat_last_n);
+    FIELD(pi_session_params, kv_type);
 
     SIZE(pi_token);
     SIZE(pi_status);
@@ -72,6 +73,8 @@ int main(void) {
     CONST(PI_LOG_WARN);
     CONST(PI_LOG_INFO);
     CONST(PI_LOG_DEBUG);
+    CONST(PI_KV_F16);
+    CONST(PI_KV_F32);
     CONST(PI_ABI_VERSION);
     return 0;
 }

@@ -90,15 +90,18 @@ def rope(x: np.ndarray, positions: np.ndarray, mode: str, base: float) -> np.nda
 
 
 def round_q8_0(x: np.ndarray) -> np.ndarray:
-    """Rounds activation rows to Q8_0 blocks of 32, the way ggml (and the engine) quantizes the vector side of a
-    Q8_0/Q4_0 dot product: the f32 activation of each block gets scale d = max|x| / 127 (float32), q =
-    round-half-away-from-zero(x * (1/d)) in [-127, 127], and d is stored as float16; the dot then sees q * f16(d).
-    This is ggml's `quantize_row_q8_0_ref`, which `gguf.quants` reproduces bit for bit."""
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize, quantize
-
+    """Rounds activation rows to Q8_0 blocks of 32, the way the engine quantizes the vector side of a Q8_0/Q4_0
+    dot product (backends/cpu/q8_activation.h): per block, in float32, d = max|x| / 127, id = 1/d (0 when d = 0),
+    q = round-half-to-even(x * id); d is stored as float16 and the dot sees q * f16(d). (ggml's SIMD code rounds
+    halves to even too; its scalar `quantize_row_q8_0_ref` rounds them away from zero.)"""
     x32 = np.ascontiguousarray(x, dtype=np.float32)
-    return dequantize(quantize(x32, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0).astype(np.float64)
+    blocks = x32.reshape(-1, 32)
+    d = (np.abs(blocks).max(axis=1, keepdims=True) / np.float32(127.0)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d != 0, np.float32(1.0) / np.where(d != 0, d, np.float32(1.0)), np.float32(0.0))
+    q = np.round(blocks * inv.astype(np.float32))  # numpy rounds halves to even
+    d16 = d.astype(np.float16).astype(np.float64)
+    return (q.astype(np.float64) * d16).reshape(x32.shape)
 
 
 # ------------------------------------------------------------------------------------------------------------

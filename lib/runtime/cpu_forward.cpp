@@ -1,0 +1,342 @@
+#include "runtime/cpu_forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/matvec.h"
+#include "backends/cpu/q8_activation.h"
+#include "backends/cpu/thread_pool.h"
+#include "common/error.h"
+#include "model/weight_rows.h"
+
+namespace pi {
+namespace {
+
+using cpu::IsaLevel;
+using cpu::WeightMatrix;
+
+WeightMatrix as_matrix(const WeightView &w) {
+    if (!w) return {};
+    return cpu::make_weight_matrix(w.data, static_cast<cpu::WeightType>(w.type()), w.rows(), w.cols());
+}
+
+// ---- per-token building blocks (the same math as reference_forward.cpp, kept separate on purpose: that file is
+// the readable baseline this executor is tested against) ------------------------------------------------------
+
+void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps) {
+    double ss = 0.0;
+    for (uint32_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+    const float scale = 1.0f / std::sqrt(float(ss / n) + eps);
+    for (uint32_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void layernorm(float *out, const float *x, const float *w, const float *b, uint32_t n, float eps) {
+    double mean = 0.0, var = 0.0;
+    for (uint32_t i = 0; i < n; ++i) mean += x[i];
+    mean /= n;
+    for (uint32_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    var /= n;
+    const float scale = 1.0f / std::sqrt(float(var) + eps);
+    for (uint32_t i = 0; i < n; ++i) out[i] = float(x[i] - mean) * scale * w[i] + b[i];
+}
+
+void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeMode mode) {
+    const uint32_t half = rope_dim / 2;
+    for (uint32_t i = 0; i < half; ++i) {
+        const float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(rope_dim));
+        const float c = std::cos(theta), s = std::sin(theta);
+        float &a = mode == RopeMode::Normal ? head[2 * i] : head[i];
+        float &b = mode == RopeMode::Normal ? head[2 * i + 1] : head[i + half];
+        const float a0 = a, b0 = b;
+        a = a0 * c - b0 * s;
+        b = a0 * s + b0 * c;
+    }
+}
+
+const float *f32(const WeightView &w) { return reinterpret_cast<const float *>(w.data); }
+
+// Which executor paths to take; tests force each one through the environment (DESIGN §8: every production path
+// is run by the reference tests).
+bool tokenwise_prefill_forced() {
+    const char *v = std::getenv("PI_PREFILL");
+    return v && std::string(v) == "tokenwise";
+}
+
+// ---- the executor --------------------------------------------------------------------------------------------
+
+// One session's CPU executor. Decode (one token) runs the matrix-vector kernels on the session's thread pool;
+// prefill (several tokens) runs every projection as one GEMM over all tokens (oneDNN, f32 precision, for float
+// weights; the blocked GEMM with the engine's 8-bit activation rounding for Q8_0/Q4_0 weights, so that prefill
+// and decode compute the same function). Attention is split over heads.
+class CpuForward final : public ForwardPass {
+public:
+    CpuForward(const Model &model, const SessionOptions &options)
+        : m_(model), hp_(model.hparams()), n_ctx_(options.n_ctx),
+          cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
+          pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()),
+          float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)) {
+        const ModelWeights &w = model.weights();
+        layers_.resize(hp_.n_layer);
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            const LayerWeights &L = w.layers[l];
+            Layer &M = layers_[l];
+            M.wq = as_matrix(L.wq);
+            M.wk = as_matrix(L.wk);
+            M.wv = as_matrix(L.wv);
+            M.wqkv = as_matrix(L.wqkv);
+            M.wo = as_matrix(L.wo);
+            M.gate = as_matrix(L.ffn_gate);
+            M.up = as_matrix(L.ffn_up);
+            M.down = as_matrix(L.ffn_down);
+            M.down_t = as_matrix(L.ffn_down_t);
+        }
+        output_ = as_matrix(w.output ? w.output : w.token_embd);
+        q_dim_ = hp_.n_head * hp_.head_dim;
+        kv_dim_ = hp_.n_head_kv * hp_.head_dim;
+        reserve(1);
+    }
+
+    void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
+             const std::atomic<bool> &cancel) override {
+        if (start_pos + n > n_ctx_) fail(PI_ERR_CONTEXT_FULL, "cpu forward: position beyond the KV cache");
+        if (n == 1 || tokenwise_prefill_forced()) {
+            for (size_t i = 0; i < n; ++i) forward(tokens + i, 1, static_cast<uint32_t>(start_pos + i), cancel);
+        } else {
+            forward(tokens, n, static_cast<uint32_t>(start_pos), cancel);
+        }
+        output(n == 1 || tokenwise_prefill_forced() ? 0 : n - 1, logits);
+    }
+
+    KvCache &kv_cache() override { return cache_; }
+
+private:
+    struct Layer {
+        WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t;
+    };
+
+    static cpu::GemmOptions gemm_options(bool use_onednn) {
+        cpu::GemmOptions o;
+        o.use_onednn = use_onednn && cpu::gemm_onednn_compiled();
+        return o;
+    }
+
+    // Scratch for n tokens at a time: rows of n_embd (x, xn, ...), of the projections, and of the FFN.
+    void reserve(size_t n) {
+        if (n <= reserved_) return;
+        const size_t E = hp_.n_embd, F = hp_.n_ff;
+        x_.assign(n * E, 0.0f);
+        xn_.assign(n * E, 0.0f);
+        xn2_.assign(n * E, 0.0f);
+        q_.assign(n * q_dim_, 0.0f);
+        k_.assign(n * kv_dim_, 0.0f);
+        v_.assign(n * kv_dim_, 0.0f);
+        qkv_.assign(n * (q_dim_ + 2 * kv_dim_), 0.0f);
+        att_.assign(n * q_dim_, 0.0f);
+        att_out_.assign(n * E, 0.0f);
+        gate_.assign(n * F, 0.0f);
+        up_.assign(n * F, 0.0f);
+        ffn_out_.assign(n * E, 0.0f);
+        scores_.assign(size_t(pool_.size()) * n_ctx_, 0.0f);
+        reserved_ = n;
+    }
+
+    // Y (n x W.n_rows) = X (n x W.n_cols) . W^T: a matvec for one token, a GEMM for several.
+    void project(const WeightMatrix &w, const float *x, size_t n, float *y) {
+        const bool quantized = cpu::weight_type_is_quantized(w.type);
+        if (n == 1) {
+            cpu::MatvecInput in;
+            in.n = w.n_cols;
+            if (quantized) {
+                act_q8_.quantize(x, w.n_cols, isa_);
+                in.q8 = &act_q8_;
+            } else {
+                in.f32 = x;
+            }
+            cpu::matvec(w, in, 0, w.n_rows, y, &pool_, isa_);
+            return;
+        }
+        (quantized ? quant_gemm_ : float_gemm_).multiply(w, x, n, w.n_cols, y, w.n_rows, cpu::GemmPrecision::F32);
+    }
+
+    void forward(const Token *tokens, size_t n, uint32_t pos0, const std::atomic<bool> &cancel) {
+        reserve(n);
+        const ModelWeights &w = m_.weights();
+        const uint32_t E = hp_.n_embd;
+        for (size_t t = 0; t < n; ++t) {
+            dequantize_row(w.token_embd, uint64_t(tokens[t]), &x_[t * E]);
+            if (w.position_embd) {  // OPT's learned positions start at offset 2
+                dequantize_row(w.position_embd, uint64_t(pos0 + t) + 2, &xn_[t * E]);
+                for (uint32_t i = 0; i < E; ++i) x_[t * E + i] += xn_[t * E + i];
+            }
+        }
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
+            if (hp_.arch == Arch::Falcon) {
+                falcon_layer(l, n, pos0);
+            } else {
+                sequential_layer(l, n, pos0);
+            }
+        }
+    }
+
+    void norm_rows(float *out, const float *x, size_t n, const WeightView &weight, const WeightView &bias) {
+        const uint32_t E = hp_.n_embd;
+        for (size_t t = 0; t < n; ++t) {
+            if (bias) layernorm(out + t * E, x + t * E, f32(weight), f32(bias), E, hp_.norm_eps);
+            else rmsnorm(out + t * E, x + t * E, f32(weight), E, hp_.norm_eps);
+        }
+    }
+
+    static void add_bias_rows(float *x, size_t n, const WeightView &bias) {
+        if (!bias) return;
+        const uint64_t d = bias.cols();
+        for (size_t t = 0; t < n; ++t) {
+            for (uint64_t i = 0; i < d; ++i) x[t * d + i] += f32(bias)[i];
+        }
+    }
+
+    void sequential_layer(uint32_t l, size_t n, uint32_t pos0) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const Layer &M = layers_[l];
+        const uint32_t E = hp_.n_embd;
+        norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
+        project(M.wq, xn_.data(), n, q_.data());
+        project(M.wk, xn_.data(), n, k_.data());
+        project(M.wv, xn_.data(), n, v_.data());
+        add_bias_rows(q_.data(), n, L.bq);
+        add_bias_rows(k_.data(), n, L.bk);
+        add_bias_rows(v_.data(), n, L.bv);
+        attention(l, n, pos0);
+        project(M.wo, att_.data(), n, att_out_.data());
+        add_bias_rows(att_out_.data(), n, L.bo);
+        for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i];
+
+        norm_rows(xn_.data(), x_.data(), n, L.ffn_norm, L.ffn_norm_b);
+        ffn(l, xn_.data(), n);
+        for (size_t i = 0; i < n * E; ++i) x_[i] += ffn_out_[i];
+    }
+
+    void falcon_layer(uint32_t l, size_t n, uint32_t pos0) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const Layer &M = layers_[l];
+        const uint32_t E = hp_.n_embd;
+        const size_t qkv = q_dim_ + 2 * kv_dim_;
+        norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
+        project(M.wqkv, xn_.data(), n, qkv_.data());
+        for (size_t t = 0; t < n; ++t) {  // fused layout: [query heads; key heads; value heads]
+            const float *row = &qkv_[t * qkv];
+            std::copy(row, row + q_dim_, &q_[t * q_dim_]);
+            std::copy(row + q_dim_, row + q_dim_ + kv_dim_, &k_[t * kv_dim_]);
+            std::copy(row + q_dim_ + kv_dim_, row + qkv, &v_[t * kv_dim_]);
+        }
+        attention(l, n, pos0);
+        project(M.wo, att_.data(), n, att_out_.data());
+        const float *ffn_in = xn_.data();
+        if (L.attn_norm_2) {
+            norm_rows(xn2_.data(), x_.data(), n, L.attn_norm_2, L.attn_norm_2_b);
+            ffn_in = xn2_.data();
+        }
+        ffn(l, ffn_in, n);
+        for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i] + ffn_out_[i];
+    }
+
+    // RoPE, append K/V to the cache, then causal attention of every new token, split over heads. Each head's
+    // softmax and weighted sum are computed by one thread in a fixed order, so results do not depend on the split.
+    void attention(uint32_t l, size_t n, uint32_t pos0) {
+        const uint32_t hd = hp_.head_dim, group = hp_.n_head / hp_.n_head_kv;
+        for (size_t t = 0; t < n; ++t) {
+            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
+            if (hp_.rope_mode != RopeMode::None) {
+                for (uint32_t h = 0; h < hp_.n_head; ++h) rope(&q_[t * q_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
+                for (uint32_t h = 0; h < hp_.n_head_kv; ++h) rope(&k_[t * kv_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
+            }
+            cache_.store(l, pos, &k_[t * kv_dim_], &v_[t * kv_dim_]);
+        }
+        const float scale = 1.0f / std::sqrt(float(hd));
+        pool_.parallel_for(n * hp_.n_head, [&](size_t task, int thread) {
+            const size_t t = task / hp_.n_head;
+            const uint32_t h = static_cast<uint32_t>(task % hp_.n_head), kvh = h / group;
+            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
+            const float *q = &q_[t * q_dim_ + h * hd];
+            float *scores = &scores_[size_t(thread) * n_ctx_];
+            float max_score = -INFINITY;
+            for (uint32_t p = 0; p <= pos; ++p) {
+                const void *k = cache_.key_row(l, p);
+                float s = 0.0f;
+                for (uint32_t i = 0; i < hd; ++i) s += q[i] * cache_.load(k, kvh * hd + i);
+                scores[p] = s * scale;
+                max_score = std::max(max_score, scores[p]);
+            }
+            float sum = 0.0f;
+            for (uint32_t p = 0; p <= pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
+            float *out = &att_[t * q_dim_ + h * hd];
+            std::fill(out, out + hd, 0.0f);
+            for (uint32_t p = 0; p <= pos; ++p) {
+                const void *v = cache_.value_row(l, p);
+                const float weight = scores[p] / sum;
+                for (uint32_t i = 0; i < hd; ++i) out[i] += weight * cache_.load(v, kvh * hd + i);
+            }
+        });
+    }
+
+    // Dense FFN (every neuron). Writes ffn_out_ (n x n_embd).
+    void ffn(uint32_t l, const float *in, size_t n) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const Layer &M = layers_[l];
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        project(M.up, in, n, up_.data());
+        add_bias_rows(up_.data(), n, L.ffn_up_b);
+        if (M.gate.data) project(M.gate, in, n, gate_.data());
+        float *a = gate_.data();  // the activations overwrite the gate rows
+        for (size_t i = 0; i < n * F; ++i) {
+            const float g = gate_[i], u = up_[i];
+            switch (hp_.activation) {
+                case FfnActivation::Silu: a[i] = g / (1.0f + std::exp(-g)) * u; break;
+                case FfnActivation::Reglu: a[i] = (g > 0.0f ? g : 0.0f) * u; break;
+                case FfnActivation::Drelu: a[i] = (g > 0.0f ? g : 0.0f) * (u > 0.0f ? u : 0.0f); break;
+                case FfnActivation::Relu: a[i] = u > 0.0f ? u : 0.0f; break;
+            }
+        }
+        if (M.down.data) {
+            project(M.down, a, n, ffn_out_.data());
+        } else {
+            // Transposed layout: each token's output is a sum of neuron rows, zero activations skipped.
+            std::fill(ffn_out_.begin(), ffn_out_.begin() + n * E, 0.0f);
+            for (size_t t = 0; t < n; ++t) cpu::axpy_rows(M.down_t, a + t * F, nullptr, F, &ffn_out_[t * E], &pool_, isa_);
+        }
+        add_bias_rows(ffn_out_.data(), n, L.ffn_down_b);
+    }
+
+    void output(size_t t, float *logits) {
+        const ModelWeights &w = m_.weights();
+        const uint32_t E = hp_.n_embd;
+        norm_rows(xn_.data(), &x_[t * E], 1, w.output_norm, w.output_norm_b);
+        project(output_, xn_.data(), 1, logits);
+    }
+
+    const Model &m_;
+    const HParams &hp_;
+    const uint32_t n_ctx_;
+    KvCache cache_;
+    cpu::ThreadPool pool_;
+    const IsaLevel isa_;
+    cpu::Gemm float_gemm_, quant_gemm_;
+    std::vector<Layer> layers_;
+    WeightMatrix output_;
+    size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0;
+    cpu::Q8Activation act_q8_;
+    std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_;
+};
+
+}  // namespace
+
+std::unique_ptr<ForwardPass> make_cpu_forward(const Model &model, const SessionOptions &options) {
+    return std::make_unique<CpuForward>(model, options);
+}
+
+}  // namespace pi
