@@ -88,13 +88,6 @@ const char kParagraph[] =
     "\u5de5\u4f5c1314151\u5929 \u043d\u0435\u0449\u043e \u043d\u0430 \u0411\u044a\u043b\u0433\u0430\u0440"
     "\u0441\u043a\u0438 \U0001F999\U0001F680 I've been 'told he's there... x = f(y) + 3.14159;   \n\n";
 
-template <typename F>
-double seconds(F &&f) {
-    const auto t0 = std::chrono::steady_clock::now();
-    f();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 }  // namespace
 
 TEST_CASE("llama: random Unicode text round-trips with SentencePiece's leading space", "[tokenizer]") {
@@ -159,7 +152,10 @@ TEST_CASE("llama: a literal U+2581 in the text reads as a space (as in SentenceP
     CHECK(tok->encode("\u2581Hello", false) == tok->encode(" Hello", false));
 }
 
-TEST_CASE("encoding is fast on long and pathological texts", "[tokenizer]") {
+// Long and pathological inputs (one 20,000-character word, 30 KB of CJK) exercise the merge queues at scale; a
+// quadratic merge would make this test take minutes. (Speed itself is measured by benchmarks, not asserted here:
+// about a millisecond per 10 KB in a release build.)
+TEST_CASE("long and pathological texts encode and decode back", "[tokenizer]") {
     std::string mixed;
     while (mixed.size() < 64 * 1024) mixed += kParagraph;
     std::string one_word(20000, 'a');  // a single pre-token word: BPE and SPM merge within one long run
@@ -168,12 +164,13 @@ TEST_CASE("encoding is fast on long and pathological texts", "[tokenizer]") {
     for (const char *name : {"ggml-vocab-llama.gguf", "ggml-vocab-falcon.gguf"}) {
         INFO(name);
         const auto tok = load(name);
+        const bool spm = tok->vocab().model == "llama";
         for (const std::string *text : {&mixed, &one_word, &cjk}) {
-            std::vector<pi::Token> ids;
-            const double s = seconds([&] { ids = tok->encode(*text, true); });
-            INFO(text->size() << " bytes -> " << ids.size() << " tokens in " << s << " s");
-            CHECK(s < 1.0);  // about a millisecond per 10 KB in a release build
+            const std::vector<pi::Token> ids = tok->encode(*text, false);
+            INFO(text->size() << " bytes -> " << ids.size() << " tokens");
             CHECK(ids.size() > 1);
+            CHECK(ids.size() < text->size());  // merges happened
+            CHECK(detokenize(*tok, ids) == (spm ? " " : "") + *text);
         }
     }
 }
