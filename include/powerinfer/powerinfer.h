@@ -140,11 +140,18 @@ typedef struct pi_model_info {
     uint64_t n_params;       /* number of weights in all tensors */
     uint64_t file_bytes;     /* bytes of tensor data in the file */
     uint64_t gpu_bytes;      /* bytes of weights placed on a GPU (0 on the CPU backend) */
-    const char *ffn_activation; /* "silu", "reglu", "drelu", "relu" or "gelu"; owned by the model */
+    const char *ffn_activation; /* "silu", "reglu", "drelu", "relu"; owned by the model */
+    uint64_t decode_weight_bytes; /* bytes of weights one dense decode step reads: every matrix, but one row of the
+                                     token embedding (all of it when the output head is tied to it) */
 } pi_model_info;
 
 PI_API void pi_model_info_init(pi_model_info *info);
 PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out);
+
+/* Measures this machine's memory read bandwidth with n_threads threads (0 = one per core): the denominator of the
+ * decode roofline. Streams a buffer several times larger than the last-level cache (about a second of work) and
+ * writes the best rate in GB/s (1e9 bytes/s). */
+PI_API pi_status pi_measure_memory_bandwidth(int32_t n_threads, double *gb_per_s);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Tokenizer

@@ -1,10 +1,13 @@
 // pi_model_* entry points.
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <thread>
 
 #include "api/guard.h"
 #include "api/handles.h"
 #include "api/struct_io.h"
+#include "backends/cpu/bandwidth.h"
 
 using pi::api::guarded;
 using pi::api::require;
@@ -90,7 +93,17 @@ PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out) {
         info.file_bytes = m.weights().n_bytes;
         info.gpu_bytes = m.gpu_bytes();
         info.ffn_activation = pi::activation_name(hp.activation);
+        info.decode_weight_bytes = m.weights().decode_bytes;
         pi::api::write_versioned(out, &info, sizeof info, kModelInfoV1Size, "pi_model_get_info", "pi_model_info");
+    });
+}
+
+PI_API pi_status pi_measure_memory_bandwidth(int32_t n_threads, double *gb_per_s) {
+    return guarded([&] {
+        require(gb_per_s != nullptr, "pi_measure_memory_bandwidth", "gb_per_s is NULL");
+        require(n_threads >= 0, "pi_measure_memory_bandwidth", "n_threads must be >= 0 (0 = one per core)");
+        const int threads = n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        *gb_per_s = pi::cpu::measure_read_bandwidth(threads);
     });
 }
 

@@ -124,6 +124,19 @@ ModelWeights ModelWeights::bind(const gguf::File &file, const HParams &hp) {
         w.n_params += t.n_elements;
         w.n_bytes += t.n_bytes;
     }
+    // A dense step reads every bound matrix and vector once; of the embedding tables only one row each, unless the
+    // output head is the token embedding itself. Predictors are not part of the dense path.
+    auto bytes = [](const WeightView &v) -> uint64_t { return v ? v.info->n_bytes : 0; };
+    auto row_bytes = [](const WeightView &v) -> uint64_t { return v ? v.info->n_bytes / v.rows() : 0; };
+    w.decode_bytes = (w.output ? bytes(w.output) + row_bytes(w.token_embd) : bytes(w.token_embd)) +
+                     row_bytes(w.position_embd) + bytes(w.output_norm) + bytes(w.output_norm_b);
+    for (const LayerWeights &L : w.layers) {
+        for (const WeightView *v : {&L.attn_norm, &L.attn_norm_b, &L.attn_norm_2, &L.attn_norm_2_b, &L.wq, &L.wk,
+                                    &L.wv, &L.wqkv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo, &L.ffn_norm, &L.ffn_norm_b,
+                                    &L.ffn_gate, &L.ffn_up, &L.ffn_up_b, &L.ffn_down, &L.ffn_down_t, &L.ffn_down_b}) {
+            w.decode_bytes += bytes(*v);
+        }
+    }
     return w;
 }
 

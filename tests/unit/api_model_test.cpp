@@ -1,7 +1,9 @@
 // Loading models through the C API: facts reported, every kind of bad file, backends, progress and cancel.
 #include <catch2/catch.hpp>
 
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -102,6 +104,21 @@ TEST_CASE("parameter count is the sum over all tensors", "[api][model]") {
     const uint64_t E = 32, F = 64, V = info.n_vocab, kv = 16;
     const uint64_t per_layer = E + E * E + 2 * E * kv + E * E + E + 3 * E * F;
     CHECK(info.n_params == E * V * 2 + E + 2 * per_layer);
+    // A dense decode step reads everything but the V - 1 embedding rows it does not look up.
+    CHECK(info.decode_weight_bytes == (info.n_params - (V - 1) * E) * 4);
+
+    // An older client's smaller struct (without decode_weight_bytes) gets the fields it knows and nothing beyond.
+    struct {
+        pi_model_info info;
+        uint64_t canary;
+    } old_client;
+    std::memset(&old_client, 0, sizeof old_client);
+    old_client.info.struct_size = offsetof(pi_model_info, decode_weight_bytes);
+    old_client.info.decode_weight_bytes = 123;
+    REQUIRE(pi_model_get_info(model, &old_client.info) == PI_OK);
+    CHECK(old_client.info.n_layer == 2);
+    CHECK(old_client.info.decode_weight_bytes == 123);
+    CHECK(old_client.info.struct_size == offsetof(pi_model_info, decode_weight_bytes));
     pi_model_free(model);
 }
 
