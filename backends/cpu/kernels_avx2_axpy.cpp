@@ -11,7 +11,7 @@
 namespace pi::cpu::detail::avx2 {
 namespace {
 
-constexpr int kGroup = 4;
+constexpr size_t kGroup = 4;
 
 inline __m256i tail_mask(size_t rem) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -41,12 +41,17 @@ inline __m256 load_tail(const uint8_t *row, size_t c, size_t rem) {
 }
 
 template <Kind K, int G>
-void axpy_float(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_float(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1, float *y) {
+    constexpr size_t esz = K == Kind::F32 ? 4 : 2;
     __m256 av[G];
     PI_UNROLL
     for (int j = 0; j < G; ++j) av[j] = _mm256_set1_ps(a[j]);
     size_t c = c0;
     for (; c + 8 <= c1; c += 8) {
+        if (pf) {
+            PI_UNROLL
+            for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + c * esz);
+        }
         __m256 acc = _mm256_loadu_ps(y + c);
         PI_UNROLL
         for (int j = 0; j < G; ++j) acc = _mm256_add_ps(acc, _mm256_mul_ps(av[j], load8<K>(row[j], c)));
@@ -89,7 +94,8 @@ inline __m256i block_codes(const uint8_t *row, size_t b) {
 constexpr size_t kChunk = 64;
 
 template <WeightType T, int G>
-void axpy_quant(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_quant(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1,
+                float *y) {
     constexpr size_t block_bytes = T == WeightType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
     alignas(32) float s[G][kChunk];
     for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {
@@ -99,6 +105,10 @@ void axpy_quant(const uint8_t *const *row, const float *a, size_t c0, size_t c1,
             for (size_t b = b0; b < b1; ++b) s[j][b - b0] = a[j] * fp16_table_value(row[j] + b * block_bytes);
         }
         for (size_t b = b0; b < b1; ++b) {
+            if (pf && (T == WeightType::Q8_0 || b % 2 == 0)) {
+                PI_UNROLL
+                for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + b * block_bytes);
+            }
             float *yb = y + b * 32;
             __m256 acc[4] = {_mm256_loadu_ps(yb), _mm256_loadu_ps(yb + 8), _mm256_loadu_ps(yb + 16),
                              _mm256_loadu_ps(yb + 24)};
@@ -116,13 +126,14 @@ void axpy_quant(const uint8_t *const *row, const float *a, size_t c0, size_t c1,
 }
 
 template <int G>
-void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0,
+                size_t c1, float *y) {
     switch (w.type) {
-        case WeightType::F32: axpy_float<Kind::F32, G>(row, a, c0, c1, y); break;
-        case WeightType::F16: axpy_float<Kind::F16, G>(row, a, c0, c1, y); break;
-        case WeightType::BF16: axpy_float<Kind::BF16, G>(row, a, c0, c1, y); break;
-        case WeightType::Q8_0: axpy_quant<WeightType::Q8_0, G>(row, a, c0, c1, y); break;
-        case WeightType::Q4_0: axpy_quant<WeightType::Q4_0, G>(row, a, c0, c1, y); break;
+        case WeightType::F32: axpy_float<Kind::F32, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::F16: axpy_float<Kind::F16, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::BF16: axpy_float<Kind::BF16, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::Q8_0: axpy_quant<WeightType::Q8_0, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::Q4_0: axpy_quant<WeightType::Q4_0, G>(row, pf, a, c0, c1, y); break;
     }
 }
 
@@ -131,15 +142,16 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a
 void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
     const uint8_t *row[kGroup];
     size_t i = 0;
-    const size_t offset = weight_row_bytes(w.type, c0);  // where this thread's columns start in a row
+    const uint8_t *pf[kGroup];
+    // This thread reads the [c0, c1) part of each row: groups of kGroup such parts.
+    const size_t lead = prefetch_lead(kGroup * (weight_row_bytes(w.type, c1) - weight_row_bytes(w.type, c0)));
     for (; i + kGroup <= n; i += kGroup) {
-        if (i + 2 * kGroup <= n) prefetch_rows(w, rows + i + kGroup, kGroup, offset);
-        for (int j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + static_cast<size_t>(j)]);
-        axpy_group<kGroup>(w, row, a + i, c0, c1, y);
+        for (size_t j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + j]);
+        axpy_group<kGroup>(w, row, prefetch_group(w, rows, 0, i, n, lead, pf), a + i, c0, c1, y);
     }
     for (; i < n; ++i) {
         row[0] = w.row(rows[i]);
-        axpy_group<1>(w, row, a + i, c0, c1, y);
+        axpy_group<1>(w, row, nullptr, a + i, c0, c1, y);
     }
 }
 

@@ -53,7 +53,8 @@ inline __m256 load_tail(const uint8_t *row, size_t k, size_t rem) {
 // Rows are processed several at a time so that each load of x (or of the activation's per-block data) serves all
 // of them; every row still gets exactly the operation sequence of a lone row, so grouping never changes a result.
 template <Kind K, int R>
-void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *y) {
+void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const float *x, size_t n, float *y) {
+    constexpr size_t esz = K == Kind::F32 ? 4 : 2;
     __m256 a[R][4];
     PI_UNROLL
     for (int r = 0; r < R; ++r) {
@@ -62,6 +63,12 @@ void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *
     }
     size_t k = 0;
     for (; k + 32 <= n; k += 32) {
+        if (pf) {
+            PI_UNROLL
+            for (int r = 0; r < R; ++r) {
+                for (size_t l = 0; l < 32 * esz; l += 64) prefetch_l2(pf[r] + k * esz + l);
+            }
+        }
         PI_UNROLL
         for (int j = 0; j < 4; ++j) {
             const __m256 xv = _mm256_loadu_ps(x + k + 8 * j);
@@ -125,13 +132,20 @@ inline __m256 q4_0_block(const uint8_t *row, const BlockX &bx, size_t b, __m256 
 
 // Even blocks accumulate in acc0, odd ones in acc1 (two FMA chains), then acc0 + acc1.
 template <__m256 (*Block)(const uint8_t *, const BlockX &, size_t, __m256), bool Q4, int R>
-void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, float *y) {
+void dot_quant_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q8Activation &x, float *y) {
+    constexpr size_t block_bytes = Q4 ? sizeof(BlockQ4_0) : sizeof(BlockQ8_0);
     __m256 acc0[R], acc1[R];
     PI_UNROLL
     for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
     const size_t nb = x.n_blocks();
     size_t b = 0;
     for (; b + 2 <= nb; b += 2) {
+        if (pf) {
+            PI_UNROLL
+            for (int r = 0; r < R; ++r) {
+                for (size_t l = 0; l < 2 * block_bytes; l += 64) prefetch_l2(pf[r] + b * block_bytes + l);
+            }
+        }
         const BlockX x0 = load_block_x(x, b, Q4);
         PI_UNROLL
         for (int r = 0; r < R; ++r) acc0[r] = Block(row[r], x0, b, acc0[r]);
@@ -150,13 +164,13 @@ void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, float *y) 
 
 template <int R>
 void dot_group(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint8_t *const *row,
-               float *y) {
+               const uint8_t *const *pf, float *y) {
     switch (w.type) {
-        case WeightType::F32: dot_float_rows<Kind::F32, R>(row, x_f32, w.n_cols, y); break;
-        case WeightType::F16: dot_float_rows<Kind::F16, R>(row, x_f32, w.n_cols, y); break;
-        case WeightType::BF16: dot_float_rows<Kind::BF16, R>(row, x_f32, w.n_cols, y); break;
-        case WeightType::Q8_0: dot_quant_rows<q8_0_block, false, R>(row, *x_q8, y); break;
-        case WeightType::Q4_0: dot_quant_rows<q4_0_block, true, R>(row, *x_q8, y); break;
+        case WeightType::F32: dot_float_rows<Kind::F32, R>(row, pf, x_f32, w.n_cols, y); break;
+        case WeightType::F16: dot_float_rows<Kind::F16, R>(row, pf, x_f32, w.n_cols, y); break;
+        case WeightType::BF16: dot_float_rows<Kind::BF16, R>(row, pf, x_f32, w.n_cols, y); break;
+        case WeightType::Q8_0: dot_quant_rows<q8_0_block, false, R>(row, pf, *x_q8, y); break;
+        case WeightType::Q4_0: dot_quant_rows<q4_0_block, true, R>(row, pf, *x_q8, y); break;
     }
 }
 
@@ -167,15 +181,16 @@ constexpr size_t kRows = 2;  // 16 ymm registers: 2 rows x 4 accumulators plus x
 void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows, size_t first,
               size_t n, float *y) {
     const uint8_t *row[kRows];
+    const uint8_t *pf[kRows];
+    const size_t lead = prefetch_lead(kRows * weight_row_bytes(w.type, w.n_cols));
     size_t i = 0;
     for (; i + kRows <= n; i += kRows) {
-        if (rows && i + 2 * kRows <= n) prefetch_rows(w, rows + i + kRows, kRows, 0);
         for (size_t r = 0; r < kRows; ++r) row[r] = w.row(rows ? rows[i + r] : first + i + r);
-        dot_group<kRows>(w, x_f32, x_q8, row, y + i);
+        dot_group<kRows>(w, x_f32, x_q8, row, prefetch_group(w, rows, first, i, n, lead, pf), y + i);
     }
     for (; i < n; ++i) {
         row[0] = w.row(rows ? rows[i] : first + i);
-        dot_group<1>(w, x_f32, x_q8, row, y + i);
+        dot_group<1>(w, x_f32, x_q8, row, nullptr, y + i);
     }
 }
 

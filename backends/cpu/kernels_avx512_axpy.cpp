@@ -15,7 +15,7 @@
 namespace pi::cpu::detail::avx512 {
 namespace {
 
-constexpr int kGroup = 4;
+constexpr size_t kGroup = 4;
 
 enum class Kind { F32, F16, BF16 };
 
@@ -43,12 +43,17 @@ inline __m512 load16(const uint8_t *row, size_t c) {
 }
 
 template <Kind K, int G>
-void axpy_float(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_float(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1, float *y) {
+    constexpr size_t esz = K == Kind::F32 ? 4 : 2;
     __m512 av[G];
     PI_UNROLL
     for (int j = 0; j < G; ++j) av[j] = _mm512_set1_ps(a[j]);
     size_t c = c0;
     for (; c + 16 <= c1; c += 16) {
+        if (pf) {
+            PI_UNROLL
+            for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + c * esz);
+        }
         __m512 acc = _mm512_loadu_ps(y + c);
         PI_UNROLL
         for (int j = 0; j < G; ++j) acc = _mm512_add_ps(acc, _mm512_mul_ps(av[j], load16<K>(row[j], c)));
@@ -78,12 +83,17 @@ inline void block_coefficients(const uint8_t *const *row, const float *a, size_t
 }
 
 template <int G>
-void axpy_q8_0(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_q8_0(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1,
+               float *y) {
     alignas(64) float s[G][kChunk];
     for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {
         const size_t b1 = b0 + kChunk < c1 / 32 ? b0 + kChunk : c1 / 32;
         block_coefficients<G, sizeof(BlockQ8_0)>(row, a, b0, b1, s);
         for (size_t b = b0; b < b1; ++b) {
+            if (pf) {
+                PI_UNROLL
+                for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + b * sizeof(BlockQ8_0));
+            }
             float *yb = y + b * 32;
             const size_t off = b * sizeof(BlockQ8_0);
             __m512 lo = _mm512_loadu_ps(yb), hi = _mm512_loadu_ps(yb + 16);
@@ -102,13 +112,18 @@ void axpy_q8_0(const uint8_t *const *row, const float *a, size_t c0, size_t c1, 
 }
 
 template <int G>
-void axpy_q4_0(const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_q4_0(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1,
+               float *y) {
     const __m512 codes = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     alignas(64) float s[G][kChunk];
     for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {
         const size_t b1 = b0 + kChunk < c1 / 32 ? b0 + kChunk : c1 / 32;
         block_coefficients<G, sizeof(BlockQ4_0)>(row, a, b0, b1, s);
         for (size_t b = b0; b < b1; ++b) {
+            if (pf && b % 2 == 0) {  // 18-byte blocks: every other block starts a new line
+                PI_UNROLL
+                for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + b * sizeof(BlockQ4_0));
+            }
             float *yb = y + b * 32;
             const size_t off = b * sizeof(BlockQ4_0);
             __m512 lo = _mm512_loadu_ps(yb), hi = _mm512_loadu_ps(yb + 16);
@@ -127,13 +142,14 @@ void axpy_q4_0(const uint8_t *const *row, const float *a, size_t c0, size_t c1, 
 }
 
 template <int G>
-void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a, size_t c0, size_t c1, float *y) {
+void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0,
+                size_t c1, float *y) {
     switch (w.type) {
-        case WeightType::F32: axpy_float<Kind::F32, G>(row, a, c0, c1, y); break;
-        case WeightType::F16: axpy_float<Kind::F16, G>(row, a, c0, c1, y); break;
-        case WeightType::BF16: axpy_float<Kind::BF16, G>(row, a, c0, c1, y); break;
-        case WeightType::Q8_0: axpy_q8_0<G>(row, a, c0, c1, y); break;
-        case WeightType::Q4_0: axpy_q4_0<G>(row, a, c0, c1, y); break;
+        case WeightType::F32: axpy_float<Kind::F32, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::F16: axpy_float<Kind::F16, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::BF16: axpy_float<Kind::BF16, G>(row, pf, a, c0, c1, y); break;
+        case WeightType::Q8_0: axpy_q8_0<G>(row, pf, a, c0, c1, y); break;
+        case WeightType::Q4_0: axpy_q4_0<G>(row, pf, a, c0, c1, y); break;
     }
 }
 
@@ -142,15 +158,16 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const float *a
 void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
     const uint8_t *row[kGroup];
     size_t i = 0;
-    const size_t offset = weight_row_bytes(w.type, c0);  // where this thread's columns start in a row
+    const uint8_t *pf[kGroup];
+    // This thread reads the [c0, c1) part of each row: groups of kGroup such parts.
+    const size_t lead = prefetch_lead(kGroup * (weight_row_bytes(w.type, c1) - weight_row_bytes(w.type, c0)));
     for (; i + kGroup <= n; i += kGroup) {
-        if (i + 2 * kGroup <= n) prefetch_rows(w, rows + i + kGroup, kGroup, offset);
-        for (int j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + static_cast<size_t>(j)]);
-        axpy_group<kGroup>(w, row, a + i, c0, c1, y);
+        for (size_t j = 0; j < kGroup; ++j) row[j] = w.row(rows[i + j]);
+        axpy_group<kGroup>(w, row, prefetch_group(w, rows, 0, i, n, lead, pf), a + i, c0, c1, y);
     }
     for (; i < n; ++i) {
         row[0] = w.row(rows[i]);
-        axpy_group<1>(w, row, a + i, c0, c1, y);
+        axpy_group<1>(w, row, nullptr, a + i, c0, c1, y);
     }
 }
 

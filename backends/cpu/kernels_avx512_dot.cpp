@@ -55,7 +55,8 @@ inline __m512 load16_masked(const uint8_t *row, size_t k, __mmask16 m) {
 // Rows are processed R at a time so that each load of x (or of the activation's per-block data) serves R rows;
 // every row still gets exactly the operation sequence of the R = 1 case, so grouping never changes a result.
 template <Kind K, int R>
-void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *y) {
+void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const float *x, size_t n, float *y) {
+    constexpr size_t esz = K == Kind::F32 ? 4 : 2;
     __m512 a[R][4];
     PI_UNROLL
     for (int r = 0; r < R; ++r) {
@@ -64,6 +65,12 @@ void dot_float_rows(const uint8_t *const *row, const float *x, size_t n, float *
     }
     size_t k = 0;
     for (; k + 64 <= n; k += 64) {
+        if (pf) {
+            PI_UNROLL
+            for (int r = 0; r < R; ++r) {
+                for (size_t l = 0; l < 64 * esz; l += 64) prefetch_l2(pf[r] + k * esz + l);
+            }
+        }
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
         PI_UNROLL
@@ -124,11 +131,12 @@ inline __m512i dot_u8s8(__m512i init, __m512i u, __m512i q) {
 
 // acc + float(isum) * (d_w * d_x) for the pair of one Q4_0 row.
 template <bool Vnni>
-inline __m512 q4_0_pair(const uint8_t *row, const PairX &px, size_t b, bool single, __m512 acc) {
+inline __m512 q4_0_pair(const uint8_t *row, const uint8_t *pf, const PairX &px, size_t b, bool single, __m512 acc) {
     // Pair bytes: [d_a, 16 code bytes of a, d_b, 16 code bytes of b] = words 0, 1..8, 9, 10..17.
     const __m512i nib_idx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6,
                                              5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
     const uint8_t *p = row + b * sizeof(BlockQ4_0);
+    if (pf) prefetch_l2(pf + b * sizeof(BlockQ4_0));
     const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ffffull : 0xfffffffffull, p);
     // 128-bit lanes: [a low nibbles = weights 0-15, a high = 16-31, b low, b high].
     __m512i u = _mm512_permutexvar_epi16(nib_idx, raw);
@@ -140,9 +148,13 @@ inline __m512 q4_0_pair(const uint8_t *row, const PairX &px, size_t b, bool sing
 }
 
 template <bool Vnni>
-inline __m512 q8_0_pair(const uint8_t *row, const PairX &px, size_t b, bool single, __m512 acc) {
+inline __m512 q8_0_pair(const uint8_t *row, const uint8_t *pf, const PairX &px, size_t b, bool single, __m512 acc) {
     // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b].
     const uint8_t *p = row + b * sizeof(BlockQ8_0);
+    if (pf) {  // a pair is 68 bytes: two lines
+        prefetch_l2(pf + b * sizeof(BlockQ8_0));
+        prefetch_l2(pf + b * sizeof(BlockQ8_0) + 64);
+    }
     const __m512i w =
         single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
                : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2))),
@@ -161,8 +173,9 @@ inline __m512 q8_0_pair(const uint8_t *row, const PairX &px, size_t b, bool sing
 
 // Pairs alternate between two accumulators: pairs at b = 0, 4, 8, ... and a last full pair go to acc0, pairs at
 // b = 2, 6, ... and a last single block to acc1; the row's result is reduce(acc0 + acc1).
-template <__m512 (*Pair)(const uint8_t *, const PairX &, size_t, bool, __m512), int R>
-void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, const int32_t *corr, float *y) {
+template <__m512 (*Pair)(const uint8_t *, const uint8_t *, const PairX &, size_t, bool, __m512), int R>
+void dot_quant_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q8Activation &x, const int32_t *corr,
+                    float *y) {
     __m512 acc0[R], acc1[R];
     PI_UNROLL
     for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -171,21 +184,21 @@ void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, const int3
     for (; b + 4 <= nb; b += 4) {
         const PairX p0 = load_pair_x(x, corr, b, false);
         PI_UNROLL
-        for (int r = 0; r < R; ++r) acc0[r] = Pair(row[r], p0, b, false, acc0[r]);
+        for (int r = 0; r < R; ++r) acc0[r] = Pair(row[r], pf ? pf[r] : nullptr, p0, b, false, acc0[r]);
         const PairX p1 = load_pair_x(x, corr, b + 2, false);
         PI_UNROLL
-        for (int r = 0; r < R; ++r) acc1[r] = Pair(row[r], p1, b + 2, false, acc1[r]);
+        for (int r = 0; r < R; ++r) acc1[r] = Pair(row[r], pf ? pf[r] : nullptr, p1, b + 2, false, acc1[r]);
     }
     if (b + 2 <= nb) {
         const PairX p0 = load_pair_x(x, corr, b, false);
         PI_UNROLL
-        for (int r = 0; r < R; ++r) acc0[r] = Pair(row[r], p0, b, false, acc0[r]);
+        for (int r = 0; r < R; ++r) acc0[r] = Pair(row[r], pf ? pf[r] : nullptr, p0, b, false, acc0[r]);
         b += 2;
     }
     if (b < nb) {
         const PairX p1 = load_pair_x(x, corr, b, true);
         PI_UNROLL
-        for (int r = 0; r < R; ++r) acc1[r] = Pair(row[r], p1, b, true, acc1[r]);
+        for (int r = 0; r < R; ++r) acc1[r] = Pair(row[r], pf ? pf[r] : nullptr, p1, b, true, acc1[r]);
     }
     PI_UNROLL
     for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r]));
@@ -193,15 +206,15 @@ void dot_quant_rows(const uint8_t *const *row, const Q8Activation &x, const int3
 
 template <int R, bool Vnni>
 void dot_group(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint8_t *const *row,
-               float *y) {
+               const uint8_t *const *pf, float *y) {
     switch (w.type) {
-        case WeightType::F32: dot_float_rows<Kind::F32, R>(row, x_f32, w.n_cols, y); break;
-        case WeightType::F16: dot_float_rows<Kind::F16, R>(row, x_f32, w.n_cols, y); break;
-        case WeightType::BF16: dot_float_rows<Kind::BF16, R>(row, x_f32, w.n_cols, y); break;
+        case WeightType::F32: dot_float_rows<Kind::F32, R>(row, pf, x_f32, w.n_cols, y); break;
+        case WeightType::F16: dot_float_rows<Kind::F16, R>(row, pf, x_f32, w.n_cols, y); break;
+        case WeightType::BF16: dot_float_rows<Kind::BF16, R>(row, pf, x_f32, w.n_cols, y); break;
         case WeightType::Q8_0:
-            dot_quant_rows<q8_0_pair<Vnni>, R>(row, *x_q8, x_q8->neg128_sums(), y);  // unused without VNNI
+            dot_quant_rows<q8_0_pair<Vnni>, R>(row, pf, *x_q8, x_q8->neg128_sums(), y);  // unused without VNNI
             break;
-        case WeightType::Q4_0: dot_quant_rows<q4_0_pair<Vnni>, R>(row, *x_q8, x_q8->neg8_sums(), y); break;
+        case WeightType::Q4_0: dot_quant_rows<q4_0_pair<Vnni>, R>(row, pf, *x_q8, x_q8->neg8_sums(), y); break;
     }
 }
 
@@ -211,15 +224,16 @@ template <bool Vnni>
 void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                    size_t first, size_t n, float *y) {
     const uint8_t *row[kRows];
+    const uint8_t *pf[kRows];
+    const size_t lead = prefetch_lead(kRows * weight_row_bytes(w.type, w.n_cols));
     size_t i = 0;
     for (; i + kRows <= n; i += kRows) {
-        if (rows && i + 2 * kRows <= n) prefetch_rows(w, rows + i + kRows, kRows, 0);
         for (size_t r = 0; r < kRows; ++r) row[r] = w.row(rows ? rows[i + r] : first + i + r);
-        dot_group<kRows, Vnni>(w, x_f32, x_q8, row, y + i);
+        dot_group<kRows, Vnni>(w, x_f32, x_q8, row, prefetch_group(w, rows, first, i, n, lead, pf), y + i);
     }
     for (; i < n; ++i) {
         row[0] = w.row(rows ? rows[i] : first + i);
-        dot_group<1, Vnni>(w, x_f32, x_q8, row, y + i);
+        dot_group<1, Vnni>(w, x_f32, x_q8, row, nullptr, y + i);
     }
 }
 

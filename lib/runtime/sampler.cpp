@@ -33,7 +33,10 @@ double Sampler::uniform() {
 
 Token Sampler::sample(const float *logits, size_t n_vocab, const std::vector<Token> &history) {
     candidates_.resize(n_vocab);
-    for (size_t i = 0; i < n_vocab; ++i) candidates_[i] = {logits[i], static_cast<Token>(i)};
+    // A NaN logit (from a broken model) would break the sort's strict weak ordering: treat it as impossible.
+    for (size_t i = 0; i < n_vocab; ++i) {
+        candidates_[i] = {std::isnan(logits[i]) ? -INFINITY : logits[i], static_cast<Token>(i)};
+    }
 
     // Repetition penalty (as CTRL): shrink the logit of every token seen recently, once per distinct token.
     if (params_.repeat_penalty != 1.0f && params_.repeat_last_n > 0) {
@@ -68,6 +71,7 @@ Token Sampler::sample(const float *logits, size_t n_vocab, const std::vector<Tok
     // Softmax over the survivors at the given temperature (max subtracted for range).
     std::vector<double> probs(keep);
     const double max_logit = candidates_[0].first;
+    if (!std::isfinite(max_logit)) return candidates_[0].second;  // all -inf, or +inf: nothing to weigh
     double sum = 0.0;
     for (size_t i = 0; i < keep; ++i) {
         probs[i] = std::exp((double(candidates_[i].first) - max_logit) / params_.temperature);
