@@ -1,10 +1,11 @@
 // pi-kernel-bench: speed of the CPU kernels against this machine's memory bandwidth and against oneDNN alone.
 //
-//   pi-kernel-bench [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--isa scalar|avx2|avx512]
+//   pi-kernel-bench [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] [--hugepages]
+//                   [--isa scalar|avx2|avx512]
 //
 // Prints, for the bench-7b FFN shapes (W 11008 x 4096 = gate/up, 4096 x 11008 = down) and every weight type:
-//   - dense matvec: weight bytes / time with 1..N threads, and the fraction of the read bandwidth measured here with
-//     the same thread count (the decode roofline);
+//   - dense matvec: weight bytes / time with 1..N threads, and the fraction of the streaming read bandwidth (the
+//     decode roofline) with the same thread count, both best-of over interleaved passes (see interleaved());
 //   - sparse forms at bench-7b's mean activity (11.6% of the neurons): matvec_rows over gate/up rows and axpy_rows
 //     over down-transposed rows, bytes of the rows read / time;
 //   - thread pool dispatch latency (empty job round trip, spinning and after the workers fell asleep);
@@ -12,7 +13,7 @@
 //     threads), our path (panels converted on the fly, single-threaded oneDNN per panel on our pool), and the
 //     blocked fallback, in GFLOP/s.
 // Matrices are replicated so that each timed pass reads memory, not the last-level cache.
-#include <omp.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -20,12 +21,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "backends/cpu/aligned_buffer.h"
 #include "backends/cpu/bandwidth.h"
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/gemm.h"
@@ -37,6 +39,8 @@
 #include "backends/cpu/weight_type.h"
 
 #if defined(PI_BENCH_ONEDNN)
+#include <omp.h>
+
 #include <dnnl.hpp>
 #endif
 
@@ -48,12 +52,32 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Weights in 4 KiB pages by default, as a model mmap'ed from a file gets them; --hugepages asks for 2 MiB pages
+// (madvise), to show what the TLB costs the scattered row lists.
+bool g_hugepages = false;
+
 struct Args {
     int threads = 2;
     int reps = 10;
     bool gemm = true;
     bool matvec = true;
+    std::string types = "F32,F16,BF16,Q8_0,Q4_0";  // --types: the weight types to run
     IsaLevel isa = active_isa_level();
+
+    bool wants(WeightType t) const {
+        const std::string name = weight_type_name(t);
+        size_t pos = 0;
+        while (pos <= types.size()) {
+            const size_t end = types.find(',', pos);
+            if (types.compare(pos, (end == std::string::npos ? types.size() : end) - pos, name) == 0 &&
+                (end == std::string::npos ? types.size() : end) - pos == name.size()) {
+                return true;
+            }
+            if (end == std::string::npos) break;
+            pos = end + 1;
+        }
+        return false;
+    }
 };
 
 Args parse(int argc, char **argv) {
@@ -69,17 +93,26 @@ Args parse(int argc, char **argv) {
             }
             return argv[++i];
         };
-        if (s == "--threads") a.threads = std::max(1, std::atoi(next()));
-        else if (s == "--reps") a.reps = std::max(1, std::atoi(next()));
-        else if (s == "--no-gemm") a.gemm = false;
-        else if (s == "--no-matvec") a.matvec = false;
+        if (s == "--threads")
+            a.threads = std::max(1, std::atoi(next()));
+        else if (s == "--reps")
+            a.reps = std::max(1, std::atoi(next()));
+        else if (s == "--no-gemm")
+            a.gemm = false;
+        else if (s == "--no-matvec")
+            a.matvec = false;
+        else if (s == "--types")
+            a.types = next();
+        else if (s == "--hugepages")
+            g_hugepages = true;
         else if (s == "--isa") {
             const std::string v = next();
             a.isa = v == "scalar" ? IsaLevel::Scalar : v == "avx2" ? IsaLevel::Avx2 : IsaLevel::Avx512;
             if (a.isa > best_isa_level()) a.isa = best_isa_level();
         } else {
             std::fprintf(stderr,
-                         "usage: %s [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--isa scalar|avx2|avx512]\n",
+                         "usage: %s [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] "
+                         "[--hugepages] [--isa scalar|avx2|avx512]\n",
                          argv[0]);
             std::exit(2);
         }
@@ -88,8 +121,22 @@ Args parse(int argc, char **argv) {
 }
 
 // A matrix of random weights of `type`, replicated `copies` times (each copy a separate allocation).
+
+struct PageBuffer {
+    uint8_t *data = nullptr;
+    size_t bytes = 0;
+    explicit PageBuffer(size_t n) : bytes((n + (2u << 20) - 1) / (2u << 20) * (2u << 20)) {
+        data = static_cast<uint8_t *>(std::aligned_alloc(2u << 20, bytes));
+        if (!data) throw std::bad_alloc();
+        if (g_hugepages) madvise(data, bytes, MADV_HUGEPAGE);
+    }
+    ~PageBuffer() { std::free(data); }
+    PageBuffer(const PageBuffer &) = delete;
+    PageBuffer &operator=(const PageBuffer &) = delete;
+};
+
 struct Replicated {
-    std::vector<AlignedBuffer<uint8_t>> copies;
+    std::vector<std::unique_ptr<PageBuffer>> copies;
     std::vector<WeightMatrix> views;
 };
 
@@ -110,7 +157,8 @@ void fill_random(uint8_t *data, WeightType type, size_t rows, size_t cols, uint3
         }
         for (size_t c = 0; c < cols; ++c) {
             const float v = normal(rng);
-            if (type == WeightType::F32) std::memcpy(row + 4 * c, &v, 4);
+            if (type == WeightType::F32)
+                std::memcpy(row + 4 * c, &v, 4);
             else {
                 const uint16_t h = type == WeightType::F16 ? fp32_to_fp16(v) : fp32_to_bf16(v);
                 std::memcpy(row + 2 * c, &h, 2);
@@ -123,12 +171,13 @@ Replicated make_replicated(WeightType type, size_t rows, size_t cols, size_t min
     Replicated rep;
     const size_t bytes = rows * weight_row_bytes(type, cols);
     const size_t n = std::max<size_t>(2, (min_total_bytes + bytes - 1) / bytes);
-    rep.copies.resize(n);
     for (size_t i = 0; i < n; ++i) {
-        rep.copies[i].reserve(bytes);
-        if (i == 0) fill_random(rep.copies[i].data(), type, rows, cols, 1234);
-        else std::memcpy(rep.copies[i].data(), rep.copies[0].data(), bytes);
-        rep.views.push_back(make_weight_matrix(rep.copies[i].data(), type, rows, cols));
+        rep.copies.push_back(std::make_unique<PageBuffer>(bytes));
+        if (i == 0)
+            fill_random(rep.copies[i]->data, type, rows, cols, 1234);
+        else
+            std::memcpy(rep.copies[i]->data, rep.copies[0]->data, bytes);
+        rep.views.push_back(make_weight_matrix(rep.copies[i]->data, type, rows, cols));
     }
     return rep;
 }
@@ -146,6 +195,31 @@ double best_per_call(const Replicated &rep, int reps, F &&fn) {
     return best;
 }
 
+// This machine's memory bandwidth moves with the host's other tenants from one second to the next. So each case
+// alternates, `rounds` times, a 256 MiB streaming-read pass and a pass of the kernel over all copies, and reports
+// the best of each: both are then the quiet-host figures of the same period, and their ratio is the roofline
+// fraction.
+struct Measured {
+    double gbps;     // kernel: bytes per call / best time per call
+    double bw_gbps;  // best streaming read over the same rounds
+};
+
+template <typename F>
+Measured interleaved(const Replicated &rep, double bytes_per_call, ThreadPool *pool, IsaLevel isa, int rounds, F &&fn) {
+    BandwidthOptions opt;
+    opt.buffer_bytes = 256u << 20;
+    opt.repeats = 1;
+    for (const WeightMatrix &w : rep.views) fn(w);  // warm-up
+    double best_sec = 1e30, best_bw = 0.0;
+    for (int r = 0; r < rounds; ++r) {
+        best_bw = std::max(best_bw, measure_read_bandwidth(pool->size(), pool, isa, opt));
+        const auto t0 = Clock::now();
+        for (const WeightMatrix &w : rep.views) fn(w);
+        best_sec = std::min(best_sec, seconds_since(t0) / static_cast<double>(rep.views.size()));
+    }
+    return {bytes_per_call / best_sec / 1e9, best_bw};
+}
+
 double load_average() {
     double load = -1.0;
     if (FILE *f = std::fopen("/proc/loadavg", "r")) {
@@ -155,17 +229,17 @@ double load_average() {
     return load;
 }
 
-void bench_matvec(const Args &args, const std::vector<double> &bw) {
-    const WeightType types[] = {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0,
-                                WeightType::Q4_0};
+void bench_matvec(const Args &args) {
+    const WeightType types[] = {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0};
     struct Shape {
         size_t rows, cols;
         const char *name;
     };
     const Shape shapes[] = {{11008, 4096, "11008x4096 (gate/up)"}, {4096, 11008, "4096x11008 (down)"}};
-    std::printf("\n== dense matvec y = W x (GB/s of weights; %% of measured read bandwidth, same threads) ==\n");
+    std::printf(
+        "\n== dense matvec y = W x: GB/s of weights (%% of the streaming read GB/s, same threads, same period) ==\n");
     std::printf("%-22s %-5s", "shape", "type");
-    for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s  (%%bw)", t);
+    for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s (%%bw of read)", t);
     std::printf("\n");
     std::vector<ThreadPool *> pools;
     std::vector<std::unique_ptr<ThreadPool>> owned;
@@ -176,6 +250,7 @@ void bench_matvec(const Args &args, const std::vector<double> &bw) {
     const size_t llc_multiple = 256u << 20;
     for (const Shape &s : shapes) {
         for (WeightType type : types) {
+            if (!args.wants(type)) continue;
             const Replicated rep = make_replicated(type, s.rows, s.cols, llc_multiple);
             std::vector<float> x(s.cols), y(s.rows);
             std::mt19937 rng(5);
@@ -193,11 +268,10 @@ void bench_matvec(const Args &args, const std::vector<double> &bw) {
             std::printf("%-22s %-5s", s.name, weight_type_name(type));
             for (int t = 1; t <= args.threads; ++t) {
                 ThreadPool *pool = pools[static_cast<size_t>(t - 1)];
-                const double sec = best_per_call(rep, args.reps, [&](const WeightMatrix &w) {
+                const Measured m = interleaved(rep, bytes, pool, args.isa, args.reps, [&](const WeightMatrix &w) {
                     matvec(w, in, 0, s.rows, y.data(), pool, args.isa);
                 });
-                const double gbps = bytes / sec / 1e9;
-                std::printf("   %11.2f  (%3.0f%%)", gbps, 100.0 * gbps / bw[static_cast<size_t>(t - 1)]);
+                std::printf("   %11.2f  (%3.0f%% of %4.1f)", m.gbps, 100.0 * m.gbps / m.bw_gbps, m.bw_gbps);
             }
             std::printf("\n");
             std::fflush(stdout);
@@ -205,9 +279,9 @@ void bench_matvec(const Args &args, const std::vector<double> &bw) {
     }
 
     // Sparse forms at bench-7b's mean activity: 11.6% of the 11008 neurons, sorted.
-    std::printf("\n== sparse forms, 11.6%% of 11008 neurons active (GB/s of the rows read) ==\n");
+    std::printf("\n== sparse forms, 11.6%% of 11008 neurons active: GB/s of the rows read (as above) ==\n");
     std::printf("%-30s %-5s", "form", "type");
-    for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s  (%%bw)", t);
+    for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s (%%bw of read)", t);
     std::printf("\n");
     std::vector<uint32_t> active;
     std::mt19937 rng(17);
@@ -218,8 +292,13 @@ void bench_matvec(const Args &args, const std::vector<double> &bw) {
     for (size_t i = 0; i < coeff.size(); ++i) coeff[i] = 0.5f + static_cast<float>(i % 7);
     for (int form = 0; form < 2; ++form) {
         for (WeightType type : types) {
+            if (!args.wants(type)) continue;
             // Both forms read rows of 4096: gate/up rows (11008 x 4096) and down-transposed rows (11008 x 4096).
-            const Replicated rep = make_replicated(type, 11008, 4096, llc_multiple);
+            // Enough copies that the active rows of all of them (not just the matrices) exceed the LLC 4 times.
+            const size_t active_bytes = active.size() * weight_row_bytes(type, 4096);
+            const size_t matrix_bytes = 11008 * weight_row_bytes(type, 4096);
+            const size_t copies = std::max<size_t>(2, (128u << 20) / active_bytes + 1);
+            const Replicated rep = make_replicated(type, 11008, 4096, copies * matrix_bytes);
             std::vector<float> x(4096, 0.25f), y(std::max<size_t>(active.size(), 4096));
             Q8Activation xq;
             MatvecInput in;
@@ -234,12 +313,13 @@ void bench_matvec(const Args &args, const std::vector<double> &bw) {
                         weight_type_name(type));
             for (int t = 1; t <= args.threads; ++t) {
                 ThreadPool *pool = pools[static_cast<size_t>(t - 1)];
-                const double sec = best_per_call(rep, args.reps, [&](const WeightMatrix &w) {
-                    if (form == 0) matvec_rows(w, in, active.data(), active.size(), y.data(), pool, args.isa);
-                    else axpy_rows(w, coeff.data(), active.data(), active.size(), y.data(), pool, args.isa);
+                const Measured m = interleaved(rep, bytes, pool, args.isa, args.reps, [&](const WeightMatrix &w) {
+                    if (form == 0)
+                        matvec_rows(w, in, active.data(), active.size(), y.data(), pool, args.isa);
+                    else
+                        axpy_rows(w, coeff.data(), active.data(), active.size(), y.data(), pool, args.isa);
                 });
-                const double gbps = bytes / sec / 1e9;
-                std::printf("   %11.2f  (%3.0f%%)", gbps, 100.0 * gbps / bw[static_cast<size_t>(t - 1)]);
+                std::printf("   %11.2f  (%3.0f%% of %4.1f)", m.gbps, 100.0 * m.gbps / m.bw_gbps, m.bw_gbps);
             }
             std::printf("\n");
             std::fflush(stdout);
@@ -330,15 +410,15 @@ void bench_gemm(const Args &args) {
         GemmOptions opt;
         opt.isa = args.isa;
         Gemm ours(&pool, opt), fallback(&pool, fallback_opt);
-        for (WeightType type : {WeightType::F32, WeightType::BF16, WeightType::F16, WeightType::Q8_0,
-                                WeightType::Q4_0}) {
+        for (WeightType type :
+             {WeightType::F32, WeightType::BF16, WeightType::F16, WeightType::Q8_0, WeightType::Q4_0}) {
+            if (!args.wants(type)) continue;
             const Replicated rep = make_replicated(type, n, k, 1);  // 2 copies: W is >= 25 MB, X/Y small
             std::printf("M=%-4zu W %-5s", m, weight_type_name(type));
             for (GemmPrecision prec : {GemmPrecision::F32, GemmPrecision::BF16}) {
                 if (!ours.uses_onednn()) break;
-                const double sec = best_per_call(rep, reps, [&](const WeightMatrix &w) {
-                    ours.multiply(w, x.data(), m, k, y.data(), n, prec);
-                });
+                const double sec = best_per_call(
+                    rep, reps, [&](const WeightMatrix &w) { ours.multiply(w, x.data(), m, k, y.data(), n, prec); });
                 const double gf = flop / sec / 1e9;
                 const double base = prec == GemmPrecision::F32 ? alone_f32 : alone_bf16;
                 std::printf("   ours %s %7.1f (%3.0f%% of alone)", prec == GemmPrecision::F32 ? "f32 " : "bf16", gf,
@@ -371,10 +451,11 @@ void bench_gemm(const Args &args) {
 int main(int argc, char **argv) {
     const Args args = parse(argc, argv);
     const CpuFeatures &f = cpu_features();
-    std::printf("pi-kernel-bench: ISA %s (best %s), AVX512-VNNI %d, AVX512-BF16 %d, AMX %d; %u hardware threads; "
-                "load average %.2f\n",
-                isa_level_name(args.isa).c_str(), isa_level_name(best_isa_level()).c_str(), f.avx512_vnni,
-                f.avx512_bf16, f.amx_tile, std::thread::hardware_concurrency(), load_average());
+    std::printf(
+        "pi-kernel-bench: ISA %s (best %s), AVX512-VNNI %d, AVX512-BF16 %d, AMX %d; %u hardware threads; "
+        "load average %.2f\n",
+        isa_level_name(args.isa).c_str(), isa_level_name(best_isa_level()).c_str(), f.avx512_vnni, f.avx512_bf16,
+        f.amx_tile, std::thread::hardware_concurrency(), load_average());
 
     std::vector<double> bw;
     std::printf("\n== memory read bandwidth (streaming, best of 5) ==\n");
@@ -384,7 +465,7 @@ int main(int argc, char **argv) {
         std::printf("%d thread%s: %.2f GB/s\n", t, t > 1 ? "s" : "", bw.back());
     }
     std::fflush(stdout);
-    if (args.matvec) bench_matvec(args, bw);
+    if (args.matvec) bench_matvec(args);
     bench_dispatch(args);
     if (args.gemm) bench_gemm(args);
     std::printf("\nload average at the end: %.2f\n", load_average());

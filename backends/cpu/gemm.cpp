@@ -18,15 +18,17 @@ namespace {
 using detail::PanelType;
 
 // Rows of W per oneDNN call. Each call packs its panel of W and multiplies it by all of X; 256 rows x 4096 columns
-// is 2 MiB as f32 / 1 MiB as bf16, about an L2, and at 32 tokens ~0.5 ms of work per call, so the per-call cost
-// (~20 us) stays small.
+// is 4 MiB as f32 / 2 MiB as bf16, and at 32 tokens about a millisecond of work per call, so oneDNN's per-call cost
+// stays small. (Measured on the development machine: the panel path reaches 90-100% of one oneDNN call over the
+// whole pre-converted matrix, see pi-kernel-bench.)
 constexpr size_t kPanelRows = 256;
 
 size_t element_bytes(PanelType t) { return t == PanelType::F32 ? 4 : 2; }
 
 // Whether W can be handed to oneDNN as it is (its type is the compute type and its rows are element-aligned).
 bool usable_in_place(const WeightMatrix &w, PanelType t) {
-    const bool same = (w.type == WeightType::F32 && t == PanelType::F32) || (w.type == WeightType::BF16 && t == PanelType::BF16);
+    const bool same =
+        (w.type == WeightType::F32 && t == PanelType::F32) || (w.type == WeightType::BF16 && t == PanelType::BF16);
     return same && w.row_stride % element_bytes(t) == 0;
 }
 
@@ -38,10 +40,9 @@ struct Gemm::Impl {
     ThreadPool *pool;
     GemmOptions options;
     std::unique_ptr<detail::OnednnPanelMatmul> onednn;
-    std::vector<AlignedBuffer<uint8_t>> panel;    // per thread: a converted panel
-    std::vector<AlignedBuffer<float>> row_f32;    // per thread: one row in f32 on its way to bf16
-    AlignedBuffer<uint16_t> x_bf16;               // X rounded to bf16
-    std::vector<Q8Activation> xq;                 // fallback: tokens quantized
+    std::vector<AlignedBuffer<uint8_t>> panel;  // per thread: a converted panel
+    AlignedBuffer<uint16_t> x_bf16;             // X rounded to bf16
+    std::vector<Q8Activation> xq;               // fallback: tokens quantized
 
     struct CacheEntry {
         AlignedBuffer<uint8_t> data;
@@ -63,26 +64,14 @@ struct Gemm::Impl {
     }
 
     // Writes rows [r0, r1) of W as `t` into dst (row-major, n_cols per row).
-    void convert_rows(const WeightMatrix &w, size_t r0, size_t r1, PanelType t, uint8_t *dst, int thread) {
+    void convert_rows(const WeightMatrix &w, size_t r0, size_t r1, PanelType t, uint8_t *dst) {
         const detail::KernelTable &k = detail::kernels(options.isa);
         const size_t n = w.n_cols;
         if (t == PanelType::F32) {
             k.rows_to_f32(w, r0, r1, reinterpret_cast<float *>(dst), n);
             return;
         }
-        uint16_t *out = reinterpret_cast<uint16_t *>(dst);
-        for (size_t r = r0; r < r1; ++r) {
-            const float *src;
-            if (w.type == WeightType::F32 && reinterpret_cast<uintptr_t>(w.row(r)) % alignof(float) == 0) {
-                src = reinterpret_cast<const float *>(w.row(r));
-            } else {
-                AlignedBuffer<float> &tmp = row_f32[static_cast<size_t>(thread)];
-                tmp.reserve(n);
-                k.rows_to_f32(w, r, r + 1, tmp.data(), n);
-                src = tmp.data();
-            }
-            k.f32_to_bf16(src, n, out + (r - r0) * n);
-        }
+        k.rows_to_bf16(w, r0, r1, reinterpret_cast<uint16_t *>(dst), n);
     }
 
     void multiply_onednn(const WeightMatrix &w, const float *x, size_t m, size_t ldx, float *y, size_t ldy,
@@ -106,8 +95,8 @@ struct Gemm::Impl {
         const bool in_place = usable_in_place(w, t);
         CacheEntry *entry = nullptr;
         if (!in_place && options.cache_bytes > 0) {
-            const CacheKey key{w.data, static_cast<uint32_t>(w.type), w.n_rows, w.n_cols, w.row_stride,
-                               static_cast<int>(t)};
+            const CacheKey key{
+                w.data, static_cast<uint32_t>(w.type), w.n_rows, w.n_cols, w.row_stride, static_cast<int>(t)};
             auto it = cache.find(key);
             if (it != cache.end()) {
                 entry = &it->second;
@@ -129,12 +118,12 @@ struct Gemm::Impl {
                 ldw = w.row_stride / esz;
             } else if (entry) {
                 uint8_t *dst = entry->data.data() + r0 * k_dim * esz;
-                if (fill_entry) convert_rows(w, r0, r0 + rows, t, dst, thread);
+                if (fill_entry) convert_rows(w, r0, r0 + rows, t, dst);
                 wp = dst;
             } else {
                 AlignedBuffer<uint8_t> &buf = panel[static_cast<size_t>(thread)];
                 buf.reserve(kPanelRows * k_dim * esz);
-                convert_rows(w, r0, r0 + rows, t, buf.data(), thread);
+                convert_rows(w, r0, r0 + rows, t, buf.data());
                 wp = buf.data();
             }
             onednn->run(t, xs, m, k_dim, ldxs, wp, rows, ldw, y + r0, ldy);
@@ -148,7 +137,6 @@ Gemm::Gemm(ThreadPool *pool, const GemmOptions &options) : impl_(std::make_uniqu
     impl_->options = options;
     if (options.use_onednn) impl_->onednn = detail::make_onednn_panel_matmul();
     impl_->panel.resize(static_cast<size_t>(impl_->n_threads()));
-    impl_->row_f32.resize(static_cast<size_t>(impl_->n_threads()));
 }
 
 Gemm::~Gemm() = default;
@@ -165,8 +153,8 @@ void Gemm::multiply(const WeightMatrix &w, const float *x, size_t n_tokens, size
     if (w.n_cols == 0) fail(PI_ERR_INVALID_ARGUMENT, "gemm: W has no columns");
     if (ldx < w.n_cols || ldy < w.n_rows) {
         fail(PI_ERR_INVALID_ARGUMENT, "gemm: leading dimensions " + std::to_string(ldx) + " / " + std::to_string(ldy) +
-                                          " are shorter than the rows of X (" + std::to_string(w.n_cols) +
-                                          ") / Y (" + std::to_string(w.n_rows) + ")");
+                                          " are shorter than the rows of X (" + std::to_string(w.n_cols) + ") / Y (" +
+                                          std::to_string(w.n_rows) + ")");
     }
     if (!impl_->onednn) {
         detail::gemm_fallback(w, x, n_tokens, ldx, y, ldy, impl_->pool, impl_->options.isa, impl_->xq);

@@ -16,15 +16,17 @@ size_t tile_rows(const WeightMatrix &w) {
 
 }  // namespace
 
-void gemm_fallback(const WeightMatrix &w, const float *x, size_t m, size_t ldx, float *y, size_t ldy,
-                   ThreadPool *pool, IsaLevel isa, std::vector<Q8Activation> &xq) {
+void gemm_fallback(const WeightMatrix &w, const float *x, size_t m, size_t ldx, float *y, size_t ldy, ThreadPool *pool,
+                   IsaLevel isa, std::vector<Q8Activation> &xq) {
     const KernelTable &k = kernels(isa);
     const bool quantized = weight_type_is_quantized(w.type);
     if (quantized) {
         if (xq.size() < m) xq.resize(m);
         auto quantize = [&](size_t t, int) { xq[t].quantize(x + t * ldx, w.n_cols, isa); };
-        if (pool) pool->parallel_for(m, quantize);
-        else for (size_t t = 0; t < m; ++t) quantize(t, 0);
+        if (pool)
+            pool->parallel_for(m, quantize);
+        else
+            for (size_t t = 0; t < m; ++t) quantize(t, 0);
     }
     const size_t rows = tile_rows(w);
     const size_t n_tiles = (w.n_rows + rows - 1) / rows;
@@ -35,8 +37,10 @@ void gemm_fallback(const WeightMatrix &w, const float *x, size_t m, size_t ldx, 
             k.dot_rows(w, x + t * ldx, quantized ? &xq[t] : nullptr, nullptr, r0, n, y + t * ldy + r0);
         }
     };
-    if (pool) pool->parallel_for(n_tiles, tile);
-    else for (size_t i = 0; i < n_tiles; ++i) tile(i, 0);
+    if (pool)
+        pool->parallel_for(n_tiles, tile);
+    else
+        for (size_t i = 0; i < n_tiles; ++i) tile(i, 0);
 }
 
 }  // namespace pi::cpu::detail

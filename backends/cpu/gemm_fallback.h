@@ -15,7 +15,7 @@ namespace pi::cpu::detail {
 // float weights, Q8Activation-rounded int8 dots for Q8_0/Q4_0). Tiles of rows small enough for L2 are passed over
 // by every token before the next tile, so W streams from memory once; each thread takes a contiguous range of
 // tiles. `xq` is scratch for the quantized tokens (grown as needed).
-void gemm_fallback(const WeightMatrix &w, const float *x, size_t m, size_t ldx, float *y, size_t ldy,
-                   ThreadPool *pool, IsaLevel isa, std::vector<Q8Activation> &xq);
+void gemm_fallback(const WeightMatrix &w, const float *x, size_t m, size_t ldx, float *y, size_t ldy, ThreadPool *pool,
+                   IsaLevel isa, std::vector<Q8Activation> &xq);
 
 }  // namespace pi::cpu::detail

@@ -1,8 +1,8 @@
 // oneDNN 2.6 (v2 API) matmul on one weight panel, single-threaded. The Debian build uses the OpenMP runtime; the
 // calling thread's OpenMP thread count is 1 during each call so oneDNN never starts a team of its own (our pool
 // already runs one panel per core, and an idle OpenMP team would spin against the decode pool).
-#include <dnnl.hpp>
 #include <omp.h>
+#include <dnnl.hpp>
 
 #include <map>
 #include <mutex>

@@ -48,6 +48,12 @@ struct KernelTable {
     void (*rows_to_f32)(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t ld);
     // out[i] = fp32_to_bf16(x[i]) (round-to-nearest-even, subnormals kept): bit-identical on every level.
     void (*f32_to_bf16)(const float *x, size_t n, uint16_t *out);
+    // out[i] = fp32_to_fp16(x[i]) (round-to-nearest-even; F16C's vcvtps2ph where the level has it): bit-identical on
+    // every level.
+    void (*f32_to_f16)(const float *x, size_t n, uint16_t *out);
+    // out[(r - r0) * ld + c] = fp32_to_bf16(W[r][c]): bit-identical on every level. (F16/Q8_0/Q4_0 values are never
+    // subnormal in binary32, so a converting instruction that flushes subnormals gives the same bits for them.)
+    void (*rows_to_bf16)(const WeightMatrix &w, size_t r0, size_t r1, uint16_t *out, size_t ld);
     // Quantizes n values (a multiple of 32) as Q8Activation documents: bit-identical on every level.
     void (*quantize_q8)(const float *x, size_t n, const Q8Out &out);
     // Reads `bytes` (a multiple of 256, 64-byte aligned) as fast as the level can and returns their sum as floats
@@ -99,7 +105,7 @@ inline void prefetch_l2(const void *p) { __builtin_prefetch(p, 0, PI_CPU_PREFETC
 // entries, and returns pf, or nullptr when there is no such group.
 template <size_t R>
 inline const uint8_t *const *prefetch_group(const WeightMatrix &w, const uint32_t *rows, size_t first, size_t i,
-                                           size_t n, size_t lead, const uint8_t *(&pf)[R]) {
+                                            size_t n, size_t lead, const uint8_t *(&pf)[R]) {
     const size_t j = i + lead * R;
     if (j + R > n) return nullptr;
     for (size_t r = 0; r < R; ++r) pf[r] = w.row(rows ? rows[j + r] : first + j + r);
@@ -144,16 +150,18 @@ inline void store_q8_block(const Q8BlockValues &v, size_t b, const Q8Out &out) {
     }
 }
 
-#define PI_CPU_DECLARE_ISA_KERNELS(ns)                                                                              \
-    namespace ns {                                                                                                  \
-    void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,        \
-                  size_t first, size_t n, float *y);                                                                \
-    void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1,     \
-                   float *y);                                                                                       \
-    void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t ld);                           \
-    void f32_to_bf16(const float *x, size_t n, uint16_t *out);                                                      \
-    void quantize_q8(const float *x, size_t n, const Q8Out &out);                                                   \
-    float read_sum(const void *data, size_t bytes);                                                                 \
+#define PI_CPU_DECLARE_ISA_KERNELS(ns)                                                                          \
+    namespace ns {                                                                                              \
+    void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,    \
+                  size_t first, size_t n, float *y);                                                            \
+    void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, \
+                   float *y);                                                                                   \
+    void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t ld);                       \
+    void f32_to_bf16(const float *x, size_t n, uint16_t *out);                                                  \
+    void f32_to_f16(const float *x, size_t n, uint16_t *out);                                                   \
+    void rows_to_bf16(const WeightMatrix &w, size_t r0, size_t r1, uint16_t *out, size_t ld);                   \
+    void quantize_q8(const float *x, size_t n, const Q8Out &out);                                               \
+    float read_sum(const void *data, size_t bytes);                                                             \
     }
 
 PI_CPU_DECLARE_ISA_KERNELS(scalar)

@@ -1,3 +1,4 @@
+// The kernel table of each ISA level (see isa_kernels.h) and the fp16 lookup table, filled on first use.
 #include <string>
 
 #include "backends/cpu/isa_kernels.h"
@@ -9,18 +10,20 @@ alignas(64) float fp16_table[65536];
 
 namespace {
 
-const KernelTable kScalar = {IsaLevel::Scalar,     scalar::dot_rows,    scalar::axpy_rows, scalar::rows_to_f32,
-                             scalar::f32_to_bf16, scalar::quantize_q8, scalar::read_sum};
+// Every table lists the members in KernelTable's order.
+#define PI_CPU_KERNEL_TABLE(level, ns, dot)                                                                \
+    {                                                                                                      \
+        level, ns::dot, ns::axpy_rows, ns::rows_to_f32, ns::f32_to_bf16, ns::f32_to_f16, ns::rows_to_bf16, \
+            ns::quantize_q8, ns::read_sum                                                                  \
+    }
 
+const KernelTable kScalar = PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows);
 #if defined(PI_CPU_X86_KERNELS)
-const KernelTable kAvx2 = {IsaLevel::Avx2,     avx2::dot_rows,    avx2::axpy_rows, avx2::rows_to_f32,
-                           avx2::f32_to_bf16, avx2::quantize_q8, avx2::read_sum};
-const KernelTable kAvx512 = {IsaLevel::Avx512,     avx512::dot_rows,    avx512::axpy_rows, avx512::rows_to_f32,
-                             avx512::f32_to_bf16, avx512::quantize_q8, avx512::read_sum};
-const KernelTable kAvx512NoVnni = {IsaLevel::Avx512,     avx512::dot_rows_no_vnni, avx512::axpy_rows,
-                                   avx512::rows_to_f32, avx512::f32_to_bf16,      avx512::quantize_q8,
-                                   avx512::read_sum};
+const KernelTable kAvx2 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows);
+const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows);
+const KernelTable kAvx512NoVnni = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows_no_vnni);
 #endif
+#undef PI_CPU_KERNEL_TABLE
 
 void fill_fp16_table() {
     static const bool filled = [] {

@@ -94,8 +94,7 @@ inline __m256i block_codes(const uint8_t *row, size_t b) {
 constexpr size_t kChunk = 64;
 
 template <WeightType T, int G>
-void axpy_quant(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1,
-                float *y) {
+void axpy_quant(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1, float *y) {
     constexpr size_t block_bytes = T == WeightType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
     alignas(32) float s[G][kChunk];
     for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {

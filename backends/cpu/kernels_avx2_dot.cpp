@@ -65,9 +65,7 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
     for (; k + 32 <= n; k += 32) {
         if (pf) {
             PI_UNROLL
-            for (int r = 0; r < R; ++r) {
-                for (size_t l = 0; l < 32 * esz; l += 64) prefetch_l2(pf[r] + k * esz + l);
-            }
+            for (int r = 0; r < R; ++r) prefetch_l2(pf[r] + k * esz);  // one per row and step, as for AVX-512
         }
         PI_UNROLL
         for (int j = 0; j < 4; ++j) {
@@ -87,7 +85,8 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
         for (int r = 0; r < R; ++r) a[r][1] = _mm256_fmadd_ps(load_tail<K>(row[r], k, n - k), xt, a[r][1]);
     }
     PI_UNROLL
-    for (int r = 0; r < R; ++r) y[r] = hsum(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
+    for (int r = 0; r < R; ++r)
+        y[r] = hsum(_mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3])));
 }
 
 inline __m256 broadcast_fp16(const uint8_t *p) {
@@ -126,7 +125,8 @@ inline __m256 q4_0_block(const uint8_t *row, const BlockX &bx, size_t b, __m256 
     const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i *>(blk + 2));
     const __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(packed, low4)),
                                                 _mm_and_si128(_mm_srli_epi16(packed, 4), low4), 1);
-    const __m256i isum = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, bx.q), _mm256_set1_epi16(1)), bx.corr);
+    const __m256i isum =
+        _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, bx.q), _mm256_set1_epi16(1)), bx.corr);
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(broadcast_fp16(blk), bx.dx), acc);
 }
 

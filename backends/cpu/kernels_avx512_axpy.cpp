@@ -26,7 +26,8 @@ inline __m512 load16(const uint8_t *row, size_t c, __mmask16 m) {
     } else if constexpr (K == Kind::F16) {
         return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, row + 2 * c));
     } else {
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * c)), 16));
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, row + 2 * c)), 16));
     }
 }
 
@@ -83,8 +84,7 @@ inline void block_coefficients(const uint8_t *const *row, const float *a, size_t
 }
 
 template <int G>
-void axpy_q8_0(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1,
-               float *y) {
+void axpy_q8_0(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1, float *y) {
     alignas(64) float s[G][kChunk];
     for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {
         const size_t b1 = b0 + kChunk < c1 / 32 ? b0 + kChunk : c1 / 32;
@@ -112,8 +112,7 @@ void axpy_q8_0(const uint8_t *const *row, const uint8_t *const *pf, const float 
 }
 
 template <int G>
-void axpy_q4_0(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1,
-               float *y) {
+void axpy_q4_0(const uint8_t *const *row, const uint8_t *const *pf, const float *a, size_t c0, size_t c1, float *y) {
     const __m512 codes = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     alignas(64) float s[G][kChunk];
     for (size_t b0 = c0 / 32; b0 < c1 / 32; b0 += kChunk) {

@@ -1,4 +1,4 @@
-// AVX-512 row dots (compiled with -mavx512f/bw/vl/vnni -mfma -mf16c; called only on CPUs with F/BW/VL).
+// AVX-512 row dots (compiled with -mavx512f/bw/vl/vnni/bf16 -mfma -mf16c; called only on CPUs with F/BW/VL).
 //
 // Rows go four at a time: each load of x (or of the activation's per-block data) serves four rows, and each row
 // keeps its own accumulators, so a row's result is the same whichever rows share its group.
@@ -67,9 +67,9 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
     for (; k + 64 <= n; k += 64) {
         if (pf) {
             PI_UNROLL
-            for (int r = 0; r < R; ++r) {
-                for (size_t l = 0; l < 64 * esz; l += 64) prefetch_l2(pf[r] + k * esz + l);
-            }
+            // One prefetch per row and step (128 or 256 bytes): the hardware prefetcher fills in the neighbouring
+            // lines, and fewer prefetch instructions measured slightly faster than one per line.
+            for (int r = 0; r < R; ++r) prefetch_l2(pf[r] + k * esz);
         }
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
@@ -116,7 +116,8 @@ inline PairX load_pair_x(const Q8Activation &x, const int32_t *corr, size_t b, b
 
 // [a x 8, b x 8] from two broadcast loads and one insert (F only: no AVX512DQ needed).
 inline __m512 pair_of(float a, float b) {
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)), _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+    return _mm512_castpd_ps(
+        _mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)), _mm256_castps_pd(_mm256_set1_ps(b)), 1));
 }
 
 // Sum of u * q over groups of 4 bytes added to `init` (u unsigned, q signed).
@@ -133,8 +134,8 @@ inline __m512i dot_u8s8(__m512i init, __m512i u, __m512i q) {
 template <bool Vnni>
 inline __m512 q4_0_pair(const uint8_t *row, const uint8_t *pf, const PairX &px, size_t b, bool single, __m512 acc) {
     // Pair bytes: [d_a, 16 code bytes of a, d_b, 16 code bytes of b] = words 0, 1..8, 9, 10..17.
-    const __m512i nib_idx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6,
-                                             5, 4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
+    const __m512i nib_idx = _mm512_set_epi16(17, 16, 15, 14, 13, 12, 11, 10, 17, 16, 15, 14, 13, 12, 11, 10, 8, 7, 6, 5,
+                                             4, 3, 2, 1, 8, 7, 6, 5, 4, 3, 2, 1);
     const uint8_t *p = row + b * sizeof(BlockQ4_0);
     if (pf) prefetch_l2(pf + b * sizeof(BlockQ4_0));
     const __m512i raw = _mm512_maskz_loadu_epi8(single ? 0x3ffffull : 0xfffffffffull, p);
@@ -155,10 +156,10 @@ inline __m512 q8_0_pair(const uint8_t *row, const uint8_t *pf, const PairX &px, 
         prefetch_l2(pf + b * sizeof(BlockQ8_0));
         prefetch_l2(pf + b * sizeof(BlockQ8_0) + 64);
     }
-    const __m512i w =
-        single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
-               : _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2))),
-                                    _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 36)), 1);
+    const __m512i w = single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
+                             : _mm512_inserti64x4(
+                                   _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 2))),
+                                   _mm256_loadu_si256(reinterpret_cast<const __m256i *>(p + 36)), 1);
     __m512i isum;
     if constexpr (Vnni) {
         isum = _mm512_dpbusd_epi32(px.corr, _mm512_xor_si512(w, _mm512_set1_epi8(static_cast<char>(0x80))), px.q);

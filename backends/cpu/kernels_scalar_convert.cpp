@@ -1,6 +1,7 @@
 // Scalar conversions: dequantizing rows to binary32, binary32 to bf16, activation quantization, and the bandwidth
 // probe's read loop.
 #include <cstring>
+#include <vector>
 
 #include "backends/cpu/isa_kernels.h"
 
@@ -53,6 +54,18 @@ void f32_to_bf16(const float *x, size_t n, uint16_t *out) {
     for (size_t i = 0; i < n; ++i) out[i] = fp32_to_bf16(x[i]);
 }
 
+void f32_to_f16(const float *x, size_t n, uint16_t *out) {
+    for (size_t i = 0; i < n; ++i) out[i] = fp32_to_fp16(x[i]);
+}
+
+void rows_to_bf16(const WeightMatrix &w, size_t r0, size_t r1, uint16_t *out, size_t ld) {
+    std::vector<float> row(w.n_cols);
+    for (size_t r = r0; r < r1; ++r) {
+        rows_to_f32(w, r, r + 1, row.data(), w.n_cols);
+        f32_to_bf16(row.data(), w.n_cols, out + (r - r0) * ld);
+    }
+}
+
 void quantize_q8(const float *x, size_t n, const Q8Out &out) {
     for (size_t b = 0; b < n / 32; ++b) store_q8_block(quantize_block_q8(x + b * 32), b, out);
 }
@@ -61,6 +74,7 @@ float read_sum(const void *data, size_t bytes) {
     const float *p = static_cast<const float *>(data);
     float s[8] = {};
     for (size_t i = 0; i < bytes / sizeof(float); i += 8) {
+        if (i % 16 == 0) prefetch_l2(reinterpret_cast<const uint8_t *>(p + i) + kPrefetchBytes);
         for (int j = 0; j < 8; ++j) s[j] += p[i + j];
     }
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));

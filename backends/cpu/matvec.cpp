@@ -19,8 +19,8 @@ constexpr size_t kAxpyColumnAlign = 64;
 void check_input(const WeightMatrix &w, const MatvecInput &x, const char *what) {
     check_weight_matrix(w, what);
     if (x.n != w.n_cols) {
-        fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": x has " + std::to_string(x.n) + " values, the rows " +
-                                          std::to_string(w.n_cols));
+        fail(PI_ERR_INVALID_ARGUMENT,
+             std::string(what) + ": x has " + std::to_string(x.n) + " values, the rows " + std::to_string(w.n_cols));
     }
     if (weight_type_is_quantized(w.type)) {
         if (!x.q8 || x.q8->size() != w.n_cols) {
@@ -90,9 +90,8 @@ void matvec_rows(const WeightMatrix &w, const MatvecInput &x, const uint32_t *ro
     if (!y) fail(PI_ERR_INVALID_ARGUMENT, "matvec_rows: y is missing");
     const detail::KernelTable &k = detail::kernels(isa);
     const size_t n_threads = threads_for(pool, n_rows * weight_row_bytes(w.type, w.n_cols));
-    split_rows(pool, n_rows, n_threads, [&](size_t begin, size_t end) {
-        k.dot_rows(w, x.f32, x.q8, rows + begin, 0, end - begin, y + begin);
-    });
+    split_rows(pool, n_rows, n_threads,
+               [&](size_t begin, size_t end) { k.dot_rows(w, x.f32, x.q8, rows + begin, 0, end - begin, y + begin); });
 }
 
 void axpy_rows(const WeightMatrix &wt, const float *a, const uint32_t *rows, size_t n, float *y, ThreadPool *pool,
@@ -102,8 +101,8 @@ void axpy_rows(const WeightMatrix &wt, const float *a, const uint32_t *rows, siz
     if (rows) {
         check_rows(wt, rows, n, "axpy_rows");
     } else if (n > wt.n_rows) {
-        fail(PI_ERR_INVALID_ARGUMENT, "axpy_rows: " + std::to_string(n) + " coefficients for " +
-                                          std::to_string(wt.n_rows) + " rows");
+        fail(PI_ERR_INVALID_ARGUMENT,
+             "axpy_rows: " + std::to_string(n) + " coefficients for " + std::to_string(wt.n_rows) + " rows");
     }
     if (n == 0 || wt.n_cols == 0) return;
     if (!y) fail(PI_ERR_INVALID_ARGUMENT, "axpy_rows: y is missing");

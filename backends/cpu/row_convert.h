@@ -19,4 +19,8 @@ void dequantize_rows(const WeightMatrix &w, size_t r0, size_t r1, float *out, si
 // out[i] = fp32_to_bf16(x[i]) (round-to-nearest-even, subnormals kept, NaN stays NaN): the same bits on every level.
 void convert_f32_to_bf16(const float *x, size_t n, uint16_t *out, IsaLevel isa = active_isa_level());
 
+// out[i] = fp32_to_fp16(x[i]) (round-to-nearest-even, overflow to inf, subnormals kept; F16C where the level has
+// it): the same bits on every level.
+void convert_f32_to_f16(const float *x, size_t n, uint16_t *out, IsaLevel isa = active_isa_level());
+
 }  // namespace pi::cpu

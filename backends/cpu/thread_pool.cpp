@@ -22,15 +22,14 @@ thread_local const ThreadPool *t_running_pool = nullptr;
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads, int spin_us) : n_threads_(n_threads), spin_us_(spin_us < 0 ? 0 : spin_us) {
-    if (n_threads < 1) fail(PI_ERR_INVALID_ARGUMENT, "a thread pool needs at least 1 thread, got " + std::to_string(n_threads));
+    if (n_threads < 1)
+        fail(PI_ERR_INVALID_ARGUMENT, "a thread pool needs at least 1 thread, got " + std::to_string(n_threads));
     workers_.reserve(static_cast<size_t>(n_threads - 1));
     try {
         for (int t = 1; t < n_threads; ++t) workers_.emplace_back([this, t] { worker_main(t); });
     } catch (...) {
         stop_.store(true);
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-        }
+        { std::lock_guard<std::mutex> lock(mutex_); }
         wake_.notify_all();
         for (auto &w : workers_) w.join();
         throw;
@@ -85,8 +84,10 @@ void ThreadPool::dispatch(JobFn fn, void *ctx) {
     run_job(0);
     // The other shares usually finish within microseconds of ours; after a while, yield the core instead.
     for (unsigned spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-        if (spins < 20000) PI_CPU_RELAX();
-        else std::this_thread::yield();
+        if (spins < 20000)
+            PI_CPU_RELAX();
+        else
+            std::this_thread::yield();
     }
     job_fn_ = nullptr;
     job_ctx_ = nullptr;
@@ -106,7 +107,8 @@ void ThreadPool::worker_main(int thread) {
         if (gen == seen && !stop_.load(std::memory_order_relaxed)) {
             const auto start = std::chrono::steady_clock::now();
             unsigned spins = 0;
-            while ((gen = generation_.load(std::memory_order_acquire)) == seen && !stop_.load(std::memory_order_relaxed)) {
+            while ((gen = generation_.load(std::memory_order_acquire)) == seen &&
+                   !stop_.load(std::memory_order_relaxed)) {
                 PI_CPU_RELAX();
                 if ((++spins & 255) == 0 && std::chrono::steady_clock::now() - start > spin_for) break;
             }

@@ -58,8 +58,8 @@ WeightMatrix make_weight_matrix(const void *data, WeightType type, size_t n_rows
 
 void check_weight_matrix(const WeightMatrix &w, const char *what) {
     if (!weight_type_valid(w.type)) {
-        fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": unknown weight type id " +
-                                          std::to_string(static_cast<uint32_t>(w.type)));
+        fail(PI_ERR_INVALID_ARGUMENT,
+             std::string(what) + ": unknown weight type id " + std::to_string(static_cast<uint32_t>(w.type)));
     }
     const size_t row_bytes = weight_row_bytes(w.type, w.n_cols);
     if (w.n_rows > 0 && w.data == nullptr) fail(PI_ERR_INVALID_ARGUMENT, std::string(what) + ": no weight data");

@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/cpu/isa_kernels.h"
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/row_convert.h"
 #include "cpu_test_helpers.h"
@@ -19,13 +20,28 @@ uint32_t bits(float f) { return float_bits(f); }
 // Floats that exercise every rounding path: zeros, subnormals, the fp16 subnormal / normal / overflow edges, exact
 // ties, inf, NaN, plus random values over many binades.
 std::vector<float> edge_floats() {
-    std::vector<float> v = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e9f,
-                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                            std::ldexp(1.0f, -14), std::ldexp(1.0f, -15), std::ldexp(1.0f, -24),
-                            std::ldexp(1.0f, -25), std::ldexp(1.5f, -25), std::ldexp(1.0f, -26),
+    std::vector<float> v = {0.0f,
+                            -0.0f,
+                            1.0f,
+                            -1.0f,
+                            65504.0f,
+                            65519.99f,
+                            65520.0f,
+                            -65520.0f,
+                            1e9f,
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            std::ldexp(1.0f, -14),
+                            std::ldexp(1.0f, -15),
+                            std::ldexp(1.0f, -24),
+                            std::ldexp(1.0f, -25),
+                            std::ldexp(1.5f, -25),
+                            std::ldexp(1.0f, -26),
                             std::ldexp(3.0f, -25),  // exactly halfway between 2^-24 and 2^-23: tie to even (2^-23)
-                            std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(),
-                            std::numeric_limits<float>::max(), -std::numeric_limits<float>::max()};
+                            std::numeric_limits<float>::denorm_min(),
+                            std::numeric_limits<float>::min(),
+                            std::numeric_limits<float>::max(),
+                            -std::numeric_limits<float>::max()};
     // Exact fp16 ties: 1 + (2k+1) * 2^-11 lies halfway between two halves.
     for (int k = 0; k < 8; ++k) v.push_back(1.0f + static_cast<float>(2 * k + 1) * std::ldexp(1.0f, -11));
     // Exact bf16 ties: 1 + (2k+1) * 2^-8.
@@ -85,8 +101,10 @@ TEST_CASE("bf16 conversions: exact widening, round-to-nearest-even narrowing", "
     for (uint32_t b = 0; b < 65536; ++b) {
         const double want = bf16_value(static_cast<uint16_t>(b));
         const float f = bf16_to_fp32(static_cast<uint16_t>(b));
-        if (std::isnan(want)) REQUIRE(std::isnan(f));
-        else REQUIRE(static_cast<double>(f) == want);
+        if (std::isnan(want))
+            REQUIRE(std::isnan(f));
+        else
+            REQUIRE(static_cast<double>(f) == want);
     }
     for (float f : edge_floats()) {
         INFO("f = " << f << " bits " << std::hex << bits(f));
@@ -94,7 +112,7 @@ TEST_CASE("bf16 conversions: exact widening, round-to-nearest-even narrowing", "
     }
     CHECK(fp32_to_bf16(std::numeric_limits<float>::max()) == 0x7f80);  // rounds up to inf
     CHECK(fp32_to_bf16(std::numeric_limits<float>::denorm_min()) == 0x0000);
-    CHECK(fp32_to_bf16(bits_float(0x00018000u)) == 0x0002);  // subnormal tie -> even, not flushed
+    CHECK(fp32_to_bf16(bits_float(0x00018000u)) == 0x0002);      // subnormal tie -> even, not flushed
     const uint16_t nan = fp32_to_bf16(bits_float(0x7f800001u));  // payload only in the dropped half
     CHECK((nan & 0x7f80) == 0x7f80);
     CHECK((nan & 0x007f) != 0);
@@ -122,7 +140,7 @@ TEST_CASE("SIMD row conversions equal the scalar conversions bit for bit", "[cpu
                     }
                 }
             }
-            // f32 -> bf16 over the edge values plus NaNs, in odd lengths (masked / scalar tails).
+            // f32 -> bf16 and f32 -> fp16 over the edge values plus NaNs, in odd lengths (masked / scalar tails).
             std::vector<float> in = floats;
             in.push_back(std::numeric_limits<float>::quiet_NaN());
             in.push_back(bits_float(0xff800001u));
@@ -134,6 +152,13 @@ TEST_CASE("SIMD row conversions equal the scalar conversions bit for bit", "[cpu
                     REQUIRE(got[i] == fp32_to_bf16(in[i]));
                 }
                 REQUIRE(got[len] == 0xabcd);  // nothing written past the end
+                std::vector<uint16_t> h(len + 1, 0xabcd);
+                convert_f32_to_f16(in.data(), len, h.data(), level);
+                for (size_t i = 0; i < len; ++i) {
+                    INFO("fp16: i = " << i << " bits " << std::hex << bits(in[i]));
+                    REQUIRE(h[i] == fp32_to_fp16(in[i]));
+                }
+                REQUIRE(h[len] == 0xabcd);
             }
         }
     }
@@ -142,7 +167,8 @@ TEST_CASE("SIMD row conversions equal the scalar conversions bit for bit", "[cpu
 TEST_CASE("quantized rows dequantize exactly; odd lengths and strides are honoured", "[cpu]") {
     for (IsaLevel level : available_levels()) {
         for (WeightType t : all_types()) {
-            for (size_t cols : {size_t{32}, size_t{96}, size_t{544}}) {
+            for (size_t cols : {size_t{32}, size_t{96}, size_t{544}, size_t{57}}) {
+                if (weight_type_is_quantized(t) && cols % 32 != 0) continue;
                 const TestMatrix m = make_matrix(t, 5, cols, 11, /*row_pad=*/6);
                 std::vector<float> out(5 * (cols + 3), -1.0f);
                 dequantize_rows(m.w, 1, 5, out.data(), cols + 3, level);
@@ -152,6 +178,16 @@ TEST_CASE("quantized rows dequantize exactly; odd lengths and strides are honour
                         REQUIRE(static_cast<double>(out[(r - 1) * (cols + 3) + c]) == m.at(r, c));
                     }
                     for (size_t c = cols; c < cols + 3; ++c) REQUIRE(out[(r - 1) * (cols + 3) + c] == -1.0f);
+                }
+                // Straight to bf16 (the GEMM's panel conversion): fp32_to_bf16 of the exact values, same bits.
+                std::vector<uint16_t> b16(5 * (cols + 1), 0xabcd);
+                pi::cpu::detail::kernels(level).rows_to_bf16(m.w, 1, 5, b16.data(), cols + 1);
+                for (size_t r = 1; r < 5; ++r) {
+                    for (size_t c = 0; c < cols; ++c) {
+                        INFO(isa_level_name(level) << " " << weight_type_name(t) << " bf16 r " << r << " c " << c);
+                        REQUIRE(b16[(r - 1) * (cols + 1) + c] == fp32_to_bf16(static_cast<float>(m.at(r, c))));
+                    }
+                    REQUIRE(b16[(r - 1) * (cols + 1) + cols] == 0xabcd);
                 }
             }
         }
@@ -186,6 +222,8 @@ TEST_CASE("PI_CPU_ISA lowers the active level and never raises it", "[cpu]") {
         setenv("PI_CPU_ISA", "avx2", 1);
         CHECK(active_isa_level() == IsaLevel::Avx2);
     }
-    if (old) setenv("PI_CPU_ISA", saved.c_str(), 1);
-    else unsetenv("PI_CPU_ISA");
+    if (old)
+        setenv("PI_CPU_ISA", saved.c_str(), 1);
+    else
+        unsetenv("PI_CPU_ISA");
 }

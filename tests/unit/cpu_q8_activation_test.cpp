@@ -89,7 +89,8 @@ TEST_CASE("Q8Activation gives the same values on every ISA level, edge cases inc
                 REQUIRE(got[b].d == want[b].d);
                 REQUIRE(std::memcmp(got[b].q, want[b].q, 32) == 0);
                 for (int j = 0; j < 8; ++j) {
-                    const int gs = want[b].q[4 * j] + want[b].q[4 * j + 1] + want[b].q[4 * j + 2] + want[b].q[4 * j + 3];
+                    const int gs =
+                        want[b].q[4 * j] + want[b].q[4 * j + 1] + want[b].q[4 * j + 2] + want[b].q[4 * j + 3];
                     REQUIRE(a.neg8_sums()[b * 8 + j] == -8 * gs);
                     REQUIRE(a.neg128_sums()[b * 8 + j] == -128 * gs);
                     const float d = fp16_to_fp32(want[b].d);

@@ -43,18 +43,24 @@ inline std::vector<IsaLevel> available_levels() {
 inline double half_value(uint16_t h) {
     const int sign = h >> 15, e = (h >> 10) & 0x1f, m = h & 0x3ff;
     double v;
-    if (e == 0x1f) v = m ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
-    else if (e == 0) v = std::ldexp(static_cast<double>(m), -24);
-    else v = std::ldexp(static_cast<double>(1024 + m), e - 25);
+    if (e == 0x1f)
+        v = m ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+    else if (e == 0)
+        v = std::ldexp(static_cast<double>(m), -24);
+    else
+        v = std::ldexp(static_cast<double>(1024 + m), e - 25);
     return sign ? -v : v;
 }
 
 inline double bf16_value(uint16_t b) {
     const int sign = b >> 15, e = (b >> 7) & 0xff, m = b & 0x7f;
     double v;
-    if (e == 0xff) v = m ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
-    else if (e == 0) v = std::ldexp(static_cast<double>(m), -133);
-    else v = std::ldexp(static_cast<double>(128 + m), e - 134);
+    if (e == 0xff)
+        v = m ? std::numeric_limits<double>::quiet_NaN() : std::numeric_limits<double>::infinity();
+    else if (e == 0)
+        v = std::ldexp(static_cast<double>(m), -133);
+    else
+        v = std::ldexp(static_cast<double>(128 + m), e - 134);
     return sign ? -v : v;
 }
 

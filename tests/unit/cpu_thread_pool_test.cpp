@@ -1,9 +1,7 @@
 // The kernels' thread pool: every share runs exactly once per call, the partition is static, nested and concurrent
 // calls are safe, exceptions come back to the caller, shutdown is clean. Run under TSan (PI_SANITIZE=thread) too.
-#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -85,7 +83,8 @@ TEST_CASE("two threads sharing one pool both get correct results", "[cpu]") {
     ThreadPool pool(2);
     std::atomic<long> a{0}, b{0};
     auto user = [&](std::atomic<long> &acc) {
-        for (int i = 0; i < 500; ++i) pool.parallel_for(10, [&](size_t task, int) { acc.fetch_add(static_cast<long>(task)); });
+        for (int i = 0; i < 500; ++i)
+            pool.parallel_for(10, [&](size_t task, int) { acc.fetch_add(static_cast<long>(task)); });
     };
     std::thread other([&] { user(b); });
     user(a);
@@ -102,29 +101,4 @@ TEST_CASE("a pool starts and stops cleanly, also without ever running a job", "[
     REQUIRE_THROWS_AS(ThreadPool(0), pi::Error);
 }
 
-TEST_CASE("dispatch latency is microseconds while workers spin", "[cpu]") {
-    ThreadPool pool(2);
-    std::atomic<int> sink{0};
-    pool.run([&](int t) { sink.fetch_add(t); });  // wake the worker
-    std::vector<double> us;
-    for (int i = 0; i < 2000; ++i) {
-        const auto start = std::chrono::steady_clock::now();
-        pool.run([&](int t) { sink.fetch_add(t); });
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-    }
-    std::sort(us.begin(), us.end());
-    const double median = us[us.size() / 2];
-    INFO("empty-job round trip: best " << us[0] << " us, median " << median << " us");
-    // Spinning workers answer in ~1 us, a futex wake-up takes >= 20 us. On a machine busier than its cores a
-    // descheduled worker costs a time slice whatever the pool does, so the number is then only reported.
-    double load = 0.0;
-    if (FILE *f = std::fopen("/proc/loadavg", "r")) {
-        if (std::fscanf(f, "%lf", &load) != 1) load = 0.0;
-        std::fclose(f);
-    }
-    if (load > static_cast<double>(std::thread::hardware_concurrency()) - 0.5) {
-        WARN("load average " << load << ": dispatch latency not checked (best " << us[0] << " us)");
-    } else {
-        CHECK(us[0] < 20.0);
-    }
-}
+// Dispatch latency is measured by pi-kernel-bench (unit tests make no timing assertions).
