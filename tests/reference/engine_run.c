@@ -1,6 +1,7 @@
 /* Runs the engine the way the reference tests need: evaluate a prompt, save the last token's logits, then generate
  * greedily. Uses only the public C API.
  * usage: pi_engine_run MODEL TOKENS(comma-separated) N_GREEDY LOGITS_OUT
+ * PI_TEST_KV=f32 in the environment selects the F32 KV cache (default F16).
  * prints the greedy tokens, space-separated, on stdout; writes n_vocab float32 logits (little-endian) to LOGITS_OUT. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ int main(int argc, char **argv) {
     sp.temperature = 0.0f;
     sp.repeat_penalty = 1.0f;
     sp.n_ctx = (uint32_t)(n_prompt + (size_t)n_greedy + 1);
+    if (getenv("PI_TEST_KV") && strcmp(getenv("PI_TEST_KV"), "f32") == 0) sp.kv_type = PI_KV_F32;
     if ((st = pi_session_create(model, &sp, &session)) != PI_OK) {
         rc = fail("session", st);
         goto done;

@@ -6,7 +6,8 @@ Paths, forced through the environment: the CPU executor with GEMM prefill or tok
 level (PI_CPU_ISA), and the readable scalar executor (PI_EXECUTOR=reference). All compute the dense semantics with
 an F16 KV cache. The CPU executor rounds the activations that meet Q8_0/Q4_0 weights to 8-bit blocks (the engine's
 documented rounding, reference act_quant="q8_0"); the scalar executor does not (act_quant=None).
-Tolerance: relative L2 error of the logits below 2e-3 (the dense issue's bound for an F16 KV cache).
+Tolerance: relative L2 error of the logits below 2e-3 (the dense issue's bound for an F16 KV cache); with an F32 KV
+cache and F32 weights, below 1e-4 (test_engine_f32_kv_cache).
 
 Greedy tokens must be identical. One exception, for Q8_0/Q4_0 only: rounding activations to 8 bits is discontinuous,
 so a difference of 1e-8 upstream can move a value across a rounding boundary and change the logits by ~1e-2 of their
@@ -25,6 +26,7 @@ ENGINE = os.environ.get("PI_ENGINE_RUN", "")
 N_PROMPT = 32
 N_GREEDY = 32
 REL_L2_TOL = 2e-3
+REL_L2_TOL_F32 = 1e-4
 NEAR_TIE = 0.02
 MODELS = [n[:-len(".gguf")] for n in presets.matrix_files() if n.endswith(".gguf")]
 PATHS = {  # name: (environment, whether activations meeting quantized weights are rounded to Q8_0)
@@ -60,11 +62,11 @@ def rel_l2(a, b):
 def expected(load):
     """(prompt, last-token logits, greedy tokens) of the reference, once per model and rounding."""
     @functools.lru_cache(maxsize=None)
-    def compute(name, act_quant):
+    def compute(name, act_quant, kv_dtype="f16"):
         model = load(name)
         rng = np.random.default_rng(1234)
         prompt = [int(t) for t in rng.integers(3, model.hp.n_vocab, size=N_PROMPT)]
-        opts = dict(kv_dtype="f16", act_quant=act_quant)
+        opts = dict(kv_dtype=kv_dtype, act_quant=act_quant)
         steps = [model.forward(prompt, 0, **opts)[-1]]
         tokens = []
         for i in range(N_GREEDY):
@@ -95,3 +97,18 @@ def test_engine_matches_reference(name, path, expected, models_dir, engine_binar
     assert quantized and gap < NEAR_TIE, (
         f"{name} via {path}: greedy token {i} is {tokens[i]}, reference {ref_tokens[i]} "
         f"(reference gap {gap:.3f} standard deviations)")
+
+
+F32_MODELS = [n for n in MODELS if n.endswith("-f32")]
+
+
+@pytest.mark.parametrize("path", ["cpu-avx512", "cpu-scalar-tokenwise", "reference"])
+@pytest.mark.parametrize("name", F32_MODELS)
+def test_engine_f32_kv_cache(name, path, expected, models_dir, engine_binary, tmp_path):
+    env = {**PATHS[path][0], "PI_TEST_KV": "f32"}
+    prompt, ref_steps, ref_tokens = expected(name, None, "f32")
+    logits, tokens = run_engine(engine_binary, os.path.join(models_dir, name + ".gguf"), prompt, N_GREEDY, env,
+                                tmp_path)
+    err = rel_l2(logits.astype(np.float64), ref_steps[0])
+    assert err < REL_L2_TOL_F32, f"{name} via {path} with an F32 KV cache: relative L2 error {err:.2e}"
+    assert tokens == ref_tokens
