@@ -13,6 +13,7 @@
 #include "backends/cpu/thread_pool.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
+#include "runtime/layer_math.h"
 
 namespace pi {
 namespace {
@@ -23,39 +24,6 @@ using cpu::WeightMatrix;
 WeightMatrix as_matrix(const WeightView &w) {
     if (!w) return {};
     return cpu::make_weight_matrix(w.data, static_cast<cpu::WeightType>(w.type()), w.rows(), w.cols());
-}
-
-// ---- per-token building blocks (the same math as reference_forward.cpp, kept separate on purpose: that file is
-// the readable baseline this executor is tested against) ------------------------------------------------------
-
-void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps) {
-    double ss = 0.0;
-    for (uint32_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
-    const float scale = 1.0f / std::sqrt(float(ss / n) + eps);
-    for (uint32_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-void layernorm(float *out, const float *x, const float *w, const float *b, uint32_t n, float eps) {
-    double mean = 0.0, var = 0.0;
-    for (uint32_t i = 0; i < n; ++i) mean += x[i];
-    mean /= n;
-    for (uint32_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-    var /= n;
-    const float scale = 1.0f / std::sqrt(float(var) + eps);
-    for (uint32_t i = 0; i < n; ++i) out[i] = float(x[i] - mean) * scale * w[i] + b[i];
-}
-
-void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeMode mode) {
-    const uint32_t half = rope_dim / 2;
-    for (uint32_t i = 0; i < half; ++i) {
-        const float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(rope_dim));
-        const float c = std::cos(theta), s = std::sin(theta);
-        float &a = mode == RopeMode::Normal ? head[2 * i] : head[i];
-        float &b = mode == RopeMode::Normal ? head[2 * i + 1] : head[i + half];
-        const float a0 = a, b0 = b;
-        a = a0 * c - b0 * s;
-        b = a0 * s + b0 * c;
-    }
 }
 
 const float *f32(const WeightView &w) { return reinterpret_cast<const float *>(w.data); }

@@ -7,6 +7,7 @@
 #include "backends/cpu/numeric.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
+#include "runtime/layer_math.h"
 #include "runtime/session.h"
 
 namespace pi {
@@ -14,45 +15,11 @@ namespace {
 
 // ---- building blocks -------------------------------------------------------------------------------------------
 
-void rmsnorm(float *out, const float *x, const WeightView &weight, uint32_t n, float eps) {
-    double ss = 0.0;
-    for (uint32_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
-    const float scale = 1.0f / std::sqrt(float(ss / n) + eps);
-    const float *w = reinterpret_cast<const float *>(weight.data);
-    for (uint32_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-void layernorm(float *out, const float *x, const WeightView &weight, const WeightView &bias, uint32_t n, float eps) {
-    double mean = 0.0, var = 0.0;
-    for (uint32_t i = 0; i < n; ++i) mean += x[i];
-    mean /= n;
-    for (uint32_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
-    var /= n;
-    const float scale = 1.0f / std::sqrt(float(var) + eps);
-    const float *w = reinterpret_cast<const float *>(weight.data);
-    const float *b = reinterpret_cast<const float *>(bias.data);
-    for (uint32_t i = 0; i < n; ++i) out[i] = float(x[i] - mean) * scale * w[i] + b[i];
-}
+const float *f32(const WeightView &w) { return reinterpret_cast<const float *>(w.data); }
 
 void add_bias(float *x, const WeightView &bias) {
     if (!bias) return;
-    const float *b = reinterpret_cast<const float *>(bias.data);
-    for (uint64_t i = 0; i < bias.cols(); ++i) x[i] += b[i];
-}
-
-// Rotary position embedding of one head. Normal mode rotates adjacent pairs (x[2i], x[2i+1]) (llama.cpp's layout
-// of converted Llama weights); NeoX mode rotates the halves (x[i], x[i + rope_dim/2]) (Falcon).
-void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeMode mode) {
-    const uint32_t half = rope_dim / 2;
-    for (uint32_t i = 0; i < half; ++i) {
-        const float theta = float(pos) * std::pow(base, -2.0f * float(i) / float(rope_dim));
-        const float c = std::cos(theta), s = std::sin(theta);
-        float &a = mode == RopeMode::Normal ? head[2 * i] : head[i];
-        float &b = mode == RopeMode::Normal ? head[2 * i + 1] : head[i + half];
-        const float a0 = a, b0 = b;
-        a = a0 * c - b0 * s;
-        b = a0 * s + b0 * c;
-    }
+    for (uint64_t i = 0; i < bias.cols(); ++i) x[i] += f32(bias)[i];
 }
 
 float relu(float x) { return x > 0.0f ? x : 0.0f; }
@@ -112,8 +79,8 @@ private:
     // Llama, Bamboo and OPT: x += attn(norm(x)); x += ffn(norm(x)).
     void sequential_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
         const bool opt = hp_.arch == Arch::Opt;
-        if (opt) layernorm(xn_.data(), x_.data(), L.attn_norm, L.attn_norm_b, hp_.n_embd, hp_.norm_eps);
-        else rmsnorm(xn_.data(), x_.data(), L.attn_norm, hp_.n_embd, hp_.norm_eps);
+        if (opt) layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
+        else rmsnorm(xn_.data(), x_.data(), f32(L.attn_norm), hp_.n_embd, hp_.norm_eps);
         matvec_reference(L.wq, xn_.data(), q_.data());
         matvec_reference(L.wk, xn_.data(), k_.data());
         matvec_reference(L.wv, xn_.data(), v_.data());
@@ -125,8 +92,8 @@ private:
         add_bias(att_out_.data(), L.bo);
         for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += att_out_[i];
 
-        if (opt) layernorm(xn_.data(), x_.data(), L.ffn_norm, L.ffn_norm_b, hp_.n_embd, hp_.norm_eps);
-        else rmsnorm(xn_.data(), x_.data(), L.ffn_norm, hp_.n_embd, hp_.norm_eps);
+        if (opt) layernorm(xn_.data(), x_.data(), f32(L.ffn_norm), f32(L.ffn_norm_b), hp_.n_embd, hp_.norm_eps);
+        else rmsnorm(xn_.data(), x_.data(), f32(L.ffn_norm), hp_.n_embd, hp_.norm_eps);
         ffn(L, xn_.data());
         for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += ffn_out_[i];
     }
@@ -134,7 +101,7 @@ private:
     // Falcon: attention and FFN in parallel from the same input: x += attn(ln(x)) + ffn(ln2(x)), where ln2 is
     // the layer's second norm (40B style) or the first one again (7B style).
     void falcon_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
-        layernorm(xn_.data(), x_.data(), L.attn_norm, L.attn_norm_b, hp_.n_embd, hp_.norm_eps);
+        layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
         matvec_reference(L.wqkv, xn_.data(), qkv_.data());
         // Fused layout: [all query heads; key heads; value heads].
         std::copy(qkv_.begin(), qkv_.begin() + q_.size(), q_.begin());
@@ -145,7 +112,7 @@ private:
 
         const float *ffn_in = xn_.data();
         if (L.attn_norm_2) {
-            layernorm(xn2_.data(), x_.data(), L.attn_norm_2, L.attn_norm_2_b, hp_.n_embd, hp_.norm_eps);
+            layernorm(xn2_.data(), x_.data(), f32(L.attn_norm_2), f32(L.attn_norm_2_b), hp_.n_embd, hp_.norm_eps);
             ffn_in = xn2_.data();
         }
         ffn(L, ffn_in);
@@ -214,8 +181,8 @@ private:
 
     void output(float *logits) {
         const ModelWeights &w = m_.weights();
-        if (w.output_norm_b) layernorm(xn_.data(), x_.data(), w.output_norm, w.output_norm_b, hp_.n_embd, hp_.norm_eps);
-        else rmsnorm(xn_.data(), x_.data(), w.output_norm, hp_.n_embd, hp_.norm_eps);
+        if (w.output_norm_b) layernorm(xn_.data(), x_.data(), f32(w.output_norm), f32(w.output_norm_b), hp_.n_embd, hp_.norm_eps);
+        else rmsnorm(xn_.data(), x_.data(), f32(w.output_norm), hp_.n_embd, hp_.norm_eps);
         matvec_reference(w.output ? w.output : w.token_embd, xn_.data(), logits);
     }
 
