@@ -61,6 +61,7 @@ struct Args {
     int reps = 10;
     bool gemm = true;
     bool matvec = true;
+    int prefill_bound = 0;  // --prefill-bound M: oneDNN-alone time of bench-7b's projections for M tokens
     std::string types = "F32,F16,BF16,Q8_0,Q4_0";  // --types: the weight types to run
     IsaLevel isa = active_isa_level();
 
@@ -101,6 +102,8 @@ Args parse(int argc, char **argv) {
             a.gemm = false;
         else if (s == "--no-matvec")
             a.matvec = false;
+        else if (s == "--prefill-bound")
+            a.prefill_bound = std::max(1, std::atoi(next()));
         else if (s == "--types")
             a.types = next();
         else if (s == "--hugepages")
@@ -112,7 +115,7 @@ Args parse(int argc, char **argv) {
         } else {
             std::fprintf(stderr,
                          "usage: %s [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] "
-                         "[--hugepages] [--isa scalar|avx2|avx512]\n",
+                         "[--hugepages] [--isa scalar|avx2|avx512] [--prefill-bound M]\n",
                          argv[0]);
             std::exit(2);
         }
@@ -383,6 +386,35 @@ double onednn_alone(size_t m, size_t k, size_t n, bool bf16, int threads, int re
 }
 #endif
 
+// The bar of the prefill target: how fast oneDNN alone (f32, pre-converted weights, its own threads) runs the
+// matrix products of a bench-7b prefill of M tokens (32 layers of q, k, v, o 4096x4096, gate, up 11008x4096, down
+// 4096x11008; the output head for the last token only, as the engine does). Attention, norms and the conversions
+// of F16 weights are not in it, so the engine's prefill tok/s over this bound is the fraction the target asks for.
+void bench_prefill_bound(const Args &args) {
+#if defined(PI_BENCH_ONEDNN)
+    const size_t m = static_cast<size_t>(args.prefill_bound);
+    const int reps = std::max(2, args.reps / 3);
+    struct Shape {
+        size_t n, k;
+        int per_layer;
+    };
+    double seconds = 0.0;
+    std::printf("\n== oneDNN-alone bound for a bench-7b prefill of %zu tokens, %d threads ==\n", m, args.threads);
+    for (const Shape sh : {Shape{4096, 4096, 4}, Shape{11008, 4096, 2}, Shape{4096, 11008, 1}}) {
+        const double gflops = onednn_alone(m, sh.k, sh.n, false, args.threads, reps);
+        const double t = 2.0 * double(m * sh.k * sh.n) / (gflops * 1e9);
+        std::printf("  %5zu x %5zu: %7.1f GFLOP/s, %.3f s per layer\n", sh.n, sh.k, gflops, t * sh.per_layer);
+        seconds += 32 * sh.per_layer * t;
+    }
+    const double head = 2.0 * 32000.0 * 4096.0 / (onednn_alone(1, 4096, 32000, false, args.threads, reps) * 1e9);
+    seconds += head;
+    std::printf("  total %.2f s: bound %.2f tok/s\n", seconds, double(m) / seconds);
+#else
+    std::printf("\n(built without oneDNN: no prefill bound)\n");
+    (void)args;
+#endif
+}
+
 void bench_gemm(const Args &args) {
     const size_t k = 4096, n = 11008;
     ThreadPool pool(args.threads);
@@ -468,6 +500,7 @@ int main(int argc, char **argv) {
     if (args.matvec) bench_matvec(args);
     bench_dispatch(args);
     if (args.gemm) bench_gemm(args);
+    if (args.prefill_bound) bench_prefill_bound(args);
     std::printf("\nload average at the end: %.2f\n", load_average());
     return 0;
 }
