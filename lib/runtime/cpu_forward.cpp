@@ -46,7 +46,7 @@ public:
     CpuForward(const Model &model, const SessionOptions &options)
         : m_(model), hp_(model.hparams()), n_ctx_(options.n_ctx),
           cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
-          pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()),
+          pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
           float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)) {
         const ModelWeights &w = model.weights();
         layers_.resize(hp_.n_layer);
@@ -72,12 +72,13 @@ public:
     void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
              const std::atomic<bool> &cancel) override {
         if (start_pos + n > n_ctx_) fail(PI_ERR_CONTEXT_FULL, "cpu forward: position beyond the KV cache");
-        if (n == 1 || tokenwise_prefill_forced()) {
+        if (n == 1 || tokenwise_) {
             for (size_t i = 0; i < n; ++i) forward(tokens + i, 1, static_cast<uint32_t>(start_pos + i), cancel);
+            output(0, logits);
         } else {
             forward(tokens, n, static_cast<uint32_t>(start_pos), cancel);
+            output(n - 1, logits);
         }
-        output(n == 1 || tokenwise_prefill_forced() ? 0 : n - 1, logits);
     }
 
     KvCache &kv_cache() override { return cache_; }
@@ -293,6 +294,7 @@ private:
     KvCache cache_;
     cpu::ThreadPool pool_;
     const IsaLevel isa_;
+    const bool tokenwise_;  // PI_PREFILL=tokenwise: prompts run one token at a time (tests)
     cpu::Gemm float_gemm_, quant_gemm_;
     std::vector<Layer> layers_;
     WeightMatrix output_;
