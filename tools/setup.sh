@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 build=${PI_BUILD_DIR:-build}
 jobs=${PI_JOBS:-2}
 
-apt_packages=(build-essential cmake pkg-config git catch2 libdnnl-dev abigail-tools libglpk-dev clang
+apt_packages=(build-essential cmake pkg-config git catch2 libdnnl-dev abigail-tools libglpk-dev libxxhash-dev clang
               libclang-rt-14-dev python3 python3-venv)
 missing=()
 for p in "${apt_packages[@]}"; do

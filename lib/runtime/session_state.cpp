@@ -1,5 +1,7 @@
 #include "runtime/session_state.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -13,61 +15,9 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the session state form
 
 namespace pi {
 
-// ---- XXH64 -----------------------------------------------------------------------------------------------------
-// Fast enough (several GB/s) that checksumming a multi-GB KV state costs less than copying it; byte-at-a-time
-// hashes (FNV, table CRC) would cost seconds there.
-namespace {
-
-constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full, kP3 = 0x165667B19E3779F9ull,
-                   kP4 = 0x85EBCA77C2B2AE63ull, kP5 = 0x27D4EB2F165667C5ull;
-
-uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-uint64_t read64(const uint8_t *p) {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-}
-uint32_t read32(const uint8_t *p) {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-uint64_t xxh_round(uint64_t acc, uint64_t lane) { return rotl(acc + lane * kP2, 31) * kP1; }
-uint64_t xxh_merge(uint64_t h, uint64_t acc) { return (h ^ xxh_round(0, acc)) * kP1 + kP4; }
-
-}  // namespace
-
-uint64_t xxhash64(const void *data, size_t n, uint64_t seed) {
-    const uint8_t *p = static_cast<const uint8_t *>(data);
-    const uint8_t *const end = p + n;
-    uint64_t h;
-    if (n >= 32) {
-        uint64_t v1 = seed + kP1 + kP2, v2 = seed + kP2, v3 = seed, v4 = seed - kP1;
-        for (; end - p >= 32; p += 32) {
-            v1 = xxh_round(v1, read64(p));
-            v2 = xxh_round(v2, read64(p + 8));
-            v3 = xxh_round(v3, read64(p + 16));
-            v4 = xxh_round(v4, read64(p + 24));
-        }
-        h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
-        h = xxh_merge(xxh_merge(xxh_merge(xxh_merge(h, v1), v2), v3), v4);
-    } else {
-        h = seed + kP5;
-    }
-    h += n;
-    for (; end - p >= 8; p += 8) h = rotl(h ^ xxh_round(0, read64(p)), 27) * kP1 + kP4;
-    if (end - p >= 4) {
-        h = rotl(h ^ (uint64_t(read32(p)) * kP1), 23) * kP2 + kP3;
-        p += 4;
-    }
-    for (; p < end; ++p) h = rotl(h ^ (uint64_t(*p) * kP5), 11) * kP1;
-    h ^= h >> 33;
-    h *= kP2;
-    h ^= h >> 29;
-    h *= kP3;
-    h ^= h >> 32;
-    return h;
-}
+// ---- XXH64 (Debian's libxxhash) -----------------------------------------------------------------------------
+// Fast enough (several GB/s) that checksumming a multi-GB KV state costs less than copying it.
+uint64_t xxhash64(const void *data, size_t n, uint64_t seed) { return XXH64(data, n, seed); }
 
 // ---- the model fingerprint --------------------------------------------------------------------------------------
 namespace {
