@@ -1,6 +1,8 @@
 #include "tiny_model_builder.h"
 
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <stdexcept>
 #include <unistd.h>
@@ -115,10 +117,26 @@ gguf::Writer build_tiny_model(const TinyModelSpec &spec) {
     return w;
 }
 
+namespace {
+// One directory per test process, removed when the process exits.
+struct ProcessTempDir {
+    std::string path;
+    ProcessTempDir() {
+        char pattern[] = "/tmp/pi-test-XXXXXX";
+        if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
+        path = pattern;
+    }
+    ~ProcessTempDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+};
+}  // namespace
+
 std::string write_tiny_model(const TinyModelSpec &spec, const std::string &name) {
-    char dir[] = "/tmp/pi-test-XXXXXX";
-    if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
-    const std::string path = std::string(dir) + "/" + name + ".gguf";
+    static ProcessTempDir dir;
+    static std::atomic<int> counter{0};  // unique names: a test may write two models of the same name
+    const std::string path = dir.path + "/" + name + "-" + std::to_string(counter++) + ".gguf";
     build_tiny_model(spec).write_file(path);
     return path;
 }
