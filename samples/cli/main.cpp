@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
         const double prompt_s = std::chrono::duration<double>(t1 - t0).count();
         const double gen_s = std::chrono::duration<double>(t2 - t1).count();
         std::printf("\n");
+        std::fflush(stdout);  // the statistics go to stderr: keep them after the text
         std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.2f tokens/s)\ngeneration: %d tokens in %.3f s (%.2f tokens/s)\n",
                      n_prompt, prompt_s, prompt_s > 0 ? n_prompt / prompt_s : 0.0, generated, gen_s,
                      gen_s > 0 ? generated / gen_s : 0.0);
