@@ -1,5 +1,8 @@
 #include "backends/cpu/matvec.h"
 
+#include <algorithm>
+#include <atomic>
+
 #include <string>
 #include <vector>
 
@@ -12,6 +15,9 @@ namespace {
 // Below this many weight bytes a product runs on the calling thread: waking the workers would cost more than the
 // work (a 64 KiB row range streams in about 3 us at 20 GB/s, about the dispatch latency).
 constexpr size_t kMinParallelBytes = 64 * 1024;
+// Work unit of the row split: large enough that the kernels' prefetch ramp at a chunk's start is a few percent of
+// it, small enough that 2-16 threads get dozens of chunks per matrix to balance with.
+constexpr size_t kChunkBytes = 1024 * 1024;
 
 // Column chunks of axpy_rows start at multiples of this many columns: whole Q8_0/Q4_0 blocks, whole cache lines of y.
 constexpr size_t kAxpyColumnAlign = 64;
@@ -49,17 +55,24 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
     return static_cast<size_t>(pool->size());
 }
 
-// Splits n rows into contiguous per-thread ranges and runs body(begin, end) on each.
+// Runs body(begin, end) over [0, n) in chunks of about kChunkBytes of weights, handed out in order to whichever
+// thread is free. A static split waits for the slowest core, and on a machine whose cores are shared (a VM) one
+// core is often slower for a while. Each row is still computed by exactly one thread with the same operations, so
+// the results do not depend on which thread takes which chunk.
 template <typename Body>
-void split_rows(ThreadPool *pool, size_t n, size_t n_threads, Body &&body) {
+void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, Body &&body) {
     if (n_threads <= 1 || n < 2) {
         body(size_t{0}, n);
         return;
     }
-    pool->run([&](int t) {
-        const size_t tt = static_cast<size_t>(t);
-        const size_t begin = n * tt / n_threads, end = n * (tt + 1) / n_threads;
-        if (begin < end) body(begin, end);
+    const size_t chunk = std::max<size_t>(1, kChunkBytes / std::max<size_t>(1, row_bytes));
+    std::atomic<size_t> next{0};
+    pool->run([&](int) {
+        for (;;) {
+            const size_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
+            if (begin >= n) break;
+            body(begin, std::min(n, begin + chunk));
+        }
     });
 }
 
@@ -76,8 +89,9 @@ void matvec(const WeightMatrix &w, const MatvecInput &x, size_t r0, size_t r1, f
     if (n == 0) return;
     if (!y) fail(PI_ERR_INVALID_ARGUMENT, "matvec: y is missing");
     const detail::KernelTable &k = detail::kernels(isa);
-    const size_t n_threads = threads_for(pool, n * weight_row_bytes(w.type, w.n_cols));
-    split_rows(pool, n, n_threads, [&](size_t begin, size_t end) {
+    const size_t row_bytes = weight_row_bytes(w.type, w.n_cols);
+    const size_t n_threads = threads_for(pool, n * row_bytes);
+    split_rows(pool, n, n_threads, row_bytes, [&](size_t begin, size_t end) {
         k.dot_rows(w, x.f32, x.q8, nullptr, r0 + begin, end - begin, y + begin);
     });
 }
@@ -89,8 +103,9 @@ void matvec_rows(const WeightMatrix &w, const MatvecInput &x, const uint32_t *ro
     if (n_rows == 0) return;
     if (!y) fail(PI_ERR_INVALID_ARGUMENT, "matvec_rows: y is missing");
     const detail::KernelTable &k = detail::kernels(isa);
-    const size_t n_threads = threads_for(pool, n_rows * weight_row_bytes(w.type, w.n_cols));
-    split_rows(pool, n_rows, n_threads,
+    const size_t row_bytes = weight_row_bytes(w.type, w.n_cols);
+    const size_t n_threads = threads_for(pool, n_rows * row_bytes);
+    split_rows(pool, n_rows, n_threads, row_bytes,
                [&](size_t begin, size_t end) { k.dot_rows(w, x.f32, x.q8, rows + begin, 0, end - begin, y + begin); });
 }
 
