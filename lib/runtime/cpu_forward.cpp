@@ -231,25 +231,8 @@ private:
             const size_t t = task / hp_.n_head;
             const uint32_t h = static_cast<uint32_t>(task % hp_.n_head), kvh = h / group;
             const uint32_t pos = pos0 + static_cast<uint32_t>(t);
-            const float *q = &q_[t * q_dim_ + h * hd];
-            float *scores = &scores_[size_t(thread) * n_ctx_];
-            float max_score = -INFINITY;
-            for (uint32_t p = 0; p <= pos; ++p) {
-                const void *k = cache_.key_row(l, p);
-                float s = 0.0f;
-                for (uint32_t i = 0; i < hd; ++i) s += q[i] * cache_.load(k, kvh * hd + i);
-                scores[p] = s * scale;
-                max_score = std::max(max_score, scores[p]);
-            }
-            float sum = 0.0f;
-            for (uint32_t p = 0; p <= pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
-            float *out = &att_[t * q_dim_ + h * hd];
-            std::fill(out, out + hd, 0.0f);
-            for (uint32_t p = 0; p <= pos; ++p) {
-                const void *v = cache_.value_row(l, p);
-                const float weight = scores[p] / sum;
-                for (uint32_t i = 0; i < hd; ++i) out[i] += weight * cache_.load(v, kvh * hd + i);
-            }
+            cache_.attend(l, kvh, hd, &q_[t * q_dim_ + h * hd], pos + 1, scale, &scores_[size_t(thread) * n_ctx_],
+                          &att_[t * q_dim_ + h * hd]);
         });
     }
 

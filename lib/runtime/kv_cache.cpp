@@ -1,5 +1,7 @@
 #include "runtime/kv_cache.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <new>
 #include <string>
@@ -33,6 +35,27 @@ void KvCache::store(uint32_t layer, uint32_t pos, const float *k, const float *v
     for (uint32_t i = 0; i < kv_dim_; ++i) {
         kh[i] = cpu::fp32_to_fp16(k[i]);
         vh[i] = cpu::fp32_to_fp16(v[i]);
+    }
+}
+
+void KvCache::attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos,
+                     float scale, float *scores, float *out) const {
+    const uint32_t base = kv_head * head_dim;
+    float max_score = -INFINITY;
+    for (uint32_t p = 0; p < n_pos; ++p) {
+        const void *k = key_row(layer, p);
+        float s = 0.0f;
+        for (uint32_t i = 0; i < head_dim; ++i) s += q[i] * load(k, base + i);
+        scores[p] = s * scale;
+        max_score = std::max(max_score, scores[p]);
+    }
+    float sum = 0.0f;
+    for (uint32_t p = 0; p < n_pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
+    std::fill(out, out + head_dim, 0.0f);
+    for (uint32_t p = 0; p < n_pos; ++p) {
+        const void *v = value_row(layer, p);
+        const float weight = scores[p] / sum;
+        for (uint32_t i = 0; i < head_dim; ++i) out[i] += weight * load(v, base + i);
     }
 }
 

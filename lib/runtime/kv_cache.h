@@ -36,6 +36,12 @@ public:
                                     : static_cast<const float *>(row)[i];
     }
 
+    // Causal attention of one query head over positions [0, n_pos) of `layer`, against key/value head `kv_head`
+    // (head_dim values at kv_head * head_dim of each row, read as the cache rounded them):
+    // out = softmax(scale * q . K^T) . V, accumulated in position order. `scores` is n_pos floats of scratch.
+    void attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos, float scale,
+                float *scores, float *out) const;
+
     // The bytes of the first n positions of every layer (keys then values), for session state save/restore.
     size_t state_bytes(uint32_t n) const;
     void save(uint32_t n, uint8_t *out) const;

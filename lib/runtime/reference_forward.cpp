@@ -130,25 +130,7 @@ private:
         cache_.store(l, pos, k_.data(), v_.data());
         const float scale = 1.0f / std::sqrt(float(hd));
         for (uint32_t h = 0; h < hp_.n_head; ++h) {
-            const uint32_t kvh = h / group;
-            const float *q = &q_[h * hd];
-            float max_score = -INFINITY;
-            for (uint32_t t = 0; t <= pos; ++t) {
-                const void *k = cache_.key_row(l, t);
-                float s = 0.0f;
-                for (uint32_t i = 0; i < hd; ++i) s += q[i] * cache_.load(k, kvh * hd + i);
-                scores_[t] = s * scale;
-                max_score = std::max(max_score, scores_[t]);
-            }
-            float sum = 0.0f;
-            for (uint32_t t = 0; t <= pos; ++t) sum += (scores_[t] = std::exp(scores_[t] - max_score));
-            float *out = &att_[h * hd];
-            std::fill(out, out + hd, 0.0f);
-            for (uint32_t t = 0; t <= pos; ++t) {
-                const void *v = cache_.value_row(l, t);
-                const float p = scores_[t] / sum;
-                for (uint32_t i = 0; i < hd; ++i) out[i] += p * cache_.load(v, kvh * hd + i);
-            }
+            cache_.attend(l, h / group, hd, &q_[h * hd], pos + 1, scale, scores_.data(), &att_[h * hd]);
         }
     }
 
