@@ -5,16 +5,6 @@
 #include "backends/cpu/isa_kernels.h"
 
 namespace pi::cpu::detail::scalar {
-namespace {
-
-uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-}  // namespace
-
 void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1, float *y) {
     for (size_t i = 0; i < n; ++i) {
         const uint8_t *row = w.row(rows[i]);

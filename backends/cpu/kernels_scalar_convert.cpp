@@ -6,16 +6,6 @@
 #include "backends/cpu/isa_kernels.h"
 
 namespace pi::cpu::detail::scalar {
-namespace {
-
-uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
-
-}  // namespace
-
 void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t ld) {
     for (size_t r = r0; r < r1; ++r) {
         const uint8_t *row = w.row(r);

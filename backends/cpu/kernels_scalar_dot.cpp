@@ -9,11 +9,6 @@
 namespace pi::cpu::detail::scalar {
 namespace {
 
-uint16_t load_u16(const uint8_t *p) {
-    uint16_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-}
 
 template <typename Load>
 float dot_float_row(const uint8_t *row, const float *x, size_t n, Load load) {

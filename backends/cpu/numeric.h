@@ -68,6 +68,13 @@ inline uint16_t fp32_to_fp16(float f) {
     return static_cast<uint16_t>(sign | h);
 }
 
+// A 16-bit value (an fp16/bf16 scale or weight) at an address that may be unaligned, as in packed ggml blocks.
+inline uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
 // bfloat16 is the upper half of a binary32: widening is exact.
 inline float bf16_to_fp32(uint16_t b) { return bits_float(static_cast<uint32_t>(b) << 16); }
 
