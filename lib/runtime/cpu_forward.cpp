@@ -13,7 +13,7 @@
 #include "backends/cpu/thread_pool.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
-#include "runtime/layer_math.h"
+#include "backends/cpu/layer_math.h"
 
 namespace pi {
 namespace {
@@ -156,8 +156,8 @@ private:
     void norm_rows(float *out, const float *x, size_t n, const WeightView &weight, const WeightView &bias) {
         const uint32_t E = hp_.n_embd;
         for (size_t t = 0; t < n; ++t) {
-            if (bias) layernorm(out + t * E, x + t * E, f32(weight), f32(bias), E, hp_.norm_eps);
-            else rmsnorm(out + t * E, x + t * E, f32(weight), E, hp_.norm_eps);
+            if (bias) cpu::layernorm(out + t * E, x + t * E, f32(weight), f32(bias), E, hp_.norm_eps);
+            else cpu::rmsnorm(out + t * E, x + t * E, f32(weight), E, hp_.norm_eps);
         }
     }
 
@@ -221,8 +221,8 @@ private:
         for (size_t t = 0; t < n; ++t) {
             const uint32_t pos = pos0 + static_cast<uint32_t>(t);
             if (hp_.rope_mode != RopeMode::None) {
-                for (uint32_t h = 0; h < hp_.n_head; ++h) rope(&q_[t * q_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
-                for (uint32_t h = 0; h < hp_.n_head_kv; ++h) rope(&k_[t * kv_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
+                for (uint32_t h = 0; h < hp_.n_head; ++h) cpu::rope(&q_[t * q_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
+                for (uint32_t h = 0; h < hp_.n_head_kv; ++h) cpu::rope(&k_[t * kv_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
             }
             cache_.store(l, pos, &k_[t * kv_dim_], &v_[t * kv_dim_]);
         }

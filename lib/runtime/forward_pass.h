@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "backends/cpu/layer_math.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
 
@@ -25,6 +26,11 @@ public:
     // The session's KV cache (for state save/restore).
     virtual KvCache &kv_cache() = 0;
 };
+
+// The rotation style of the CPU's rope() for a model's RoPE mode (None: not called).
+inline cpu::RopeStyle rope_style(RopeMode mode) {
+    return mode == RopeMode::Neox ? cpu::RopeStyle::Neox : cpu::RopeStyle::Normal;
+}
 
 // The executor for this model and session, or nullptr when this build has none for the model's architecture.
 std::unique_ptr<ForwardPass> make_forward_pass(const Model &model, const SessionOptions &options);

@@ -6,6 +6,7 @@
 #include <new>
 #include <string>
 
+#include "backends/cpu/layer_math.h"
 #include "common/error.h"
 
 namespace pi {
@@ -40,23 +41,8 @@ void KvCache::store(uint32_t layer, uint32_t pos, const float *k, const float *v
 
 void KvCache::attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos,
                      float scale, float *scores, float *out) const {
-    const uint32_t base = kv_head * head_dim;
-    float max_score = -INFINITY;
-    for (uint32_t p = 0; p < n_pos; ++p) {
-        const void *k = key_row(layer, p);
-        float s = 0.0f;
-        for (uint32_t i = 0; i < head_dim; ++i) s += q[i] * load(k, base + i);
-        scores[p] = s * scale;
-        max_score = std::max(max_score, scores[p]);
-    }
-    float sum = 0.0f;
-    for (uint32_t p = 0; p < n_pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
-    std::fill(out, out + head_dim, 0.0f);
-    for (uint32_t p = 0; p < n_pos; ++p) {
-        const void *v = value_row(layer, p);
-        const float weight = scores[p] / sum;
-        for (uint32_t i = 0; i < head_dim; ++i) out[i] += weight * load(v, base + i);
-    }
+    cpu::attend_head(key_row(layer, 0), value_row(layer, 0), type_ == KvType::F16, kv_dim_, size_t(kv_head) * head_dim,
+                     head_dim, q, n_pos, scale, scores, out);
 }
 
 size_t KvCache::state_bytes(uint32_t n) const { return 2 * size_t(n_layer_) * n * kv_dim_ * element_bytes(); }

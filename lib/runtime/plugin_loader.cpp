@@ -48,11 +48,11 @@ ModuleProbe probe_backend_module(const std::string &name) {
             continue;
         }
         auto get = reinterpret_cast<pi_backend_module_get_fn>(dlsym(handle, PI_BACKEND_MODULE_ENTRY));
-        const pi_backend_module *module = get ? get() : nullptr;
+        const pi_backend_ops *module = get ? get() : nullptr;
         std::string refusal;
         if (!get) {
             refusal = path + ": no symbol " PI_BACKEND_MODULE_ENTRY;
-        } else if (!module || module->struct_size < sizeof(pi_backend_module)) {
+        } else if (!module || module->struct_size < sizeof(pi_backend_ops)) {
             refusal = path + ": invalid module table";
         } else if (module->interface_version < PI_BACKEND_INTERFACE_MIN ||
                    module->interface_version > PI_BACKEND_INTERFACE_MAX) {

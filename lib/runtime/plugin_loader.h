@@ -5,14 +5,14 @@
 #include <string>
 #include <vector>
 
-#include "backends/backend_module.h"
+#include "backends/backend.h"
 
 namespace pi {
 
 struct ModuleProbe {
     bool found = false;
     std::string path;                       // the module that was accepted
-    const pi_backend_module *module = nullptr;
+    const pi_backend_ops *module = nullptr;
     std::string why;                        // when not found: every place tried and what went wrong there
 };
 

@@ -7,7 +7,7 @@
 #include "backends/cpu/numeric.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
-#include "runtime/layer_math.h"
+#include "backends/cpu/layer_math.h"
 #include "runtime/session.h"
 
 namespace pi {
@@ -79,8 +79,8 @@ private:
     // Llama, Bamboo and OPT: x += attn(norm(x)); x += ffn(norm(x)).
     void sequential_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
         const bool opt = hp_.arch == Arch::Opt;
-        if (opt) layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
-        else rmsnorm(xn_.data(), x_.data(), f32(L.attn_norm), hp_.n_embd, hp_.norm_eps);
+        if (opt) cpu::layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
+        else cpu::rmsnorm(xn_.data(), x_.data(), f32(L.attn_norm), hp_.n_embd, hp_.norm_eps);
         matvec_reference(L.wq, xn_.data(), q_.data());
         matvec_reference(L.wk, xn_.data(), k_.data());
         matvec_reference(L.wv, xn_.data(), v_.data());
@@ -92,8 +92,8 @@ private:
         add_bias(att_out_.data(), L.bo);
         for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += att_out_[i];
 
-        if (opt) layernorm(xn_.data(), x_.data(), f32(L.ffn_norm), f32(L.ffn_norm_b), hp_.n_embd, hp_.norm_eps);
-        else rmsnorm(xn_.data(), x_.data(), f32(L.ffn_norm), hp_.n_embd, hp_.norm_eps);
+        if (opt) cpu::layernorm(xn_.data(), x_.data(), f32(L.ffn_norm), f32(L.ffn_norm_b), hp_.n_embd, hp_.norm_eps);
+        else cpu::rmsnorm(xn_.data(), x_.data(), f32(L.ffn_norm), hp_.n_embd, hp_.norm_eps);
         ffn(L, xn_.data());
         for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += ffn_out_[i];
     }
@@ -101,7 +101,7 @@ private:
     // Falcon: attention and FFN in parallel from the same input: x += attn(ln(x)) + ffn(ln2(x)), where ln2 is
     // the layer's second norm (40B style) or the first one again (7B style).
     void falcon_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
-        layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
+        cpu::layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
         matvec_reference(L.wqkv, xn_.data(), qkv_.data());
         // Fused layout: [all query heads; key heads; value heads].
         std::copy(qkv_.begin(), qkv_.begin() + q_.size(), q_.begin());
@@ -112,7 +112,7 @@ private:
 
         const float *ffn_in = xn_.data();
         if (L.attn_norm_2) {
-            layernorm(xn2_.data(), x_.data(), f32(L.attn_norm_2), f32(L.attn_norm_2_b), hp_.n_embd, hp_.norm_eps);
+            cpu::layernorm(xn2_.data(), x_.data(), f32(L.attn_norm_2), f32(L.attn_norm_2_b), hp_.n_embd, hp_.norm_eps);
             ffn_in = xn2_.data();
         }
         ffn(L, ffn_in);
@@ -124,8 +124,8 @@ private:
     void attention(uint32_t l, uint32_t pos) {
         const uint32_t hd = hp_.head_dim, n_kv = hp_.n_head_kv, group = hp_.n_head / n_kv;
         if (hp_.rope_mode != RopeMode::None) {
-            for (uint32_t h = 0; h < hp_.n_head; ++h) rope(&q_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
-            for (uint32_t h = 0; h < n_kv; ++h) rope(&k_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, hp_.rope_mode);
+            for (uint32_t h = 0; h < hp_.n_head; ++h) cpu::rope(&q_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
+            for (uint32_t h = 0; h < n_kv; ++h) cpu::rope(&k_[h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
         }
         cache_.store(l, pos, k_.data(), v_.data());
         const float scale = 1.0f / std::sqrt(float(hd));
@@ -163,8 +163,8 @@ private:
 
     void output(float *logits) {
         const ModelWeights &w = m_.weights();
-        if (w.output_norm_b) layernorm(xn_.data(), x_.data(), f32(w.output_norm), f32(w.output_norm_b), hp_.n_embd, hp_.norm_eps);
-        else rmsnorm(xn_.data(), x_.data(), f32(w.output_norm), hp_.n_embd, hp_.norm_eps);
+        if (w.output_norm_b) cpu::layernorm(xn_.data(), x_.data(), f32(w.output_norm), f32(w.output_norm_b), hp_.n_embd, hp_.norm_eps);
+        else cpu::rmsnorm(xn_.data(), x_.data(), f32(w.output_norm), hp_.n_embd, hp_.norm_eps);
         matvec_reference(w.output ? w.output : w.token_embd, xn_.data(), logits);
     }
 

@@ -1,0 +1,31 @@
+// The small per-vector operations every executor shares: norms, rotary position embedding and one attention head
+// over a KV cache. Scalar float code; they cost O(n_embd) (attention: O(context)) per token, nothing next to the
+// matrix products.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+
+namespace pi::cpu {
+
+enum class RopeStyle { Normal /* adjacent pairs */, Neox /* halves */ };
+
+// out = x / rms(x) * w
+void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps);
+
+// out = (x - mean) / std * w + b
+void layernorm(float *out, const float *x, const float *w, const float *b, uint32_t n, float eps);
+
+// Rotary position embedding of one head, in place. Normal mode rotates adjacent pairs (x[2i], x[2i+1]) (llama.cpp's
+// layout of converted Llama weights); NeoX mode rotates the halves (x[i], x[i + rope_dim/2]) (Falcon).
+// theta_i = pos * base^(-2i / rope_dim).
+void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeStyle style);
+
+// Causal attention of one query head over n_pos cached positions: out = softmax(scale * q . K^T) . V, accumulated in
+// position order. keys/values: n_pos rows, row p at element p * row_stride, holding head_dim values from element
+// `offset` on, F16 bits (f16 = true) or binary32. `scores` is n_pos floats of scratch.
+void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
+                 const float *q, uint32_t n_pos, float scale, float *scores, float *out);
+
+}  // namespace pi::cpu
