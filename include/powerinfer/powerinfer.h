@@ -116,6 +116,9 @@ typedef struct pi_model_params {
     int32_t use_mmap;         /* non-zero (default): map the file; 0: read it into memory */
     pi_progress_fn progress;  /* optional load progress callback */
     void *progress_user_data;
+    /* --- appended after 0.1.0; a caller whose struct_size ends before a field gets its default --- */
+    float sparse_threshold;   /* a neuron is predicted active when its predictor score >= this. Default NAN: the
+                                 file's powerinfer.sparse_threshold, else 0. -INFINITY: every neuron active */
 } pi_model_params;
 
 PI_API void pi_model_params_init(pi_model_params *params);
@@ -192,6 +195,15 @@ typedef enum {
     PI_KV_F32 = 1
 } pi_kv_type;
 
+/* Whether a session computes only the FFN neurons its predictors select (DESIGN §5). Decode steps (one token) take
+ * the sparse path; prompts of several tokens take the dense path (the union of active neurons over many tokens is
+ * nearly all of them), unless profiling is on, when the predictors also run (and count) for every prompt token. */
+typedef enum {
+    PI_SPARSE_AUTO = 0, /* sparse when the model has activation predictors, else dense */
+    PI_SPARSE_OFF = 1,  /* always dense: every neuron computed */
+    PI_SPARSE_ON = 2    /* sparse; PI_ERR_INVALID_ARGUMENT at pi_session_create when the model has no predictors */
+} pi_sparse_mode;
+
 typedef struct pi_session_params {
     uint32_t struct_size;    /* set by pi_session_params_init */
     uint32_t n_ctx;          /* context length in tokens; 0 = the model's training context (default 2048 cap) */
@@ -206,6 +218,10 @@ typedef struct pi_session_params {
     int32_t repeat_last_n;   /* tokens the penalty looks back over; default 64 */
     /* --- appended after 0.1.0; a caller whose struct_size ends before a field gets its default --- */
     int32_t kv_type;         /* a pi_kv_type; default PI_KV_F16. Another value is PI_ERR_INVALID_ARGUMENT */
+    int32_t sparse;          /* a pi_sparse_mode; default PI_SPARSE_AUTO */
+    float sparse_threshold;  /* default NAN: the model's (pi_model_params.sparse_threshold) */
+    int32_t profile_activations; /* non-zero: count how often each FFN neuron is predicted active (see
+                                    pi_session_activation_counts); default 0 */
 } pi_session_params;
 
 PI_API void pi_session_params_init(pi_session_params *params);
@@ -270,6 +286,32 @@ PI_API pi_status pi_session_state_save(const pi_session *session, void *buf, siz
  *                            n_head_kv, head_dim, n_vocab or the weights) or with another kv_type;
  *   PI_ERR_CONTEXT_FULL      the state holds more tokens than this session's n_ctx. */
 PI_API pi_status pi_session_state_load(pi_session *session, const void *buf, size_t size);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Activation sparsity: measured sparsity and profiles
+ * ------------------------------------------------------------------------------------------------------------- */
+
+/* The measured sparsity since the session was created or pi_session_reset_stats: for each layer the mean fraction
+ * of its FFN neurons predicted active per token (0 for a layer no predictor has run in). `capacity` floats at `out`;
+ * when it is below the model's n_layer the call returns PI_ERR_BUFFER_TOO_SMALL and *n_layer is the needed count.
+ * *n_tokens (may be NULL) receives the number of tokens the predictors ran for. */
+PI_API pi_status pi_session_sparsity(const pi_session *session, float *out, size_t capacity, size_t *n_layer,
+                                     uint64_t *n_tokens);
+
+/* Per-neuron activation counts of one layer (sessions created with profile_activations): counts[i] is how many
+ * tokens predicted neuron i active; *n_tokens how many tokens were profiled. Buffer rule as pi_session_sparsity
+ * (*n_out: the layer's neuron count). PI_ERR_INVALID_ARGUMENT when profiling is off or layer >= n_layer. */
+PI_API pi_status pi_session_activation_counts(const pi_session *session, uint32_t layer, uint64_t *counts,
+                                              size_t capacity, size_t *n_out, uint64_t *n_tokens);
+
+/* Writes the session's activation profile to `path` as GGUF: per layer an F32 tensor blk.N.ffn_act_freq of per-neuron
+ * frequencies (counts / tokens) and the key powerinfer.profile.tokens; the placement planner reads it (and
+ * tools/add_profile.py copies it into a model file). PI_ERR_INVALID_ARGUMENT when profiling is off or nothing was
+ * profiled yet, PI_ERR_IO when the file cannot be written. */
+PI_API pi_status pi_session_save_profile(const pi_session *session, const char *path);
+
+/* Clears the sparsity statistics and activation counts (pi_session_reset keeps them). */
+PI_API pi_status pi_session_reset_stats(pi_session *session);
 
 #ifdef __cplusplus
 }

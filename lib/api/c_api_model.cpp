@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "api/guard.h"
@@ -15,7 +16,8 @@ using pi::api::require;
 namespace {
 
 // The first published sizes: no valid caller has a smaller struct (docs/API_GUIDELINES.md).
-constexpr size_t kModelParamsV1Size = sizeof(pi_model_params);
+constexpr size_t kModelParamsV1Size = offsetof(pi_model_params, sparse_threshold);
+static_assert(kModelParamsV1Size == 56, "the published prefix of pi_model_params must never change");
 constexpr size_t kModelInfoV1Size = offsetof(pi_model_info, ffn_activation) + sizeof(const char *);
 
 pi_model_params default_model_params() {
@@ -27,6 +29,7 @@ pi_model_params default_model_params() {
     p.vram_budget = PI_VRAM_BUDGET_AUTO;
     p.n_threads = 0;
     p.use_mmap = 1;
+    p.sparse_threshold = std::numeric_limits<float>::quiet_NaN();  // the file's
     return p;
 }
 
@@ -53,6 +56,7 @@ PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, 
         options.vram_budget = p.vram_budget;
         options.n_threads = p.n_threads;
         options.use_mmap = p.use_mmap != 0;
+        options.sparse_threshold = p.sparse_threshold;
         if (p.progress) {
             options.progress = [fn = p.progress, user = p.progress_user_data](float f) { return fn(f, user) == 0; };
         }

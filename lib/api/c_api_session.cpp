@@ -1,4 +1,5 @@
 // pi_session_* entry points.
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -6,6 +7,7 @@
 #include "api/guard.h"
 #include "api/handles.h"
 #include "api/struct_io.h"
+#include "sparse/profile_file.h"
 
 using pi::api::guarded;
 using pi::api::require;
@@ -33,6 +35,9 @@ pi_session_params default_session_params() {
     p.repeat_penalty = o.sampling.repeat_penalty;
     p.repeat_last_n = o.sampling.repeat_last_n;
     p.kv_type = static_cast<int32_t>(o.kv_type);
+    p.sparse = static_cast<int32_t>(o.sparse);
+    p.sparse_threshold = o.sparse_threshold;
+    p.profile_activations = o.profile_activations ? 1 : 0;
     return p;
 }
 
@@ -66,6 +71,13 @@ PI_API pi_status pi_session_create(pi_model *model, const pi_session_params *par
                                                   " is not a pi_kv_type (PI_KV_F16 = 0, PI_KV_F32 = 1)");
         }
         o.kv_type = p.kv_type == PI_KV_F32 ? pi::KvType::F32 : pi::KvType::F16;
+        if (p.sparse != PI_SPARSE_AUTO && p.sparse != PI_SPARSE_OFF && p.sparse != PI_SPARSE_ON) {
+            pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_session_create: sparse " + std::to_string(p.sparse) +
+                                                  " is not a pi_sparse_mode (AUTO = 0, OFF = 1, ON = 2)");
+        }
+        o.sparse = static_cast<pi::SparseMode>(p.sparse);
+        o.sparse_threshold = p.sparse_threshold;
+        o.profile_activations = p.profile_activations != 0;
         auto handle = std::make_unique<pi_session>();
         handle->session = std::make_unique<pi::Session>(*model->model, o);
         *out = handle.release();
@@ -156,6 +168,77 @@ PI_API pi_status pi_session_state_load(pi_session *session, const void *buf, siz
         require(session != nullptr, "pi_session_state_load", "session is NULL");
         require(buf != nullptr, "pi_session_state_load", "buf is NULL");
         session->session->load_state(static_cast<const uint8_t *>(buf), size);
+    });
+}
+
+}  // extern "C"
+
+namespace {
+const pi::ActivationStats &stats_of(const pi_session *session, const char *fn, bool need_profile) {
+    require(session != nullptr, fn, "session is NULL");
+    const pi::ActivationStats *stats = session->session->activation_stats();
+    if (!stats) pi::fail(PI_ERR_INVALID_ARGUMENT, std::string(fn) + ": the model has no activation predictors");
+    if (need_profile && !stats->profiling()) {
+        pi::fail(PI_ERR_INVALID_ARGUMENT, std::string(fn) + ": the session was created without profile_activations");
+    }
+    return *stats;
+}
+}  // namespace
+
+extern "C" {
+
+PI_API pi_status pi_session_sparsity(const pi_session *session, float *out, size_t capacity, size_t *n_layer,
+                                     uint64_t *n_tokens) {
+    return guarded([&] {
+        require(n_layer != nullptr, "pi_session_sparsity", "n_layer is NULL");
+        const pi::ActivationStats &stats = stats_of(session, "pi_session_sparsity", false);
+        const size_t n = stats.n_layer();
+        if (capacity < n) {
+            *n_layer = n;
+            pi::fail(PI_ERR_BUFFER_TOO_SMALL, "pi_session_sparsity: " + std::to_string(n) + " layers, capacity " +
+                                                  std::to_string(capacity));
+        }
+        require(out != nullptr, "pi_session_sparsity", "out is NULL");
+        for (uint32_t l = 0; l < n; ++l) out[l] = static_cast<float>(stats.mean_active_fraction(l));
+        *n_layer = n;
+        if (n_tokens) *n_tokens = n ? stats.tokens(0) : 0;
+    });
+}
+
+PI_API pi_status pi_session_activation_counts(const pi_session *session, uint32_t layer, uint64_t *counts,
+                                              size_t capacity, size_t *n_out, uint64_t *n_tokens) {
+    return guarded([&] {
+        require(n_out != nullptr, "pi_session_activation_counts", "n_out is NULL");
+        const pi::ActivationStats &stats = stats_of(session, "pi_session_activation_counts", true);
+        if (layer >= stats.n_layer()) {
+            pi::fail(PI_ERR_INVALID_ARGUMENT, "pi_session_activation_counts: layer " + std::to_string(layer) +
+                                                  " >= n_layer " + std::to_string(stats.n_layer()));
+        }
+        const std::vector<uint64_t> &c = stats.counts(layer);
+        if (capacity < c.size()) {
+            *n_out = c.size();
+            pi::fail(PI_ERR_BUFFER_TOO_SMALL, "pi_session_activation_counts: the layer has " + std::to_string(c.size()) +
+                                                  " neurons, capacity " + std::to_string(capacity));
+        }
+        require(counts != nullptr, "pi_session_activation_counts", "counts is NULL");
+        std::copy(c.begin(), c.end(), counts);
+        *n_out = c.size();
+        if (n_tokens) *n_tokens = stats.tokens(layer);
+    });
+}
+
+PI_API pi_status pi_session_save_profile(const pi_session *session, const char *path) {
+    return guarded([&] {
+        const pi::ActivationStats &stats = stats_of(session, "pi_session_save_profile", true);
+        require(path != nullptr && path[0] != '\0', "pi_session_save_profile", "path is NULL or empty");
+        pi::save_activation_profile(path, session->session->model().hparams().arch_name, stats);
+    });
+}
+
+PI_API pi_status pi_session_reset_stats(pi_session *session) {
+    return guarded([&] {
+        require(session != nullptr, "pi_session_reset_stats", "session is NULL");
+        if (pi::ActivationStats *stats = session->session->activation_stats()) stats->reset();
     });
 }
 

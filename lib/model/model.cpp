@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "common/error.h"
@@ -99,6 +100,7 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
     model->name_ = file.get_string_or("general.name", "");
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     model->n_threads_ = options.n_threads > 0 ? options.n_threads : static_cast<int32_t>(cores);
+    model->sparse_threshold_ = std::isnan(options.sparse_threshold) ? model->hparams_.sparse_threshold : options.sparse_threshold;
     prefault(file, options, 0.1f, 1.0f);
     report(options, 1.0f);
     return model;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,7 @@ struct LoadOptions {
     uint64_t vram_budget = UINT64_MAX;
     int32_t n_threads = 0;  // 0 = one per core
     bool use_mmap = true;
+    float sparse_threshold = std::numeric_limits<float>::quiet_NaN();  // NaN: the file's powerinfer.sparse_threshold
     // Called with a fraction in [0, 1]; returning false cancels the load (PI_ERR_CANCELLED).
     std::function<bool(float)> progress;
 };
@@ -37,6 +39,8 @@ public:
     const std::string &backend() const { return backend_; }
     int32_t n_threads() const { return n_threads_; }
     bool is_sparse() const { return weights_.has_predictors; }
+    // The predictor threshold sessions use by default (load option, else the file's, else 0).
+    float sparse_threshold() const { return sparse_threshold_; }
     uint64_t gpu_bytes() const { return 0; }  // the CPU backend places nothing on a GPU
 
 private:
@@ -49,6 +53,7 @@ private:
     std::string name_;
     std::string backend_;
     int32_t n_threads_ = 1;
+    float sparse_threshold_ = 0.0f;
 };
 
 }  // namespace pi

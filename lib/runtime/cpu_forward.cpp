@@ -4,13 +4,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/matvec.h"
-#include "backends/cpu/q8_activation.h"
 #include "backends/cpu/thread_pool.h"
+#include "backends/cpu/token_ops.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
 #include "backends/cpu/layer_math.h"
@@ -41,13 +42,27 @@ bool tokenwise_prefill_forced() {
 // prefill (several tokens) runs every projection as one GEMM over all tokens (oneDNN, f32 precision, for float
 // weights; the blocked GEMM with the engine's 8-bit activation rounding for Q8_0/Q4_0 weights, so that prefill
 // and decode compute the same function). Attention is split over heads.
+//
+// Sparse sessions (DESIGN §5): a decode token runs each layer's predictor on its tap (the FFN input before its norm;
+// falcon: the layer input) and computes only the predicted-active neurons — the fused sparse FFN over ffn_down_t,
+// or, for files with the dense ffn_down layout, the active gate/up rows and a dense down product of the activations
+// with zeros elsewhere (the reference's semantics, rounding included). Prefill stays dense; with profiling on, the
+// predictors also run for every prompt token, to count them.
 class CpuForward final : public ForwardPass {
 public:
     CpuForward(const Model &model, const SessionOptions &options)
         : m_(model), hp_(model.hparams()), n_ctx_(options.n_ctx),
           cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
           pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
-          float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)) {
+          float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)), ops_(isa_),
+          sparse_(options.sparse == SparseMode::On || (options.sparse == SparseMode::Auto && model.is_sparse())),
+          threshold_(std::isnan(options.sparse_threshold) ? model.sparse_threshold() : options.sparse_threshold) {
+        if ((sparse_ || options.profile_activations) && !model.is_sparse()) {
+            fail(PI_ERR_INVALID_ARGUMENT, "sparse execution and activation profiling need a model with activation "
+                                          "predictors (fc1/fc2 tensors); this one has none");
+        }
+        if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), options.profile_activations);
+        predict_prefill_ = options.profile_activations;
         const ModelWeights &w = model.weights();
         layers_.resize(hp_.n_layer);
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
@@ -62,6 +77,13 @@ public:
             M.up = as_matrix(L.ffn_up);
             M.down = as_matrix(L.ffn_down);
             M.down_t = as_matrix(L.ffn_down_t);
+            M.fc1 = as_matrix(L.fc1);
+            M.fc2 = as_matrix(L.fc2);
+            M.ffn.gate = M.gate;
+            M.ffn.up = M.up;
+            M.ffn.down_t = M.down_t;
+            M.ffn.up_bias = L.ffn_up_b ? f32(L.ffn_up_b) : nullptr;
+            M.ffn.activation = ffn_activation(hp_.activation);
         }
         output_ = as_matrix(w.output ? w.output : w.token_embd);
         q_dim_ = hp_.n_head * hp_.head_dim;
@@ -82,11 +104,23 @@ public:
     }
 
     KvCache &kv_cache() override { return cache_; }
+    ActivationStats *activation_stats() override { return stats_ ? &*stats_ : nullptr; }
 
 private:
     struct Layer {
-        WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t;
+        WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t, fc1, fc2;
+        cpu::SparseFfnWeights ffn;
     };
+
+    static cpu::FfnActivation ffn_activation(FfnActivation a) {
+        switch (a) {
+            case FfnActivation::Silu: return cpu::FfnActivation::Silu;
+            case FfnActivation::Reglu: return cpu::FfnActivation::Reglu;
+            case FfnActivation::Drelu: return cpu::FfnActivation::Drelu;
+            case FfnActivation::Relu: break;
+        }
+        return cpu::FfnActivation::Relu;
+    }
 
     static cpu::GemmOptions gemm_options(bool use_onednn) {
         cpu::GemmOptions o;
@@ -111,6 +145,7 @@ private:
         up_.assign(n * F, 0.0f);
         ffn_out_.assign(n * E, 0.0f);
         scores_.assign(size_t(pool_.size()) * n_ctx_, 0.0f);
+        sparse_a_.assign(F, 0.0f);
         reserved_ = n;
     }
 
@@ -118,15 +153,7 @@ private:
     void project(const WeightMatrix &w, const float *x, size_t n, float *y) {
         const bool quantized = cpu::weight_type_is_quantized(w.type);
         if (n == 1) {
-            cpu::MatvecInput in;
-            in.n = w.n_cols;
-            if (quantized) {
-                act_q8_.quantize(x, w.n_cols, isa_);
-                in.q8 = &act_q8_;
-            } else {
-                in.f32 = x;
-            }
-            cpu::matvec(w, in, 0, w.n_rows, y, &pool_, isa_);
+            ops_.matvec(w, x, 0, w.n_rows, y, &pool_);
             return;
         }
         (quantized ? quant_gemm_ : float_gemm_).multiply(w, x, n, w.n_cols, y, w.n_rows, cpu::GemmPrecision::F32);
@@ -185,9 +212,44 @@ private:
         add_bias_rows(att_out_.data(), n, L.bo);
         for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i];
 
+        const bool sparse = predict(l, x_.data(), n);  // the tap: the FFN input before its norm
         norm_rows(xn_.data(), x_.data(), n, L.ffn_norm, L.ffn_norm_b);
-        ffn(l, xn_.data(), n);
+        if (sparse) sparse_ffn(l, xn_.data());
+        else ffn(l, xn_.data(), n);
         for (size_t i = 0; i < n * E; ++i) x_[i] += ffn_out_[i];
+    }
+
+    // Runs layer l's predictor on each of the n tap rows when the session is sparse (decode) or profiles, records
+    // the statistics, and returns whether the FFN takes the sparse path (one token of a sparse session); active_
+    // then holds the token's active neurons.
+    bool predict(uint32_t l, const float *tap, size_t n) {
+        const bool sparse_step = sparse_ && n == 1;
+        if (!stats_ || !(sparse_step || predict_prefill_)) return false;
+        const Layer &M = layers_[l];
+        for (size_t t = 0; t < n; ++t) {
+            const std::vector<uint32_t> &active =
+                ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, threshold_, nullptr, &pool_);
+            stats_->record(l, active.data(), active.size());
+        }
+        return sparse_step;
+    }
+
+    // The FFN of one token over the active neurons of ops_' last prediction. Writes ffn_out_ (n_embd).
+    void sparse_ffn(uint32_t l, const float *in) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const Layer &M = layers_[l];
+        const std::vector<uint32_t> &active = ops_.active();
+        std::fill(ffn_out_.begin(), ffn_out_.begin() + hp_.n_embd, 0.0f);
+        if (M.down_t.data) {
+            ops_.sparse_ffn(M.ffn, in, active.data(), active.size(), ffn_out_.data(), &pool_);
+        } else {
+            // Dense ffn_down layout: activations of the active neurons, zeros elsewhere, one dense down product.
+            ops_.activations_rows(M.ffn, in, active.data(), active.size(), up_.data(), &pool_);
+            std::fill(sparse_a_.begin(), sparse_a_.end(), 0.0f);
+            for (size_t j = 0; j < active.size(); ++j) sparse_a_[active[j]] = up_[j];
+            project(M.down, sparse_a_.data(), 1, ffn_out_.data());
+        }
+        add_bias_rows(ffn_out_.data(), 1, L.ffn_down_b);
     }
 
     void falcon_layer(uint32_t l, size_t n, uint32_t pos0) {
@@ -195,6 +257,7 @@ private:
         const Layer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
         const size_t qkv = q_dim_ + 2 * kv_dim_;
+        const bool sparse = predict(l, x_.data(), n);  // the tap: the layer input
         norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
         project(M.wqkv, xn_.data(), n, qkv_.data());
         for (size_t t = 0; t < n; ++t) {  // fused layout: [query heads; key heads; value heads]
@@ -210,7 +273,8 @@ private:
             norm_rows(xn2_.data(), x_.data(), n, L.attn_norm_2, L.attn_norm_2_b);
             ffn_in = xn2_.data();
         }
-        ffn(l, ffn_in, n);
+        if (sparse) sparse_ffn(l, ffn_in);
+        else ffn(l, ffn_in, n);
         for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i] + ffn_out_[i];
     }
 
@@ -245,15 +309,7 @@ private:
         add_bias_rows(up_.data(), n, L.ffn_up_b);
         if (M.gate.data) project(M.gate, in, n, gate_.data());
         float *a = gate_.data();  // the activations overwrite the gate rows
-        for (size_t i = 0; i < n * F; ++i) {
-            const float g = gate_[i], u = up_[i];
-            switch (hp_.activation) {
-                case FfnActivation::Silu: a[i] = g / (1.0f + std::exp(-g)) * u; break;
-                case FfnActivation::Reglu: a[i] = (g > 0.0f ? g : 0.0f) * u; break;
-                case FfnActivation::Drelu: a[i] = (g > 0.0f ? g : 0.0f) * (u > 0.0f ? u : 0.0f); break;
-                case FfnActivation::Relu: a[i] = u > 0.0f ? u : 0.0f; break;
-            }
-        }
+        cpu::apply_activation(M.ffn.activation, gate_.data(), up_.data(), n * F, a);
         if (M.down.data) {
             project(M.down, a, n, ffn_out_.data());
         } else {
@@ -279,11 +335,15 @@ private:
     const IsaLevel isa_;
     const bool tokenwise_;  // PI_PREFILL=tokenwise: prompts run one token at a time (tests)
     cpu::Gemm float_gemm_, quant_gemm_;
+    cpu::TokenOps ops_;
+    const bool sparse_;      // decode tokens take the sparse path
+    const float threshold_;  // predictor threshold
+    bool predict_prefill_ = false;  // profiling: predictors run for prompt tokens too
+    std::optional<ActivationStats> stats_;
     std::vector<Layer> layers_;
     WeightMatrix output_;
     size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0;
-    cpu::Q8Activation act_q8_;
-    std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_;
+    std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_, sparse_a_;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "backends/cpu/layer_math.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
+#include "sparse/activation_stats.h"
 
 namespace pi {
 
@@ -25,6 +26,9 @@ public:
 
     // The session's KV cache (for state save/restore).
     virtual KvCache &kv_cache() = 0;
+
+    // The predictors' statistics, or nullptr when this executor keeps none (models without predictors).
+    virtual ActivationStats *activation_stats() { return nullptr; }
 };
 
 // The rotation style of the CPU's rope() for a model's RoPE mode (None: not called).

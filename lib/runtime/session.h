@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -15,11 +16,17 @@
 
 namespace pi {
 
+// pi_sparse_mode.
+enum class SparseMode : int32_t { Auto = 0, Off = 1, On = 2 };
+
 struct SessionOptions {
     uint32_t n_ctx = 0;  // 0: min(n_ctx_train, kDefaultMaxCtx)
     uint32_t n_batch = 512;
     int32_t n_threads = 0;  // 0: the model's
     KvType kv_type = KvType::F16;
+    SparseMode sparse = SparseMode::Auto;
+    float sparse_threshold = std::numeric_limits<float>::quiet_NaN();  // NaN: the model's
+    bool profile_activations = false;
     SamplingParams sampling;
 };
 
@@ -57,6 +64,8 @@ public:
     void reset();
 
     const Model &model() const { return model_; }
+    // The predictors' statistics (sparsity, per-neuron counts), or nullptr when the executor keeps none (dense model).
+    ActivationStats *activation_stats() const { return forward().activation_stats(); }
 
 private:
     void check_room(size_t n) const;

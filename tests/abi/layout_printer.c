@@ -24,6 +24,7 @@ int main(void) {
     FIELD(pi_model_params, use_mmap);
     FIELD(pi_model_params, progress);
     FIELD(pi_model_params, progress_user_data);
+    FIELD(pi_model_params, sparse_threshold);
 
     SIZE(pi_model_info);
     FIELD(pi_model_info, struct_size);
@@ -56,6 +57,9 @@ int main(void) {
     FIELD(pi_session_params, repeat_penalty);
     FIELD(pi_session_params, repeat_last_n);
     FIELD(pi_session_params, kv_type);
+    FIELD(pi_session_params, sparse);
+    FIELD(pi_session_params, sparse_threshold);
+    FIELD(pi_session_params, profile_activations);
 
     SIZE(pi_token);
     SIZE(pi_status);
@@ -76,6 +80,9 @@ int main(void) {
     CONST(PI_LOG_DEBUG);
     CONST(PI_KV_F16);
     CONST(PI_KV_F32);
+    CONST(PI_SPARSE_AUTO);
+    CONST(PI_SPARSE_OFF);
+    CONST(PI_SPARSE_ON);
     CONST(PI_ABI_VERSION);
     return 0;
 }

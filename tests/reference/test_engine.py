@@ -1,6 +1,7 @@
 """The engine (through its public C API, tests/reference/engine_run.c) against the numpy reference, for every
 architecture and weight type of the test matrix and every executor path (DESIGN §8): last-token logits after a
-32-token prompt, and 32 greedy tokens.
+32-token prompt, and 32 greedy tokens. Dense semantics (sessions with PI_SPARSE_OFF); test_engine_sparse.py checks
+the sparse path.
 
 Paths, forced through the environment: the CPU executor with GEMM prefill or token-by-token prefill, at each ISA
 level (PI_CPU_ISA), and the readable scalar executor (PI_EXECUTOR=reference). All compute the dense semantics with
@@ -46,9 +47,11 @@ def engine_binary():
 
 
 def run_engine(binary, model_path, prompt, n_greedy, env, tmp_path):
+    """Runs the engine; dense (PI_TEST_SPARSE=off) unless env says otherwise."""
     out = tmp_path / "logits.f32"
     proc = subprocess.run([binary, model_path, ",".join(map(str, prompt)), str(n_greedy), str(out)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PI_TEST_SPARSE": "off", **env})
     assert proc.returncode == 0, proc.stderr
     tokens = [int(t) for t in proc.stdout.split()]
     return np.fromfile(out, dtype=np.float32), tokens

@@ -1,0 +1,41 @@
+// The activation predictor of one token on the CPU (DESIGN §5): which FFN neurons fire.
+//
+//   z = relu(fc1 . h)   (fc1: width x n_embd)
+//   s = fc2 . z         (fc2: n_ff x width)
+//   active = { i : s[i] >= threshold }, ascending
+//
+// Both products run through matvec, so for Q8_0/Q4_0 weights the inputs are rounded by Q8Activation exactly like
+// every other matvec: h for fc1, z for fc2 (each only when that matrix is quantized). Every s[i] depends only on
+// the weights, h and the ISA level (not on the pool size). A NaN score is never active; threshold = -inf makes every
+// other neuron active. Memory traffic: fc1 and all of fc2 once (2 KB of fc2 per neuron at width 1024, F16).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "backends/cpu/aligned_buffer.h"
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/q8_activation.h"
+#include "backends/cpu/thread_pool.h"
+#include "backends/cpu/weight_type.h"
+
+namespace pi::cpu {
+
+// Reusable buffers of predict (no allocation per call once grown). One per caller thread.
+class PredictorScratch {
+public:
+    AlignedBuffer<float> hidden;  // z = relu(fc1 . h)
+    AlignedBuffer<float> scores;  // s, when the caller does not want it
+    Q8Activation h_q8;            // h rounded, for quantized fc1
+    Q8Activation z_q8;            // z rounded, for quantized fc2
+};
+
+// Computes s, clears `active` and appends the neurons with s[i] >= threshold in ascending order; writes s to
+// scores_or_null[0 .. fc2.n_rows) when given. h holds fc1.n_cols values. Bad shapes, a missing h or a NaN threshold
+// throw pi::Error(PI_ERR_INVALID_ARGUMENT) before any work (active untouched).
+void predict(const WeightMatrix &fc1, const WeightMatrix &fc2, const float *h, float threshold,
+             std::vector<uint32_t> &active, float *scores_or_null, ThreadPool *pool, IsaLevel isa,
+             PredictorScratch &scratch);
+
+}  // namespace pi::cpu

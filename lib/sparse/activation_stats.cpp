@@ -1,0 +1,29 @@
+#include "sparse/activation_stats.h"
+
+#include <algorithm>
+
+namespace pi {
+
+ActivationStats::ActivationStats(std::vector<uint32_t> n_ff, bool profile) : profile_(profile) {
+    layers_.resize(n_ff.size());
+    for (size_t l = 0; l < n_ff.size(); ++l) {
+        layers_[l].n_ff = n_ff[l];
+        if (profile) layers_[l].counts.assign(n_ff[l], 0);
+    }
+}
+
+double ActivationStats::mean_active_fraction(uint32_t layer) const {
+    const Layer &L = layers_[layer];
+    if (L.tokens == 0 || L.n_ff == 0) return 0.0;
+    return double(L.active_sum) / (double(L.tokens) * double(L.n_ff));
+}
+
+void ActivationStats::reset() {
+    for (Layer &L : layers_) {
+        L.tokens = 0;
+        L.active_sum = 0;
+        std::fill(L.counts.begin(), L.counts.end(), 0);
+    }
+}
+
+}  // namespace pi

@@ -1,0 +1,51 @@
+// What the predictors decided during a session: per layer, how many neurons were predicted active in total (the
+// measured sparsity, always kept: one addition per layer and token) and, when profiling is on, how often each
+// neuron was (one increment per active neuron: about 1,300 per layer and token for bench-7b, nothing next to the
+// FFN rows the step reads). The placement planner consumes the per-neuron frequencies (DESIGN §6).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace pi {
+
+class ActivationStats {
+public:
+    // n_ff[l]: neurons of layer l. profile: keep per-neuron counts.
+    ActivationStats(std::vector<uint32_t> n_ff, bool profile);
+
+    // One token's active neuron indices (each < n_ff(layer)) of one layer.
+    void record(uint32_t layer, const uint32_t *active, size_t n_active) {
+        Layer &L = layers_[layer];
+        L.tokens += 1;
+        L.active_sum += n_active;
+        if (profile_) {
+            for (size_t i = 0; i < n_active; ++i) L.counts[active[i]] += 1;
+        }
+    }
+
+    size_t n_layer() const { return layers_.size(); }
+    bool profiling() const { return profile_; }
+    uint32_t n_ff(uint32_t layer) const { return static_cast<uint32_t>(layers_[layer].n_ff); }
+    // Tokens whose predictor ran in this layer since creation or the last reset.
+    uint64_t tokens(uint32_t layer) const { return layers_[layer].tokens; }
+    // Mean fraction of the layer's neurons predicted active per token (0 when no token was recorded).
+    double mean_active_fraction(uint32_t layer) const;
+    // Per-neuron counts (empty unless profiling).
+    const std::vector<uint64_t> &counts(uint32_t layer) const { return layers_[layer].counts; }
+
+    void reset();
+
+private:
+    struct Layer {
+        uint64_t n_ff = 0;
+        uint64_t tokens = 0;
+        uint64_t active_sum = 0;
+        std::vector<uint64_t> counts;
+    };
+    bool profile_;
+    std::vector<Layer> layers_;
+};
+
+}  // namespace pi

@@ -1,0 +1,186 @@
+// The CPU predictor s = fc2 . relu(fc1 . h), active = {i : s_i >= threshold}, for every weight type of fc1 and fc2,
+// every ISA level and several thread counts, against a double-precision reference computed here.
+//
+// Tolerances, and why: each dot is within 1e-5 * (sum of |terms|) of the exact one (as the matvec tests hold). The
+// hidden layer z is checked against relu(exact fc1 . h) with that bound. The scores are checked against the exact
+// product of fc2 with the kernel's own z (read from the scratch), rounded for quantized fc2 by the independently
+// restated Q8 rounding: chaining the references instead would let a q code flip on a z value that sits at a
+// rounding midpoint, which is no error of the kernel. The active list is checked against a threshold planted in a
+// wide gap of the reference scores, so no rounding can move a neuron across it.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "backends/cpu/predictor.h"
+#include "backends/cpu/thread_pool.h"
+#include "common/error.h"
+#include "cpu_test_helpers.h"
+
+using namespace pi::cpu;
+using namespace cpu_test;
+
+namespace {
+
+constexpr double kTol = 1e-5;
+
+std::vector<float> as_vector(const float *p, size_t n) { return std::vector<float>(p, p + n); }
+
+int status_of(const std::function<void()> &fn) {
+    try {
+        fn();
+    } catch (const pi::Error &e) {
+        return e.status();
+    }
+    return PI_OK;
+}
+
+// Checks scratch.hidden against relu(fc1 . h) and the scores against fc2 . (kernel z); returns the reference scores.
+std::vector<double> check_scores(const TestMatrix &fc1, const TestMatrix &fc2, const std::vector<float> &h,
+                                 const PredictorScratch &scratch, const std::vector<float> &s) {
+    const size_t width = fc1.w.n_rows, n_ff = fc2.w.n_rows;
+    RefQ8 hq;
+    if (weight_type_is_quantized(fc1.w.type)) hq = ref_quantize(h.data(), h.size());
+    const std::vector<float> z = as_vector(scratch.hidden.data(), width);
+    for (size_t i = 0; i < width; ++i) {
+        double abs_sum = 0.0;
+        const double want = std::max(0.0, ref_dot(fc1, i, h.data(), &hq, &abs_sum));
+        INFO("hidden " << i << " got " << z[i] << " want " << want);
+        REQUIRE(z[i] >= 0.0f);
+        REQUIRE(std::fabs(z[i] - want) <= kTol * abs_sum + 1e-30);
+    }
+    RefQ8 zq;
+    if (weight_type_is_quantized(fc2.w.type)) zq = ref_quantize(z.data(), width);
+    std::vector<double> ref(n_ff);
+    for (size_t k = 0; k < n_ff; ++k) {
+        double abs_sum = 0.0;
+        ref[k] = ref_dot(fc2, k, z.data(), &zq, &abs_sum);
+        INFO("score " << k << " got " << s[k] << " want " << ref[k]);
+        REQUIRE(std::fabs(s[k] - ref[k]) <= kTol * abs_sum + 1e-30);
+    }
+    return ref;
+}
+
+// A threshold in the middle of the widest gap between neighbouring reference scores around the median.
+float planted_threshold(std::vector<double> s) {
+    std::sort(s.begin(), s.end());
+    size_t best = s.size() / 2;
+    for (size_t i = s.size() / 4; i + 1 < s.size() * 3 / 4; ++i) {
+        if (s[i + 1] - s[i] > s[best + 1] - s[best]) best = i;
+    }
+    return static_cast<float>((s[best] + s[best + 1]) / 2);
+}
+
+}  // namespace
+
+TEST_CASE("predict matches the double reference for every type pair, level and thread count", "[cpu][predictor]") {
+    // width 96 = 3 blocks (odd: single-block tails); n_embd 256; 300 neurons (> 64 KiB of F32 fc2: split rows).
+    const size_t n_embd = 256, width = 96, n_ff = 300;
+    ThreadPool p2(2), p3(3);
+    std::vector<std::pair<WeightType, WeightType>> pairs;
+    for (WeightType t : all_types()) pairs.push_back({t, t});
+    pairs.push_back({WeightType::F16, WeightType::Q4_0});
+    pairs.push_back({WeightType::Q8_0, WeightType::BF16});
+    for (const auto &[t1, t2] : pairs) {
+        const TestMatrix fc1 = make_matrix(t1, width, n_embd, 11);
+        const TestMatrix fc2 = make_matrix(t2, n_ff, width, 12);
+        const std::vector<float> h = random_vector(n_embd, 13);
+        std::vector<float> first;
+        for (IsaLevel level : available_levels()) {
+            for (ThreadPool *pool : {static_cast<ThreadPool *>(nullptr), &p2, &p3}) {
+                INFO("fc1 " << weight_type_name(t1) << " fc2 " << weight_type_name(t2) << " "
+                            << isa_level_name(level) << " threads " << (pool ? pool->size() : 1));
+                PredictorScratch scratch;
+                std::vector<float> s(n_ff + 1, 777.0f);
+                std::vector<uint32_t> active = {5, 6, 7};  // cleared by predict
+                predict(fc1.w, fc2.w, h.data(), 0.0f, active, s.data(), pool, level, scratch);
+                REQUIRE(s[n_ff] == 777.0f);
+                s.pop_back();
+                const std::vector<double> ref = check_scores(fc1, fc2, h, scratch, s);
+                // threshold 0: exactly the neurons whose computed score is >= 0, ascending.
+                std::vector<uint32_t> want;
+                for (uint32_t i = 0; i < n_ff; ++i) {
+                    if (s[i] >= 0.0f) want.push_back(i);
+                }
+                REQUIRE(active == want);
+                // Scores do not depend on the thread count.
+                if (!pool) first = s;
+                REQUIRE(same_bits(first, s));
+
+                // A planted threshold: the list equals the reference's, and is the same without the scores output.
+                const float thr = planted_threshold(ref);
+                predict(fc1.w, fc2.w, h.data(), thr, active, nullptr, pool, level, scratch);
+                want.clear();
+                for (uint32_t i = 0; i < n_ff; ++i) {
+                    if (ref[i] >= thr) want.push_back(i);
+                }
+                REQUIRE(!want.empty());
+                REQUIRE(want.size() < n_ff);
+                REQUIRE(active == want);
+            }
+            first.clear();
+        }
+    }
+}
+
+TEST_CASE("predict threshold edges: a score equal to the threshold is active, -inf takes every neuron",
+          "[cpu][predictor]") {
+    const TestMatrix fc1 = make_matrix(WeightType::Q8_0, 64, 128, 21);
+    const TestMatrix fc2 = make_matrix(WeightType::F16, 50, 64, 22);
+    const std::vector<float> h = random_vector(128, 23);
+    PredictorScratch scratch;
+    std::vector<float> s(50);
+    std::vector<uint32_t> active;
+    predict(fc1.w, fc2.w, h.data(), -std::numeric_limits<float>::infinity(), active, s.data(), nullptr,
+            active_isa_level(), scratch);
+    REQUIRE(active.size() == 50);
+    for (uint32_t i = 0; i < 50; ++i) REQUIRE(active[i] == i);
+
+    // The 10th smallest score as the threshold: it is in, the one just below is out.
+    std::vector<float> sorted = s;
+    std::sort(sorted.begin(), sorted.end());
+    const float thr = sorted[10];
+    REQUIRE(sorted[9] < thr);  // distinct scores (random weights)
+    predict(fc1.w, fc2.w, h.data(), thr, active, nullptr, nullptr, active_isa_level(), scratch);
+    REQUIRE(active.size() == 40);
+    for (uint32_t i : active) REQUIRE(s[i] >= thr);
+    const uint32_t at = static_cast<uint32_t>(std::find(s.begin(), s.end(), thr) - s.begin());
+    REQUIRE(std::find(active.begin(), active.end(), at) != active.end());
+    // Just above it: that neuron drops out.
+    predict(fc1.w, fc2.w, h.data(), std::nextafter(thr, std::numeric_limits<float>::infinity()), active, nullptr,
+            nullptr, active_isa_level(), scratch);
+    REQUIRE(active.size() == 39);
+    REQUIRE(std::find(active.begin(), active.end(), at) == active.end());
+    // +inf: none.
+    predict(fc1.w, fc2.w, h.data(), std::numeric_limits<float>::infinity(), active, nullptr, nullptr,
+            active_isa_level(), scratch);
+    REQUIRE(active.empty());
+}
+
+TEST_CASE("predict rejects bad arguments before doing any work", "[cpu][predictor]") {
+    const TestMatrix fc1 = make_matrix(WeightType::Q4_0, 64, 128, 31);
+    const TestMatrix fc2 = make_matrix(WeightType::Q4_0, 40, 64, 32);
+    const TestMatrix fc2_wide = make_matrix(WeightType::Q4_0, 40, 96, 33);
+    const std::vector<float> h = random_vector(128, 34);
+    PredictorScratch scratch;
+    std::vector<uint32_t> active = {1, 2};
+    std::vector<float> s(40, 3.0f);
+    auto run = [&](const WeightMatrix &a, const WeightMatrix &b, const float *hh, float thr) {
+        return status_of([&] { predict(a, b, hh, thr, active, s.data(), nullptr, IsaLevel::Scalar, scratch); });
+    };
+    CHECK(run(fc1.w, fc2_wide.w, h.data(), 0.0f) == PI_ERR_INVALID_ARGUMENT);  // fc2 rows != fc1 outputs
+    CHECK(run(fc1.w, fc2.w, nullptr, 0.0f) == PI_ERR_INVALID_ARGUMENT);
+    CHECK(run(fc1.w, fc2.w, h.data(), std::numeric_limits<float>::quiet_NaN()) == PI_ERR_INVALID_ARGUMENT);
+    WeightMatrix broken = fc1.w;
+    broken.n_cols = 100;  // not whole blocks
+    CHECK(run(broken, fc2.w, h.data(), 0.0f) == PI_ERR_INVALID_ARGUMENT);
+    CHECK(active == std::vector<uint32_t>{1, 2});  // untouched on failure
+    for (float v : s) CHECK(v == 3.0f);
+    if (best_isa_level() < IsaLevel::Avx512) {
+        CHECK(status_of([&] {
+                  predict(fc1.w, fc2.w, h.data(), 0.0f, active, nullptr, nullptr, IsaLevel::Avx512, scratch);
+              }) == PI_ERR_UNSUPPORTED);
+    }
+    CHECK(run(fc1.w, fc2.w, h.data(), 0.0f) == PI_OK);
+}
