@@ -146,6 +146,9 @@ typedef struct pi_model_info {
     const char *ffn_activation; /* "silu", "reglu", "drelu", "relu"; owned by the model */
     uint64_t decode_weight_bytes; /* bytes of weights one dense decode step reads: every matrix, but one row of the
                                      token embedding (all of it when the output head is tied to it) */
+    uint64_t ffn_weight_bytes;       /* of those, the FFN matrices (gate, up, down) of all layers: a sparse step
+                                        reads about the active fraction of them */
+    uint64_t predictor_weight_bytes; /* the activation predictors (fc1, fc2) of all layers: read by sparse steps */
 } pi_model_info;
 
 PI_API void pi_model_info_init(pi_model_info *info);

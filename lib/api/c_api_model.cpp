@@ -98,6 +98,8 @@ PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out) {
         info.gpu_bytes = m.gpu_bytes();
         info.ffn_activation = pi::activation_name(hp.activation);
         info.decode_weight_bytes = m.weights().decode_bytes;
+        info.ffn_weight_bytes = m.weights().ffn_bytes;
+        info.predictor_weight_bytes = m.weights().predictor_bytes;
         pi::api::write_versioned(out, &info, sizeof info, kModelInfoV1Size, "pi_model_get_info", "pi_model_info");
     });
 }

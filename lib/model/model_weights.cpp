@@ -136,6 +136,8 @@ ModelWeights ModelWeights::bind(const gguf::File &file, const HParams &hp) {
                                     &L.ffn_gate, &L.ffn_up, &L.ffn_up_b, &L.ffn_down, &L.ffn_down_t, &L.ffn_down_b}) {
             w.decode_bytes += bytes(*v);
         }
+        w.ffn_bytes += bytes(L.ffn_gate) + bytes(L.ffn_up) + bytes(L.ffn_down) + bytes(L.ffn_down_t);
+        w.predictor_bytes += bytes(L.fc1) + bytes(L.fc2);
     }
     return w;
 }

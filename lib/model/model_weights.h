@@ -45,6 +45,8 @@ struct ModelWeights {
     uint64_t n_params = 0;
     uint64_t n_bytes = 0;
     uint64_t decode_bytes = 0;  // weights one dense decode step reads (see pi_model_info.decode_weight_bytes)
+    uint64_t ffn_bytes = 0;        // the FFN matrices (gate, up, down) of every layer
+    uint64_t predictor_bytes = 0;  // the predictors (fc1, fc2) of every layer
 
     // Binds and checks every tensor the architecture needs. n_vocab is taken from token_embd. Throws
     // PI_ERR_FORMAT naming the tensor when one is missing or has the wrong shape or type. `hp.activation` may be

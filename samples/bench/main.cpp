@@ -1,5 +1,8 @@
 // powerinfer-bench: prefill and decode speed of a model, the machine's memory bandwidth, and how close decode
-// comes to the bandwidth roofline (weight bytes per token / bandwidth).
+// comes to the bandwidth roofline (weight bytes per token / bandwidth). For a model with activation predictors it
+// measures the dense and the sparse path in the same run (--mode), so their ratio is free of machine drift; the
+// sparse roofline counts the bytes a sparse step must read: every non-FFN matrix, the predictors, and each layer's
+// FFN matrices times the fraction of neurons predicted active (measured in the run).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,14 +27,17 @@ struct Options {
     int n_ctx = 512;
     bool json = false;
     bool measure_bandwidth = true;
+    std::string mode = "both";  // dense | sparse | both (both: sparse only for models with predictors)
 };
 
 void usage(const char *argv0) {
     std::printf(
-        "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--json] [--no-bandwidth]\n"
+        "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--mode dense|sparse|both]\n"
+        "          [--json] [--no-bandwidth]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
         "  prints median tokens/s with min and max, the memory read bandwidth measured in this process, the weight\n"
-        "  bytes a decode step reads, and the fraction of the bandwidth roofline reached.\n",
+        "  bytes a decode step reads, and the fraction of the bandwidth roofline reached. --mode both (default) runs\n"
+        "  the dense and, for models with predictors, the sparse path.\n",
         argv0);
 }
 
@@ -52,11 +58,13 @@ bool parse(int argc, char **argv, Options &o) {
         else if (a == "-r") { if (!next(o.repeats) || o.repeats < 1) return false; }
         else if (a == "-t") { if (!next(o.n_threads)) return false; }
         else if (a == "-c") { if (!next(o.n_ctx)) return false; }
+        else if (a == "--mode" && i + 1 < argc) o.mode = argv[++i];
         else if (a == "--json") o.json = true;
         else if (a == "--no-bandwidth") o.measure_bandwidth = false;
         else return false;
     }
-    return o.n_prompt > 0 && o.n_ctx >= o.n_prompt + o.n_gen;
+    return o.n_prompt > 0 && o.n_ctx >= o.n_prompt + o.n_gen &&
+           (o.mode == "dense" || o.mode == "sparse" || o.mode == "both");
 }
 
 struct Stats {
@@ -73,6 +81,60 @@ Stats stats(std::vector<double> v) {
 int die(const char *what, pi_status st) {
     std::fprintf(stderr, "error: %s: %s (%s)\n", what, pi_last_error(), pi_status_string(st));
     return 1;
+}
+
+struct Run {
+    const char *path;
+    Stats prefill, decode;
+    std::vector<float> active;  // per layer, sparse runs only
+    double bytes_per_token = 0;
+};
+
+// prefill + decode, repeats + 1 times (the first warms caches and page tables and is not counted).
+bool measure(pi_model *model, const Options &o, const pi_model_info &info, const std::vector<pi_token> &prompt,
+             bool sparse, Run &run) {
+    pi_session_params sp;
+    pi_session_params_init(&sp);
+    sp.n_ctx = static_cast<uint32_t>(o.n_ctx);
+    sp.n_threads = o.n_threads;
+    sp.temperature = 0.0f;
+    sp.repeat_penalty = 1.0f;
+    sp.sparse = sparse ? PI_SPARSE_ON : PI_SPARSE_OFF;
+    std::vector<double> prefill, decode;
+    pi_status st;
+    for (int r = 0; r <= o.repeats; ++r) {
+        pi_session *s = nullptr;
+        if ((st = pi_session_create(model, &sp, &s)) != PI_OK) return die("session", st) == 0;
+        const auto t0 = Clock::now();
+        if ((st = pi_session_eval(s, prompt.data(), prompt.size())) != PI_OK) return die("prefill", st) == 0;
+        const auto t1 = Clock::now();
+        for (int i = 0; i < o.n_gen; ++i) {
+            pi_token t;
+            if ((st = pi_session_step(s, &t)) != PI_OK) return die("decode", st) == 0;
+        }
+        const auto t2 = Clock::now();
+        if (sparse && r == o.repeats) {
+            run.active.resize(info.n_layer);
+            size_t n_layer = 0;
+            if ((st = pi_session_sparsity(s, run.active.data(), run.active.size(), &n_layer, nullptr)) != PI_OK) {
+                return die("sparsity", st) == 0;
+            }
+        }
+        pi_session_free(s);
+        if (r == 0) continue;
+        prefill.push_back(o.n_prompt / std::chrono::duration<double>(t1 - t0).count());
+        if (o.n_gen) decode.push_back(o.n_gen / std::chrono::duration<double>(t2 - t1).count());
+    }
+    run.path = sparse ? "sparse" : "dense";
+    run.prefill = stats(prefill);
+    run.decode = decode.empty() ? Stats{0, 0, 0} : stats(decode);
+    run.bytes_per_token = double(info.decode_weight_bytes);
+    if (sparse) {
+        double ffn = 0.0;
+        for (float f : run.active) ffn += f * double(info.ffn_weight_bytes) / double(info.n_layer);
+        run.bytes_per_token += double(info.predictor_weight_bytes) - double(info.ffn_weight_bytes) + ffn;
+    }
+    return true;
 }
 
 }  // namespace
@@ -99,56 +161,65 @@ int main(int argc, char **argv) {
     std::vector<pi_token> prompt(static_cast<size_t>(o.n_prompt));
     for (pi_token &t : prompt) t = static_cast<pi_token>(3 + rng() % (info.n_vocab - 3));
 
-    pi_session_params sp;
-    pi_session_params_init(&sp);
-    sp.n_ctx = static_cast<uint32_t>(o.n_ctx);
-    sp.n_threads = o.n_threads;
-    sp.temperature = 0.0f;
-    sp.repeat_penalty = 1.0f;
-    std::vector<double> prefill, decode;
-    for (int r = 0; r <= o.repeats; ++r) {  // run 0 warms caches and page tables and is not counted
-        pi_session *s = nullptr;
-        if ((st = pi_session_create(model, &sp, &s)) != PI_OK) return die("session", st);
-        const auto t0 = Clock::now();
-        if ((st = pi_session_eval(s, prompt.data(), prompt.size())) != PI_OK) return die("prefill", st);
-        const auto t1 = Clock::now();
-        for (int i = 0; i < o.n_gen; ++i) {
-            pi_token t;
-            if ((st = pi_session_step(s, &t)) != PI_OK) return die("decode", st);
-        }
-        const auto t2 = Clock::now();
-        pi_session_free(s);
-        if (r == 0) continue;
-        prefill.push_back(o.n_prompt / std::chrono::duration<double>(t1 - t0).count());
-        if (o.n_gen) decode.push_back(o.n_gen / std::chrono::duration<double>(t2 - t1).count());
+    std::vector<Run> runs;
+    const bool want_sparse = o.mode == "sparse" || (o.mode == "both" && info.is_sparse);
+    if (o.mode == "sparse" && !info.is_sparse) {
+        std::fprintf(stderr, "error: --mode sparse needs a model with activation predictors\n");
+        return 2;
+    }
+    for (bool sparse : {false, true}) {
+        if (sparse ? !want_sparse : o.mode == "sparse") continue;
+        Run run;
+        if (!measure(model, o, info, prompt, sparse, run)) return 1;
+        runs.push_back(run);
     }
     double bandwidth = 0.0;
     if (o.measure_bandwidth && (st = pi_measure_memory_bandwidth(o.n_threads, &bandwidth)) != PI_OK) {
         return die("bandwidth", st);
     }
-    const Stats p = stats(prefill);
-    const Stats d = decode.empty() ? Stats{0, 0, 0} : stats(decode);
-    const double roofline = bandwidth > 0 ? bandwidth * 1e9 / double(info.decode_weight_bytes) : 0.0;
-    const double fraction = roofline > 0 ? d.median / roofline : 0.0;
 
     if (o.json) {
         std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"n_params\": %llu, \"threads\": %d, \"n_prompt\": %d, "
-                    "\"n_gen\": %d, \"repeats\": %d, \"prefill_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
-                    "\"decode_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, \"bandwidth_gbps\": %.2f, "
-                    "\"decode_weight_bytes\": %llu, \"roofline_tps\": %.3f, \"roofline_fraction\": %.3f}\n",
+                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"runs\": [",
                     o.model.c_str(), info.arch, static_cast<unsigned long long>(info.n_params), o.n_threads,
-                    o.n_prompt, o.n_gen, o.repeats, p.median, p.min, p.max, d.median, d.min, d.max, bandwidth,
-                    static_cast<unsigned long long>(info.decode_weight_bytes), roofline, fraction);
+                    o.n_prompt, o.n_gen, o.repeats, bandwidth);
+        for (size_t i = 0; i < runs.size(); ++i) {
+            const Run &r = runs[i];
+            const double roofline = bandwidth > 0 ? bandwidth * 1e9 / r.bytes_per_token : 0.0;
+            double mean_active = 0.0;
+            for (float f : r.active) mean_active += f / double(r.active.size());
+            std::printf("%s{\"path\": \"%s\", \"prefill_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
+                        "\"decode_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
+                        "\"bytes_per_token\": %.0f, \"mean_active_fraction\": %.4f, \"roofline_tps\": %.3f, "
+                        "\"roofline_fraction\": %.3f}",
+                        i ? ", " : "", r.path, r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median,
+                        r.decode.min, r.decode.max, r.bytes_per_token, r.active.empty() ? 1.0 : mean_active,
+                        roofline, roofline > 0 ? r.decode.median / roofline : 0.0);
+        }
+        std::printf("]}\n");
     } else {
         std::printf("model      %s (%s, %.2f B params, %s)\n", o.model.c_str(), info.arch, info.n_params / 1e9,
-                    info.is_sparse ? "sparse file, dense path" : "dense");
+                    info.is_sparse ? "activation predictors" : "dense");
         std::printf("threads    %d (0 = one per core), %d repeats + 1 warm-up\n", o.n_threads, o.repeats);
-        std::printf("prefill    %4d tokens  %9.2f tok/s  (min %.2f, max %.2f)\n", o.n_prompt, p.median, p.min, p.max);
-        std::printf("decode     %4d tokens  %9.2f tok/s  (min %.2f, max %.2f)\n", o.n_gen, d.median, d.min, d.max);
-        if (bandwidth > 0) {
-            std::printf("bandwidth  %.2f GB/s read; decode reads %.3f GB of weights per token\n", bandwidth,
-                        info.decode_weight_bytes / 1e9);
-            std::printf("roofline   %.2f tok/s; decode reaches %.1f%% of it\n", roofline, 100.0 * fraction);
+        if (bandwidth > 0) std::printf("bandwidth  %.2f GB/s read\n", bandwidth);
+        for (const Run &r : runs) {
+            std::printf("%-6s  prefill %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_prompt,
+                        r.prefill.median, r.prefill.min, r.prefill.max);
+            std::printf("%-6s  decode  %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_gen,
+                        r.decode.median, r.decode.min, r.decode.max);
+            if (!r.active.empty()) {
+                double mean_active = 0.0;
+                for (float f : r.active) mean_active += f / double(r.active.size());
+                std::printf("%-6s  active FFN neurons %.2f%% (mean over layers)\n", r.path, 100.0 * mean_active);
+            }
+            if (bandwidth > 0) {
+                const double roofline = bandwidth * 1e9 / r.bytes_per_token;
+                std::printf("%-6s  reads %.3f GB/token; roofline %.2f tok/s; decode reaches %.1f%%\n", r.path,
+                            r.bytes_per_token / 1e9, roofline, 100.0 * r.decode.median / roofline);
+            }
+        }
+        if (runs.size() == 2 && runs[0].decode.median > 0) {
+            std::printf("sparse/dense decode speed-up %.2fx\n", runs[1].decode.median / runs[0].decode.median);
         }
     }
     pi_model_free(model);

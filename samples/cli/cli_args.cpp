@@ -46,6 +46,11 @@ void print_cli_usage(const char *program) {
         "      --backend NAME      auto | cpu | cuda | hip (default auto)\n"
         "      --vram-budget GIB   GPU memory budget in GiB (default: all free memory; 0 = CPU only)\n"
         "      --no-mmap           read the file instead of mapping it\n"
+        "      --sparse MODE       auto | on | off: compute only predicted-active FFN neurons (default auto: when\n"
+        "                          the model has predictors)\n"
+        "      --threshold X       predictor threshold (default: the model's; -inf = every neuron, dense result)\n"
+        "      --stats             after generating, print the measured sparsity (active neurons per layer)\n"
+        "      --profile-out FILE  count activations and save the profile (GGUF blk.N.ffn_act_freq) to FILE\n"
         "      --info              print the model's facts and exit\n"
         "  -h, --help              this text\n",
         program);
@@ -137,6 +142,25 @@ bool parse_cli_args(int argc, char **argv, CliArgs &args, std::string &error) {
             args.model_params.vram_budget = static_cast<uint64_t>(x * 1024.0 * 1024.0 * 1024.0);
         } else if (opt == "--no-mmap") {
             args.model_params.use_mmap = 0;
+        } else if (opt == "--sparse") {
+            if (!value(text)) return false;
+            const std::string mode = text;
+            if (mode == "auto") args.session_params.sparse = PI_SPARSE_AUTO;
+            else if (mode == "on") args.session_params.sparse = PI_SPARSE_ON;
+            else if (mode == "off") args.session_params.sparse = PI_SPARSE_OFF;
+            else {
+                error = "option --sparse: '" + mode + "' is not auto, on or off";
+                return false;
+            }
+        } else if (opt == "--threshold") {
+            if (!float_value(x)) return false;
+            args.session_params.sparse_threshold = static_cast<float>(x);
+        } else if (opt == "--stats") {
+            args.stats = true;
+        } else if (opt == "--profile-out") {
+            if (!value(text)) return false;
+            args.profile_out = text;
+            args.session_params.profile_activations = 1;
         } else if (opt == "--info") {
             args.info_only = true;
         } else {

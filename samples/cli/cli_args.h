@@ -11,6 +11,8 @@ struct CliArgs {
     std::string prompt = "Once upon a time";
     int32_t n_predict = 64;
     bool info_only = false;
+    bool stats = false;        // print the measured sparsity per layer
+    std::string profile_out;   // save the activation profile here
     bool show_help = false;
     pi_model_params model_params;
     pi_session_params session_params;

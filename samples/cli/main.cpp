@@ -54,6 +54,29 @@ void print_info(const pi_model *model, const std::string &path) {
                  info.is_sparse ? "sparse (activation predictors)" : "dense");
 }
 
+// The measured sparsity: per layer, the mean fraction of FFN neurons the predictors selected.
+void print_sparsity(const pi_session *session) {
+    size_t n_layer = 0;
+    uint64_t n_tokens = 0;
+    std::vector<float> fraction;
+    pi_status st = pi_session_sparsity(session, nullptr, 0, &n_layer, &n_tokens);
+    if (st == PI_ERR_BUFFER_TOO_SMALL) {
+        fraction.resize(n_layer);
+        st = pi_session_sparsity(session, fraction.data(), fraction.size(), &n_layer, &n_tokens);
+    }
+    if (st != PI_OK) {
+        std::fprintf(stderr, "sparsity: not available (%s)\n", pi_last_error());
+        return;
+    }
+    double mean = 0.0;
+    std::fprintf(stderr, "sparsity over %llu tokens: active FFN neurons per layer\n", (unsigned long long)n_tokens);
+    for (size_t l = 0; l < n_layer; ++l) {
+        std::fprintf(stderr, "  layer %3zu  %6.2f%%\n", l, 100.0 * fraction[l]);
+        mean += fraction[l];
+    }
+    std::fprintf(stderr, "  mean       %6.2f%%\n", n_layer ? 100.0 * mean / double(n_layer) : 0.0);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -137,6 +160,14 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.2f tokens/s)\ngeneration: %d tokens in %.3f s (%.2f tokens/s)\n",
                      n_prompt, prompt_s, prompt_s > 0 ? n_prompt / prompt_s : 0.0, generated, gen_s,
                      gen_s > 0 ? generated / gen_s : 0.0);
+        if (args.stats) print_sparsity(session);
+        if (!args.profile_out.empty()) {
+            if ((st = pi_session_save_profile(session, args.profile_out.c_str())) != PI_OK) {
+                rc = fail_with("cannot save the activation profile", st);
+                break;
+            }
+            std::fprintf(stderr, "activation profile written to %s\n", args.profile_out.c_str());
+        }
     } while (false);
 
     pi_detokenizer_free(detok);

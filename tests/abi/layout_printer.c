@@ -43,6 +43,8 @@ int main(void) {
     FIELD(pi_model_info, gpu_bytes);
     FIELD(pi_model_info, ffn_activation);
     FIELD(pi_model_info, decode_weight_bytes);
+    FIELD(pi_model_info, ffn_weight_bytes);
+    FIELD(pi_model_info, predictor_weight_bytes);
 
     SIZE(pi_session_params);
     FIELD(pi_session_params, struct_size);
