@@ -1,7 +1,7 @@
 // pi-kernel-bench: speed of the CPU kernels against this machine's memory bandwidth and against oneDNN alone.
 //
 //   pi-kernel-bench [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] [--hugepages]
-//                   [--isa scalar|avx2|avx512]
+//                   [--isa scalar|avx2|avx512] [--sparse FRACTION [--sparse-max-threads-only]]
 //
 // Prints, for the bench-7b FFN shapes (W 11008 x 4096 = gate/up, 4096 x 11008 = down) and every weight type:
 //   - dense matvec: weight bytes / time with 1..N threads, and the fraction of the streaming read bandwidth (the
@@ -12,6 +12,9 @@
 //   - prefill GEMM 128 (and 32) x 4096 x 11008: oneDNN alone on a whole pre-converted matrix (its own OpenMP
 //     threads), our path (panels converted on the fly, single-threaded oneDNN per panel on our pool), and the
 //     blocked fallback, in GFLOP/s.
+//   - with --sparse F: the fused sparse FFN (sparse_ffn: gate/up dots, activation, down rows in one pass over a
+//     random F of the 11008 neurons) against the same work as three separate calls (matvec_rows gate, matvec_rows
+//     up, axpy_rows down), GB/s of the rows read, for F16 and Q4_0 (or --types).
 // Matrices are replicated so that each timed pass reads memory, not the last-level cache.
 #include <sys/mman.h>
 
@@ -35,6 +38,7 @@
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/q8_activation.h"
 #include "backends/cpu/row_convert.h"
+#include "backends/cpu/sparse_ffn.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/cpu/weight_type.h"
 
@@ -64,6 +68,9 @@ struct Args {
     int prefill_bound = 0;  // --prefill-bound M: oneDNN-alone time of bench-7b's projections for M tokens
     std::string types = "F32,F16,BF16,Q8_0,Q4_0";  // --types: the weight types to run
     IsaLevel isa = active_isa_level();
+    double sparse = 0.0;  // --sparse F: fraction of active neurons for the fused sparse FFN section (0: off)
+    bool types_given = false;
+    bool sparse_all_threads = true;  // --sparse-max-threads-only: the sparse FFN section with --threads N only
 
     bool wants(WeightType t) const {
         const std::string name = weight_type_name(t);
@@ -104,8 +111,18 @@ Args parse(int argc, char **argv) {
             a.matvec = false;
         else if (s == "--prefill-bound")
             a.prefill_bound = std::max(1, std::atoi(next()));
-        else if (s == "--types")
+        else if (s == "--types") {
             a.types = next();
+            a.types_given = true;
+        } else if (s == "--sparse-max-threads-only") {
+            a.sparse_all_threads = false;
+        } else if (s == "--sparse") {
+            a.sparse = std::atof(next());
+            if (!(a.sparse > 0.0 && a.sparse <= 1.0)) {
+                std::fprintf(stderr, "--sparse needs a fraction in (0, 1]\n");
+                std::exit(2);
+            }
+        }
         else if (s == "--hugepages")
             g_hugepages = true;
         else if (s == "--isa") {
@@ -115,7 +132,8 @@ Args parse(int argc, char **argv) {
         } else {
             std::fprintf(stderr,
                          "usage: %s [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] "
-                         "[--hugepages] [--isa scalar|avx2|avx512] [--prefill-bound M]\n",
+                         "[--hugepages] [--isa scalar|avx2|avx512] [--prefill-bound M] [--sparse FRACTION] "
+                         "[--sparse-max-threads-only]\n",
                          argv[0]);
             std::exit(2);
         }
@@ -330,6 +348,89 @@ void bench_matvec(const Args &args) {
     }
 }
 
+// The fused sparse FFN of a bench-7b layer (gate, up, down_t: 11008 neurons x 4096) over a random `fraction` of the
+// neurons, against the same rows read by three separate calls. SiLU, so every listed neuron reads all three of its
+// rows (with ReGLU and random weights half the gates would be negative and skip their up/down rows, which says
+// nothing about streaming speed; the predictor's neurons mostly fire). GB/s = bytes of the listed rows / time.
+void bench_sparse_ffn(const Args &args) {
+    const size_t n_ff = 11008, n_embd = 4096;
+    std::printf("\n== fused sparse FFN, %.1f%% of %zu neurons active (SiLU: 3 rows each): GB/s of the rows read ==\n",
+                100.0 * args.sparse, n_ff);
+    std::printf("%-34s %-5s", "form", "type");
+    const int t_first = args.sparse_all_threads ? 1 : args.threads;
+    for (int t = t_first; t <= args.threads; ++t) std::printf("   %2d thr GB/s (%%bw of read)", t);
+    std::printf("\n");
+    std::vector<uint32_t> active;
+    std::mt19937 rng(23);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    for (uint32_t i = 0; i < n_ff; ++i) {
+        if (coin(rng) < args.sparse) active.push_back(i);
+    }
+    std::vector<std::unique_ptr<ThreadPool>> pools;
+    for (int t = 1; t <= args.threads; ++t) pools.push_back(std::make_unique<ThreadPool>(t));
+    BandwidthOptions opt;
+    opt.buffer_bytes = 256u << 20;
+    opt.repeats = 1;
+    for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0}) {
+        const bool by_default = type == WeightType::F16 || type == WeightType::Q4_0;
+        if (args.types_given ? !args.wants(type) : !by_default) continue;
+        const size_t row_bytes = weight_row_bytes(type, n_embd);
+        const double bytes = static_cast<double>(3 * active.size() * row_bytes);
+        // Layers (copies of all three matrices) enough that the listed rows of all of them exceed the LLC 4 times.
+        const size_t layers = std::max<size_t>(2, static_cast<size_t>((128u << 20) / bytes) + 1);
+        const Replicated gate = make_replicated(type, n_ff, n_embd, layers * n_ff * row_bytes);
+        const Replicated up = make_replicated(type, n_ff, n_embd, layers * n_ff * row_bytes);
+        const Replicated down = make_replicated(type, n_ff, n_embd, layers * n_ff * row_bytes);
+        const size_t n_layers = std::min({gate.views.size(), up.views.size(), down.views.size()});
+        std::vector<float> x(n_embd), y(n_embd), g(active.size()), u(active.size());
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float &v : x) v = normal(rng);
+        Q8Activation xq;
+        MatvecInput in;
+        in.f32 = x.data();
+        in.n = n_embd;
+        if (weight_type_is_quantized(type)) {
+            xq.quantize(x.data(), n_embd, args.isa);
+            in.q8 = &xq;
+        }
+        SparseFfnScratch scratch;
+        for (int form = 0; form < 2; ++form) {
+            std::printf("%-34s %-5s", form == 0 ? "sparse_ffn (fused, one pass)" : "matvec_rows x2 + axpy_rows",
+                        weight_type_name(type));
+            for (int t = t_first; t <= args.threads; ++t) {
+                ThreadPool *pool = pools[static_cast<size_t>(t - 1)].get();
+                auto layer = [&](size_t i) {
+                    SparseFfnWeights w;
+                    w.gate = gate.views[i];
+                    w.up = up.views[i];
+                    w.down_t = down.views[i];
+                    w.activation = FfnActivation::Silu;
+                    if (form == 0) {
+                        sparse_ffn(w, in, active.data(), active.size(), y.data(), pool, args.isa, scratch);
+                        return;
+                    }
+                    matvec_rows(w.gate, in, active.data(), active.size(), g.data(), pool, args.isa);
+                    matvec_rows(w.up, in, active.data(), active.size(), u.data(), pool, args.isa);
+                    for (size_t j = 0; j < g.size(); ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+                    axpy_rows(w.down_t, g.data(), active.data(), active.size(), y.data(), pool, args.isa);
+                };
+                for (size_t i = 0; i < n_layers; ++i) layer(i);  // warm-up
+                double best_sec = 1e30, best_bw = 0.0;
+                for (int r = 0; r < args.reps; ++r) {
+                    best_bw = std::max(best_bw, measure_read_bandwidth(t, pool, args.isa, opt));
+                    const auto t0 = Clock::now();
+                    for (size_t i = 0; i < n_layers; ++i) layer(i);
+                    best_sec = std::min(best_sec, seconds_since(t0) / static_cast<double>(n_layers));
+                }
+                const double gbps = bytes / best_sec / 1e9;
+                std::printf("   %11.2f  (%3.0f%% of %4.1f)", gbps, 100.0 * gbps / best_bw, best_bw);
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    }
+}
+
 void bench_dispatch(const Args &args) {
     std::printf("\n== thread pool dispatch (empty job round trip, %d threads) ==\n", args.threads);
     if (args.threads < 2) {
@@ -498,6 +599,7 @@ int main(int argc, char **argv) {
     }
     std::fflush(stdout);
     if (args.matvec) bench_matvec(args);
+    if (args.sparse > 0.0) bench_sparse_ffn(args);
     bench_dispatch(args);
     if (args.gemm) bench_gemm(args);
     if (args.prefill_bound) bench_prefill_bound(args);

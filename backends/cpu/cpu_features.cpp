@@ -1,5 +1,6 @@
 #include "backends/cpu/cpu_features.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 

@@ -14,13 +14,20 @@ namespace {
 // Below this many weight bytes the call runs on the calling thread in one chunk (as matvec: waking the workers
 // would cost more than the work).
 constexpr size_t kMinParallelBytes = 64 * 1024;
+// Compile-time knobs, for tuning on other machines (as PI_CPU_PREFETCH_BYTES).
+#ifndef PI_SPARSE_MIN_CHUNK_BYTES
+#define PI_SPARSE_MIN_CHUNK_BYTES (128 * 1024)
+#endif
+#ifndef PI_SPARSE_CHUNKS_PER_THREAD
+#define PI_SPARSE_CHUNKS_PER_THREAD 4
+#endif
 // A chunk reads at least this much (when the list has enough): each chunk pays a prefetch ramp at the start of each
 // of its three row streams and a partial sum of n_out floats (zeroing it, reducing it), both small against 128 KiB.
-constexpr size_t kMinChunkBytes = 128 * 1024;
+constexpr size_t kMinChunkBytes = PI_SPARSE_MIN_CHUNK_BYTES;
 // Chunks per thread: enough that the thread that drew the slow core or the densest chunk does not hold the others
 // up for long (dynamic hand-out), few enough that the partials stay small (64 chunks of 4096 floats = 1 MiB at 16
 // threads).
-constexpr size_t kChunksPerThread = 4;
+constexpr size_t kChunksPerThread = PI_SPARSE_CHUNKS_PER_THREAD;
 // Partials reduced on several threads only above this many bytes (a second dispatch costs a few microseconds).
 constexpr size_t kMinParallelReduceBytes = 256 * 1024;
 // Partial rows are padded to whole cache lines; column splits of the reduction start on them.

@@ -55,14 +55,8 @@ public:
           cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
           pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
           float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)), ops_(isa_),
-          sparse_(options.sparse == SparseMode::On || (options.sparse == SparseMode::Auto && model.is_sparse())),
-          threshold_(std::isnan(options.sparse_threshold) ? model.sparse_threshold() : options.sparse_threshold) {
-        if ((sparse_ || options.profile_activations) && !model.is_sparse()) {
-            fail(PI_ERR_INVALID_ARGUMENT, "sparse execution and activation profiling need a model with activation "
-                                          "predictors (fc1/fc2 tensors); this one has none");
-        }
-        if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), options.profile_activations);
-        predict_prefill_ = options.profile_activations;
+          sparse_(sparse_settings(model, options)) {
+        if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
         const ModelWeights &w = model.weights();
         layers_.resize(hp_.n_layer);
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
@@ -223,12 +217,12 @@ private:
     // the statistics, and returns whether the FFN takes the sparse path (one token of a sparse session); active_
     // then holds the token's active neurons.
     bool predict(uint32_t l, const float *tap, size_t n) {
-        const bool sparse_step = sparse_ && n == 1;
-        if (!stats_ || !(sparse_step || predict_prefill_)) return false;
+        const bool sparse_step = sparse_.sparse && n == 1;
+        if (!stats_ || !(sparse_step || sparse_.profile)) return false;
         const Layer &M = layers_[l];
         for (size_t t = 0; t < n; ++t) {
             const std::vector<uint32_t> &active =
-                ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, threshold_, nullptr, &pool_);
+                ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, sparse_.threshold, nullptr, &pool_);
             stats_->record(l, active.data(), active.size());
         }
         return sparse_step;
@@ -336,9 +330,7 @@ private:
     const bool tokenwise_;  // PI_PREFILL=tokenwise: prompts run one token at a time (tests)
     cpu::Gemm float_gemm_, quant_gemm_;
     cpu::TokenOps ops_;
-    const bool sparse_;      // decode tokens take the sparse path
-    const float threshold_;  // predictor threshold
-    bool predict_prefill_ = false;  // profiling: predictors run for prompt tokens too
+    const SparseSettings sparse_;
     std::optional<ActivationStats> stats_;
     std::vector<Layer> layers_;
     WeightMatrix output_;

@@ -36,6 +36,16 @@ inline cpu::RopeStyle rope_style(RopeMode mode) {
     return mode == RopeMode::Neox ? cpu::RopeStyle::Neox : cpu::RopeStyle::Normal;
 }
 
+// What a session's executor does with the predictors, from the session options and the model (both executors use
+// it). Throws PI_ERR_INVALID_ARGUMENT when sparse execution or profiling is asked of a model without predictors.
+struct SparseSettings {
+    bool sparse = false;    // decode tokens compute only the predicted-active neurons
+    bool profile = false;   // count per-neuron activity (the predictors also run for prompt tokens)
+    float threshold = 0.0f;
+    bool keeps_stats() const { return sparse || profile; }
+};
+SparseSettings sparse_settings(const Model &model, const SessionOptions &options);
+
 // The executor for this model and session, or nullptr when this build has none for the model's architecture.
 std::unique_ptr<ForwardPass> make_forward_pass(const Model &model, const SessionOptions &options);
 

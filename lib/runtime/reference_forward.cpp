@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "backends/cpu/numeric.h"
@@ -29,9 +30,11 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 class ReferenceForward final : public ForwardPass {
 public:
-    ReferenceForward(const Model &model, uint32_t n_ctx, KvType kv_type)
-        : m_(model), hp_(model.hparams()), n_ctx_(n_ctx),
-          cache_(hp_.n_layer, n_ctx, hp_.n_head_kv * hp_.head_dim, kv_type) {
+    ReferenceForward(const Model &model, const SessionOptions &options)
+        : m_(model), hp_(model.hparams()), n_ctx_(options.n_ctx),
+          cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
+          sparse_(sparse_settings(model, options)) {
+        if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
         const size_t kv = size_t(hp_.n_head_kv) * hp_.head_dim;
         x_.resize(hp_.n_embd);
         xn_.resize(hp_.n_embd);
@@ -42,11 +45,12 @@ public:
         qkv_.resize(q_.size() + 2 * kv);
         att_.resize(q_.size());
         att_out_.resize(hp_.n_embd);
-        scores_.resize(n_ctx);
+        scores_.resize(n_ctx_);
         gate_.resize(hp_.n_ff);
         up_.resize(hp_.n_ff);
         ffn_out_.resize(hp_.n_embd);
         row_.resize(std::max<size_t>(hp_.n_ff, hp_.n_embd));
+        active_.resize(hp_.n_ff);
     }
 
     void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
@@ -57,6 +61,7 @@ public:
     }
 
     KvCache &kv_cache() override { return cache_; }
+    ActivationStats *activation_stats() override { return stats_ ? &*stats_ : nullptr; }
 
 private:
     void forward_token(Token token, uint32_t pos, const std::atomic<bool> &cancel) {
@@ -92,6 +97,7 @@ private:
         add_bias(att_out_.data(), L.bo);
         for (uint32_t i = 0; i < hp_.n_embd; ++i) x_[i] += att_out_[i];
 
+        predict(L, l, x_.data());  // the tap: the FFN input before its norm
         if (opt) cpu::layernorm(xn_.data(), x_.data(), f32(L.ffn_norm), f32(L.ffn_norm_b), hp_.n_embd, hp_.norm_eps);
         else cpu::rmsnorm(xn_.data(), x_.data(), f32(L.ffn_norm), hp_.n_embd, hp_.norm_eps);
         ffn(L, xn_.data());
@@ -101,6 +107,7 @@ private:
     // Falcon: attention and FFN in parallel from the same input: x += attn(ln(x)) + ffn(ln2(x)), where ln2 is
     // the layer's second norm (40B style) or the first one again (7B style).
     void falcon_layer(const LayerWeights &L, uint32_t l, uint32_t pos) {
+        predict(L, l, x_.data());  // the tap: the layer input
         cpu::layernorm(xn_.data(), x_.data(), f32(L.attn_norm), f32(L.attn_norm_b), hp_.n_embd, hp_.norm_eps);
         matvec_reference(L.wqkv, xn_.data(), qkv_.data());
         // Fused layout: [all query heads; key heads; value heads].
@@ -134,7 +141,26 @@ private:
         }
     }
 
-    // The FFN with the architecture's activation; writes ffn_out_. Both layouts of the down projection.
+    // Sparse sessions: active_[i] = whether neuron i's predictor score fc2 . relu(fc1 . tap) reaches the threshold
+    // (every token runs the predictor here: this executor has no separate prefill). Dense sessions: all active.
+    void predict(const LayerWeights &L, uint32_t l, const float *tap) {
+        std::fill(active_.begin(), active_.end(), true);
+        if (!sparse_.keeps_stats()) return;
+        pred_hidden_.resize(L.fc1.rows());
+        pred_scores_.resize(hp_.n_ff);
+        matvec_reference(L.fc1, tap, pred_hidden_.data());
+        for (float &z : pred_hidden_) z = relu(z);
+        matvec_reference(L.fc2, pred_hidden_.data(), pred_scores_.data());
+        active_list_.clear();
+        for (uint32_t i = 0; i < hp_.n_ff; ++i) {
+            if (pred_scores_[i] >= sparse_.threshold) active_list_.push_back(i);
+            if (sparse_.sparse) active_[i] = pred_scores_[i] >= sparse_.threshold;
+        }
+        stats_->record(l, active_list_.data(), active_list_.size());
+    }
+
+    // The FFN with the architecture's activation over the active neurons (inactive ones contribute nothing); writes
+    // ffn_out_. Both layouts of the down projection.
     void ffn(const LayerWeights &L, const float *in) {
         matvec_reference(L.ffn_up, in, up_.data());
         add_bias(up_.data(), L.ffn_up_b);
@@ -146,6 +172,7 @@ private:
                 case FfnActivation::Drelu: gate_[i] = relu(gate_[i]) * relu(up_[i]); break;
                 case FfnActivation::Relu: gate_[i] = relu(up_[i]); break;
             }
+            if (!active_[i]) gate_[i] = 0.0f;
         }
         if (L.ffn_down) {
             matvec_reference(L.ffn_down, gate_.data(), ffn_out_.data());
@@ -173,12 +200,17 @@ private:
     const uint32_t n_ctx_;
     KvCache cache_;
     std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, scores_, gate_, up_, ffn_out_, row_;
+    const SparseSettings sparse_;
+    std::optional<ActivationStats> stats_;
+    std::vector<bool> active_;
+    std::vector<uint32_t> active_list_;
+    std::vector<float> pred_hidden_, pred_scores_;
 };
 
 }  // namespace
 
-std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, uint32_t n_ctx, KvType kv_type) {
-    return std::make_unique<ReferenceForward>(model, n_ctx, kv_type);
+std::unique_ptr<ForwardPass> make_reference_forward(const Model &model, const SessionOptions &options) {
+    return std::make_unique<ReferenceForward>(model, options);
 }
 
 }  // namespace pi

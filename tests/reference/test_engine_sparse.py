@@ -6,7 +6,10 @@ Paths (forced through the environment, as in test_engine.py):
   cpu-avx512            dense GEMM prefill of the prompt, then sparse decode steps (the production split): the
                         reference runs the prompt dense and every step sparse;
   cpu-*-tokenwise       the prompt token by token, so every token takes the sparse path, at each ISA level: the
-                        reference runs everything sparse.
+                        reference runs everything sparse;
+  reference             the readable scalar executor (PI_EXECUTOR=reference), every token sparse, activations
+                        never rounded (the reference's act_quant=None, so decisions are compared exactly for every
+                        weight type).
 The engine also reports its decisions: with profiling on it counts, per layer and neuron, the tokens that predicted
 the neuron active (prompt tokens included), and these counts must equal the reference's.
 
@@ -40,11 +43,12 @@ REL_L2_TOL_FLIPPED = 1e-2
 MAX_TRIES = 200
 SPARSE_VARIANTS = [v for v in presets.MATRIX_VARIANTS if presets.VARIANTS[v].predictors]
 MODELS = [n[:-len(".gguf")] for n in presets.matrix_files(SPARSE_VARIANTS, with_default=False) if n.endswith(".gguf")]
-PATHS = {  # name: (environment, whether the prompt runs sparse)
-    "cpu-avx512": ({"PI_CPU_ISA": "avx512"}, False),
-    "cpu-avx512-tokenwise": ({"PI_CPU_ISA": "avx512", "PI_PREFILL": "tokenwise"}, True),
-    "cpu-avx2-tokenwise": ({"PI_CPU_ISA": "avx2", "PI_PREFILL": "tokenwise"}, True),
-    "cpu-scalar-tokenwise": ({"PI_CPU_ISA": "scalar", "PI_PREFILL": "tokenwise"}, True),
+PATHS = {  # name: (environment, whether the prompt runs sparse, whether activations meeting Q8_0/Q4_0 are rounded)
+    "cpu-avx512": ({"PI_CPU_ISA": "avx512"}, False, True),
+    "cpu-avx512-tokenwise": ({"PI_CPU_ISA": "avx512", "PI_PREFILL": "tokenwise"}, True, True),
+    "cpu-avx2-tokenwise": ({"PI_CPU_ISA": "avx2", "PI_PREFILL": "tokenwise"}, True, True),
+    "cpu-scalar-tokenwise": ({"PI_CPU_ISA": "scalar", "PI_PREFILL": "tokenwise"}, True, True),
+    "reference": ({"PI_EXECUTOR": "reference"}, True, False),  # the scalar executor: no activation rounding
 }
 
 
@@ -88,9 +92,9 @@ def reference_counts(trace):
 @pytest.fixture(scope="module")
 def expected(load):
     @functools.lru_cache(maxsize=None)
-    def compute(name, prompt_sparse):
+    def compute(name, prompt_sparse, rounds_q8=True):
         model = load(name)
-        act_quant = "q8_0" if name.endswith(("q8_0", "q4_0")) else None
+        act_quant = "q8_0" if rounds_q8 and name.endswith(("q8_0", "q4_0")) else None
         rng = np.random.default_rng(4321)
         best = None
         for _ in range(MAX_TRIES):
@@ -122,19 +126,18 @@ def check_against(name, path, logits, tokens, ref_steps, ref_tokens, tol=REL_L2_
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("name", MODELS)
 def test_sparse_engine_matches_reference(name, path, expected, load, models_dir, engine_binary, tmp_path):
-    env, prompt_sparse = PATHS[path]
-    prompt, ref_steps, ref_tokens, trace = expected(name, prompt_sparse)
+    env, prompt_sparse, rounds_q8 = PATHS[path]
+    prompt, ref_steps, ref_tokens, trace = expected(name, prompt_sparse, rounds_q8)
     # The planted sparsity is real: the reference really skipped most neurons (else this would test nothing).
     assert 0.03 < np.mean(trace.active_fraction()) < 0.4
     counts_file = tmp_path / "counts.u64"
     logits, tokens = run_engine(engine_binary, os.path.join(models_dir, name + ".gguf"), prompt, N_GREEDY,
                                 {**env, "PI_TEST_SPARSE": "on", "PI_TEST_COUNTS": str(counts_file)}, tmp_path)
+    quantized = rounds_q8 and name.endswith(("q8_0", "q4_0"))
     if tokens != ref_tokens:  # trace the tokens the engine ran, to compare its decisions on the same inputs
-        act_quant = "q8_0" if name.endswith(("q8_0", "q4_0")) else None
-        _, _, trace = reference_run(load(name), prompt, prompt_sparse, act_quant, forced=tokens)
+        _, _, trace = reference_run(load(name), prompt, prompt_sparse, "q8_0" if quantized else None, forced=tokens)
     expected_counts = reference_counts(trace)
     counts = np.fromfile(counts_file, dtype=np.uint64).reshape(expected_counts.shape)
-    quantized = name.endswith(("q8_0", "q4_0"))
     if not quantized:
         flipped = np.argwhere(counts != expected_counts)
         assert flipped.size == 0, f"{name} via {path}: decisions differ at (layer, neuron) {flipped[:8].tolist()}"

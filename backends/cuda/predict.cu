@@ -1,0 +1,103 @@
+// The activation predictor of one token (backends/backend.h `predict`): t = relu(fc1 . h), s = fc2 . t, then the
+// neurons with s >= threshold compacted in ascending order into `list` (and `other`), counts left in device memory.
+//
+// Launches: [quantize h] + GEMV fc1 (relu fused) + [quantize t] + GEMV fc2 + one compaction block; the bracketed
+// ones only for Q8_0/Q4_0 predictors. The GEMVs read fc1 and fc2 once (the step's traffic); the compaction reads
+// the n_ff scores (44 KB for n_ff = 11008) in one 1024-thread block: a block-wide ballot/prefix scan per 1024
+// neurons keeps the order without atomics, and one block is enough for so little data.
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/weight_access.cuh"
+
+namespace pi::cuda {
+namespace {
+
+constexpr int kCompactThreads = 1024;
+constexpr int kCompactWarps = kCompactThreads / dev::kWarp;
+
+__global__ void __launch_bounds__(kCompactThreads)
+    compact_kernel(const float *__restrict__ s, uint32_t n, float threshold, const int32_t *__restrict__ slot,
+                   int32_t *__restrict__ list, uint32_t *__restrict__ n_list, int32_t *__restrict__ other,
+                   uint32_t *__restrict__ n_other) {
+    __shared__ uint32_t warp_list[kCompactWarps], warp_other[kCompactWarps];
+    const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
+    const uint32_t lanes_below = (1u << lane) - 1;
+    uint32_t base_list = 0, base_other = 0;
+    for (uint32_t base = 0; base < n; base += kCompactThreads) {
+        const uint32_t i = base + threadIdx.x;
+        const bool active = i < n && s[i] >= threshold;  // a NaN score is never active
+        const int32_t sl = active && slot ? slot[i] : 0;
+        const bool to_list = active && sl >= 0;
+        const bool to_other = active && sl < 0;
+        const uint32_t m_list = __ballot_sync(0xffffffffu, to_list);
+        const uint32_t m_other = __ballot_sync(0xffffffffu, to_other);
+        if (lane == 0) {
+            warp_list[warp] = __popc(m_list);
+            warp_other[warp] = __popc(m_other);
+        }
+        __syncthreads();
+        // Exclusive prefix over the warps, computed redundantly by each thread from 32 shared values (cheap, and
+        // no second barrier for a broadcast).
+        uint32_t off_list = 0, off_other = 0, tot_list = 0, tot_other = 0;
+        for (int w = 0; w < kCompactWarps; ++w) {
+            if (w == warp) off_list = tot_list, off_other = tot_other;
+            tot_list += warp_list[w];
+            tot_other += warp_other[w];
+        }
+        if (to_list) list[base_list + off_list + __popc(m_list & lanes_below)] = slot ? sl : int32_t(i);
+        if (to_other) other[base_other + off_other + __popc(m_other & lanes_below)] = int32_t(i);
+        base_list += tot_list;
+        base_other += tot_other;
+        __syncthreads();  // warp_list is rewritten by the next round
+    }
+    if (threadIdx.x == 0) {
+        *n_list = base_list;
+        if (n_other) *n_other = base_other;
+    }
+}
+
+size_t round256(size_t b) { return (b + 255) & ~size_t(255); }
+
+}  // namespace
+
+int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix *fc2, const float *h,
+                float threshold, const int32_t *slot, int32_t *list, uint32_t *n_list, int32_t *other,
+                uint32_t *n_other, float *scores) {
+    if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: predict: NULL queue");
+    if (int32_t s = check_matrix(fc1, "predict fc1")) return s;
+    if (int32_t s = check_matrix(fc2, "predict fc2")) return s;
+    if (fc2->n_cols != fc1->n_rows) {
+        return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: predict: fc2 has " + std::to_string(fc2->n_cols) +
+                                                    " columns but fc1 has " + std::to_string(fc1->n_rows) + " rows");
+    }
+    if (threshold != threshold) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: predict: the threshold is NaN");
+    if (!h || !list || !n_list) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: predict: NULL h, list or n_list");
+    if (slot && (!other || !n_other)) {
+        return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: predict: slot given without other and n_other");
+    }
+    const size_t n_embd = fc1->n_cols, n_pred = fc1->n_rows, n_ff = fc2->n_rows;
+    const size_t q_h = is_quantized(fc1->type) ? q8_bytes(1, n_embd) : 0;
+    const size_t q_t = is_quantized(fc2->type) ? q8_bytes(1, n_pred) : 0;
+    const size_t t_bytes = round256(n_pred * 4), s_bytes = scores ? 0 : round256(n_ff * 4);
+    if (int32_t s = prepare(queue, q_h + t_bytes + q_t + s_bytes)) return s;
+    auto *ws = static_cast<uint8_t *>(queue->workspace);
+    auto *h_q = reinterpret_cast<int8_t *>(ws);
+    auto *h_d = reinterpret_cast<float *>(ws + round256(n_embd));
+    auto *t = reinterpret_cast<float *>(ws + q_h);
+    auto *t_q = reinterpret_cast<int8_t *>(ws + q_h + t_bytes);
+    auto *t_d = reinterpret_cast<float *>(ws + q_h + t_bytes + round256(n_pred));
+    float *s = scores ? scores : reinterpret_cast<float *>(ws + q_h + t_bytes + q_t);
+
+    if (q_h) {
+        if (int32_t st = quantize_q8(queue->stream, h, 1, n_embd, h_q, h_d)) return st;
+    }
+    if (int32_t st = gemv(queue->stream, fc1, h, h_q, h_d, 1, true, t)) return st;
+    if (q_t) {
+        if (int32_t st = quantize_q8(queue->stream, t, 1, n_pred, t_q, t_d)) return st;
+    }
+    if (int32_t st = gemv(queue->stream, fc2, t, t_q, t_d, 1, false, s)) return st;
+    compact_kernel<<<1, kCompactThreads, 0, queue->stream>>>(s, uint32_t(n_ff), threshold, slot, list, n_list, other,
+                                                             n_other);
+    return check_launch("predict compaction");
+}
+
+}  // namespace pi::cuda

@@ -1,0 +1,176 @@
+// Device-side access to weight rows of every supported type (F32, F16, BF16, Q8_0, Q4_0 in ggml block layout) and the
+// warp-level row dot products that the GEMV, predictor and sparse FFN kernels share.
+//
+// Float rows: a lane takes 8 consecutive weights per step (one 16-byte load for F16/BF16, two for F32) when the rows
+// and x are 16-byte aligned and n_cols % 8 == 0 ("vec"), else one weight per lane per step.
+// Quantized rows: a lane takes one 32-weight block per step, builds 8 packed int8x4 words from the block's 16-bit
+// words (blocks are only 2-byte aligned), and takes the exact integer dot with the activation's int8 values through
+// dp4a; the block adds isum * (d_w * d_x) to the lane's sum, the CPU backend's formula.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "backends/backend.h"
+
+namespace pi::cuda::dev {
+
+constexpr int kWarp = 32;
+
+__device__ __forceinline__ float fp16_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float bf16_bits(uint16_t b) { return __uint_as_float(uint32_t(b) << 16); }
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) { return *reinterpret_cast<const uint16_t *>(p); }
+__device__ __forceinline__ uint32_t ld_u32_2aligned(const uint8_t *p) {
+    return uint32_t(ld_u16(p)) | (uint32_t(ld_u16(p + 2)) << 16);
+}
+
+template <uint32_t T>
+struct Block;  // bytes per 32-weight block of the quantized types
+template <>
+struct Block<PI_BK_Q8_0> {
+    static constexpr int bytes = 34;
+};
+template <>
+struct Block<PI_BK_Q4_0> {
+    static constexpr int bytes = 18;
+};
+
+// Weight k of a row, exactly (every supported type is exact in binary32).
+template <uint32_t T>
+__device__ __forceinline__ float load_weight(const uint8_t *row, uint32_t k) {
+    if constexpr (T == PI_BK_F32) {
+        return reinterpret_cast<const float *>(row)[k];
+    } else if constexpr (T == PI_BK_F16) {
+        return fp16_bits(ld_u16(row + 2 * size_t(k)));
+    } else if constexpr (T == PI_BK_BF16) {
+        return bf16_bits(ld_u16(row + 2 * size_t(k)));
+    } else if constexpr (T == PI_BK_Q8_0) {
+        const uint8_t *blk = row + size_t(k / 32) * 34;
+        return fp16_bits(ld_u16(blk)) * float(int8_t(blk[2 + k % 32]));
+    } else {
+        const uint8_t *blk = row + size_t(k / 32) * 18;
+        const uint32_t j = k % 32;
+        const uint8_t byte = blk[2 + j % 16];
+        const int nib = j < 16 ? (byte & 0x0f) : (byte >> 4);
+        return fp16_bits(ld_u16(blk)) * float(nib - 8);
+    }
+}
+
+// Weights k..k+7 of a float-type row whose address at k is 16-byte aligned.
+template <uint32_t T>
+__device__ __forceinline__ void load_weight8(const uint8_t *row, uint32_t k, float (&w)[8]) {
+    if constexpr (T == PI_BK_F32) {
+        const float4 *p = reinterpret_cast<const float4 *>(row + 4 * size_t(k));
+        const float4 a = __ldg(p), b = __ldg(p + 1);
+        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+    } else {
+        const uint4 v = __ldg(reinterpret_cast<const uint4 *>(row + 2 * size_t(k)));
+        const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            if constexpr (T == PI_BK_F16) {
+                const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&words[i]));
+                w[2 * i] = f.x, w[2 * i + 1] = f.y;
+            } else {
+                w[2 * i] = __uint_as_float(words[i] << 16);
+                w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+            }
+        }
+    }
+}
+
+// The 32 weight codes of a quantized block as 8 words of 4 signed bytes, in element order; returns fp32(d).
+template <uint32_t T>
+__device__ __forceinline__ float load_block_codes(const uint8_t *blk, int (&q)[8]) {
+    if constexpr (T == PI_BK_Q8_0) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) q[i] = int(ld_u32_2aligned(blk + 2 + 4 * i));
+    } else {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const uint32_t v = ld_u32_2aligned(blk + 2 + 4 * i);
+            // Nibble n becomes the byte n - 8 (wrapping subtraction per byte gives the two's complement int8).
+            q[i] = int(__vsub4(v & 0x0f0f0f0fu, 0x08080808u));
+            q[i + 4] = int(__vsub4((v >> 4) & 0x0f0f0f0fu, 0x08080808u));
+        }
+    }
+    return fp16_bits(ld_u16(blk));
+}
+
+// Sums a lane value over the warp; every lane gets the sum (a fixed butterfly: deterministic).
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+// Per-lane partial dots of one float-type row with nt <= NT activation rows (x + t * ldx); call warp_sum after.
+template <uint32_t T, bool VEC, int NT>
+__device__ __forceinline__ void dot_float_partial(const uint8_t *row, uint32_t n_cols, const float *x, uint32_t ldx,
+                                                  int nt, float (&acc)[NT]) {
+    const int lane = threadIdx.x % kWarp;
+    if constexpr (VEC) {
+        for (uint32_t k = lane * 8; k < n_cols; k += kWarp * 8) {
+            float w[8];
+            load_weight8<T>(row, k, w);
+#pragma unroll
+            for (int t = 0; t < NT; ++t) {
+                if (t >= nt) break;
+                const float4 *xp = reinterpret_cast<const float4 *>(x + size_t(t) * ldx + k);
+                const float4 a = __ldg(xp), b = __ldg(xp + 1);
+                acc[t] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z +
+                          w[7] * b.w;
+            }
+        }
+    } else {
+        for (uint32_t k = lane; k < n_cols; k += kWarp) {
+            const float w = load_weight<T>(row, k);
+#pragma unroll
+            for (int t = 0; t < NT; ++t) {
+                if (t >= nt) break;
+                acc[t] += w * __ldg(x + size_t(t) * ldx + k);
+            }
+        }
+    }
+}
+
+// Per-lane partial dots of one quantized row with nt <= NT quantized activation rows (xq + t * n_cols int8 values,
+// xd + t * n_cols / 32 block scales); call warp_sum after.
+template <uint32_t T, int NT>
+__device__ __forceinline__ void dot_quant_partial(const uint8_t *row, uint32_t n_cols, const int8_t *xq,
+                                                  const float *xd, int nt, float (&acc)[NT]) {
+    const int lane = threadIdx.x % kWarp;
+    const uint32_t nb = n_cols / 32;
+    for (uint32_t b = lane; b < nb; b += kWarp) {
+        int q[8];
+        const float dw = load_block_codes<T>(row + size_t(b) * Block<T>::bytes, q);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            if (t >= nt) break;
+            const int4 *xp = reinterpret_cast<const int4 *>(xq + size_t(t) * n_cols + size_t(b) * 32);
+            const int4 a = __ldg(xp), c = __ldg(xp + 1);
+            int s = __dp4a(q[0], a.x, 0);
+            s = __dp4a(q[1], a.y, s);
+            s = __dp4a(q[2], a.z, s);
+            s = __dp4a(q[3], a.w, s);
+            s = __dp4a(q[4], c.x, s);
+            s = __dp4a(q[5], c.y, s);
+            s = __dp4a(q[6], c.z, s);
+            s = __dp4a(q[7], c.w, s);
+            acc[t] += float(s) * (dw * __ldg(xd + size_t(t) * nb + b));
+        }
+    }
+}
+
+// y[c] += a * W[row][c] for the 8 columns c0..c0+7 of a lane's unit (float types, vec alignment) into acc.
+template <uint32_t T>
+__device__ __forceinline__ void axpy8(const uint8_t *row, uint32_t c0, float a, float (&acc)[8]) {
+    float w[8];
+    load_weight8<T>(row, c0, w);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[i] += a * w[i];
+}
+
+}  // namespace pi::cuda::dev

@@ -1,0 +1,135 @@
+// matmul, embedding, add, ffn_activation.
+#include <cmath>
+
+#include "cases.h"
+
+namespace pi::conformance {
+namespace {
+
+std::string dims(std::initializer_list<uint64_t> v, const char *names) {
+    // names: one letter per value, e.g. "rcn" -> "r=.. c=.. n=.."
+    std::string s;
+    size_t i = 0;
+    for (uint64_t x : v) {
+        if (!s.empty()) s += ' ';
+        s += names[i++];
+        s += '=';
+        s += std::to_string(x);
+    }
+    return s;
+}
+
+bool quantized(uint32_t t) { return t == PI_BK_Q8_0 || t == PI_BK_Q4_0; }
+
+// y = x . W^T. Both sides round x to 8-bit blocks for Q8_0/Q4_0 (backends/backend.h) and sum exactly-converted
+// weights in binary32; only the order of the additions differs. Tolerance: 2e-5 relative L2, about 100 ulp of the
+// per-element error budget of a 4096-term f32 dot with random signs (measured differences are ~1e-7..1e-6).
+void matmul_cases(Env &env) {
+    struct Shape {
+        uint64_t rows, cols, n, pad;
+        bool float_only;
+    };
+    const Shape shapes[] = {
+        {64, 256, 1, 0, false},    {300, 352, 1, 0, false},   {1000, 4096, 1, 0, false}, {77, 96, 3, 16, false},
+        {129, 352, 5, 0, false},   {130, 416, 24, 0, false},  {50, 100, 1, 0, true},     {33, 100, 20, 0, true},
+        {1, 64, 1, 0, false},
+    };
+    for (uint32_t type : all_weight_types()) {
+        for (const Shape &s : shapes) {
+            if (s.float_only && quantized(type)) continue;  // quantized rows are whole 32-weight blocks
+            env.row("matmul", type_name(type), dims({s.rows, s.cols, s.n, s.pad}, "rcnp"), 2e-5, [&](std::string *) {
+                const HostMatrix w = random_matrix(env.rng, type, s.rows, s.cols, 1.0f, s.pad);
+                const std::vector<float> x = random_floats(env.rng, s.n * s.cols);
+                std::vector<float> out[2];
+                Device *devs[2] = {&env.ref, &env.cand};
+                for (int d = 0; d < 2; ++d) {
+                    Device &dev = *devs[d];
+                    const pi_bk_matrix wm = dev.put(w);
+                    const float *xd = dev.put(x);
+                    float *y = static_cast<float *>(dev.alloc(s.n * s.rows * 4));
+                    dev.check(dev.ops().matmul(dev.queue(), &wm, xd, s.n, y), "matmul");
+                    out[d] = dev.get(y, s.n * s.rows);
+                }
+                return relative_error(out[1], out[0]);
+            });
+        }
+    }
+}
+
+// Rows of the table dequantized: exact on both sides (tolerance 0).
+void embedding_cases(Env &env) {
+    for (uint32_t type : all_weight_types()) {
+        for (uint64_t cols : {uint64_t(352), uint64_t(4096)}) {
+            env.row("embedding", type_name(type), dims({100, cols, 6}, "rcn"), 0.0, [&](std::string *) {
+                const HostMatrix table = random_matrix(env.rng, type, 100, cols);
+                const std::vector<int32_t> tokens = {0, 99, 5, 5, 42, 17};
+                std::vector<float> out[2];
+                Device *devs[2] = {&env.ref, &env.cand};
+                for (int d = 0; d < 2; ++d) {
+                    Device &dev = *devs[d];
+                    const pi_bk_matrix t = dev.put(table);
+                    const int32_t *tok = dev.put(tokens);
+                    float *y = static_cast<float *>(dev.alloc(tokens.size() * cols * 4));
+                    dev.check(dev.ops().embedding(dev.queue(), &t, tok, tokens.size(), y), "embedding");
+                    out[d] = dev.get(y, tokens.size() * cols);
+                }
+                return relative_error(out[1], out[0]);
+            });
+        }
+    }
+}
+
+// y += x (a bias row when x_row_stride is 0): one float addition per element, exact (tolerance 0).
+void add_cases(Env &env) {
+    for (uint64_t stride : {uint64_t(0), uint64_t(1000), uint64_t(1024)}) {
+        env.row("add", "f32", dims({3, 1000, stride}, "nds"), 0.0, [&](std::string *) {
+            const uint64_t n = 3, dim = 1000;
+            const std::vector<float> y0 = random_floats(env.rng, n * dim);
+            const std::vector<float> x = random_floats(env.rng, stride ? n * stride : dim);
+            std::vector<float> out[2];
+            Device *devs[2] = {&env.ref, &env.cand};
+            for (int d = 0; d < 2; ++d) {
+                Device &dev = *devs[d];
+                float *y = dev.put(y0);
+                const float *xd = dev.put(x);
+                dev.check(dev.ops().add(dev.queue(), y, xd, n, dim, stride), "add");
+                out[d] = dev.get(y, n * dim);
+            }
+            return relative_error(out[1], out[0]);
+        });
+    }
+}
+
+// Elementwise activations: SiLU uses exp (libm vs the device's expf: a few ulp), the ReLU family is exact.
+// Tolerance 1e-6 relative L2.
+void activation_cases(Env &env) {
+    const char *names[] = {"silu", "reglu", "drelu", "relu"};
+    for (uint32_t act = PI_BK_ACT_SILU; act <= PI_BK_ACT_RELU; ++act) {
+        env.row("ffn_activation", names[act], dims({3, 1000}, "nd"), 1e-6, [&](std::string *) {
+            const uint64_t n = 3, dim = 1000;
+            const std::vector<float> g = random_floats(env.rng, n * dim, 3.0f), u = random_floats(env.rng, n * dim);
+            std::vector<float> out[2];
+            Device *devs[2] = {&env.ref, &env.cand};
+            for (int d = 0; d < 2; ++d) {
+                Device &dev = *devs[d];
+                const float *gd = act == PI_BK_ACT_RELU ? nullptr : dev.put(g);
+                const float *ud = dev.put(u);
+                float *y = static_cast<float *>(dev.alloc(n * dim * 4));
+                dev.check(dev.ops().ffn_activation(dev.queue(), act, gd, ud, n, dim, y), "ffn_activation");
+                out[d] = dev.get(y, n * dim);
+            }
+            return relative_error(out[1], out[0]);
+        });
+    }
+}
+
+}  // namespace
+
+void dense_cases(Env &env) {
+    matmul_cases(env);
+    embedding_cases(env);
+    add_cases(env);
+    activation_cases(env);
+}
+
+}  // namespace pi::conformance

@@ -1,0 +1,148 @@
+// pi_kernel_bench <candidate>: times the decode-step kernels of a backend (default: cuda) on bench-7b shapes and
+// prints the bytes each call must read over its time. Timing: 200 enqueued calls between two queue
+// synchronizations on the host clock, so launch overhead is included, as in a real decode step.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "backends/cpu/cpu_backend.h"
+#include "device.h"
+#include "host_data.h"
+#include "runtime/plugin_loader.h"
+
+using namespace pi::conformance;
+
+namespace {
+
+double time_us(Device &dev, int iters, const std::function<void()> &call) {
+    call();  // warm up (workspace growth, cuBLAS handles, caches)
+    dev.synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i) call();
+    dev.synchronize();
+    const auto t1 = std::chrono::steady_clock::now();
+    return std::chrono::duration<double, std::micro>(t1 - t0).count() / iters;
+}
+
+void report(const std::string &what, double bytes, double us) {
+    std::printf("%-58s %9.1f us  %8.1f GB/s\n", what.c_str(), us, bytes / (us * 1e3));
+}
+
+uint64_t row_bytes(uint32_t type, uint64_t cols) {
+    return type == PI_BK_Q8_0 ? cols / 32 * 34 : type == PI_BK_Q4_0 ? cols / 32 * 18 : type == PI_BK_F32 ? 4 * cols : 2 * cols;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    const std::string which = argc > 1 ? argv[1] : "cuda";
+    const int iters = argc > 2 ? std::max(1, std::atoi(argv[2])) : 200;
+    const pi_backend_ops *ops = pi::cpu::cpu_backend_ops();
+    if (which == "cuda") {
+        const pi::ModuleProbe probe = pi::probe_backend_module("cuda");
+        char why[256] = "";
+        if (!probe.found || probe.module->device_count(why, sizeof why) <= 0) {
+            std::printf("SKIP: no cuda device (%s%s)\n", probe.why.c_str(), why);
+            return 77;
+        }
+        ops = probe.module;
+    }
+    try {
+        Device dev(ops, 0, -1, which);
+        Rng rng(7);
+        const uint64_t n_embd = 4096, n_ff = 11008, n_pred = 1024;
+        for (uint32_t type : {uint32_t(PI_BK_F16), uint32_t(PI_BK_Q8_0), uint32_t(PI_BK_Q4_0)}) {
+            for (auto [rows, cols] : {std::pair<uint64_t, uint64_t>{4096, 11008}, {11008, 4096}, {4096, 4096}}) {
+                const HostMatrix w = random_matrix(rng, type, rows, cols);
+                const pi_bk_matrix wm = dev.put(w);
+                const float *x = dev.put(random_floats(rng, cols));
+                float *y = static_cast<float *>(dev.alloc(rows * 4));
+                const double us = time_us(dev, iters, [&] { dev.check(dev.ops().matmul(dev.queue(), &wm, x, 1, y), "matmul"); });
+                report("matmul n=1 " + std::string(type_name(type)) + " " + std::to_string(rows) + "x" +
+                           std::to_string(cols),
+                       double(rows * row_bytes(type, cols)), us);
+                dev.release();
+            }
+        }
+        for (uint32_t type : {uint32_t(PI_BK_F16), uint32_t(PI_BK_Q4_0)}) {
+            const HostMatrix fc1 = random_matrix(rng, type, n_pred, n_embd), fc2 = random_matrix(rng, type, n_ff, n_pred);
+            const pi_bk_matrix a = dev.put(fc1), b = dev.put(fc2);
+            const float *h = dev.put(random_floats(rng, n_embd));
+            int32_t *list = static_cast<int32_t *>(dev.alloc(n_ff * 4));
+            uint32_t *cnt = static_cast<uint32_t *>(dev.alloc(8));
+            const double us = time_us(dev, iters, [&] {
+                dev.check(dev.ops().predict(dev.queue(), &a, &b, h, 0.0f, nullptr, list, cnt, nullptr, nullptr, nullptr),
+                          "predict");
+            });
+            report("predict bench-7b " + std::string(type_name(type)) + " (fc1 1024x4096, fc2 11008x1024)",
+                   double(fc1.bytes.size() + fc2.bytes.size()), us);
+            dev.release();
+        }
+        // Sparse FFN at ~12% active. Gate rows and x are positive so every listed neuron reads its gate, up and
+        // down rows: bytes = 3 * active * row bytes exactly.
+        for (uint32_t type : {uint32_t(PI_BK_F16), uint32_t(PI_BK_Q8_0), uint32_t(PI_BK_Q4_0)}) {
+            for (double frac : {0.12, 1.0}) {
+                HostMatrix gate = random_matrix(rng, type, n_ff, n_embd);
+                if (type == PI_BK_F16) {
+                    for (size_t i = 1; i < gate.bytes.size(); i += 2) gate.bytes[i] &= 0x7f;  // clear the sign bits
+                } else {
+                    const size_t blk = type == PI_BK_Q8_0 ? 34 : 18;
+                    for (size_t r = 0; r < n_ff; ++r) {
+                        for (size_t b = 0; b < n_embd / 32; ++b) {
+                            uint8_t *p = gate.bytes.data() + r * gate.row_stride + b * blk;
+                            p[1] &= 0x7f;
+                            for (size_t i = 2; i < blk; ++i) p[i] = type == PI_BK_Q8_0 ? (p[i] & 0x7f) : (p[i] | 0x88);
+                        }
+                    }
+                }
+                const HostMatrix up = random_matrix(rng, type, n_ff, n_embd), down = random_matrix(rng, type, n_ff, n_embd);
+                std::vector<float> xv = random_floats(rng, n_embd);
+                for (float &v : xv) v = std::fabs(v) + 0.1f;
+                std::vector<int32_t> list;
+                for (uint64_t i = 0; i < n_ff; ++i) {
+                    if (frac >= 1.0 || rng() % 1000 < uint64_t(frac * 1000)) list.push_back(int32_t(i));
+                }
+                pi_bk_ffn f{};
+                f.gate = dev.put(gate);
+                f.up = dev.put(up);
+                f.down_t = dev.put(down);
+                f.activation = PI_BK_ACT_REGLU;
+                const float *x = dev.put(xv);
+                const int32_t *l = dev.put(list);
+                const uint32_t *n = dev.put(std::vector<uint32_t>{uint32_t(list.size())});
+                float *y = dev.put(std::vector<float>(n_embd, 0.0f));
+                const double us = time_us(dev, iters, [&] {
+                    dev.check(dev.ops().sparse_ffn(dev.queue(), &f, x, l, n, y), "sparse_ffn");
+                });
+                report("sparse_ffn " + std::string(type_name(type)) + " reglu 4096/11008 active " +
+                           std::to_string(list.size()) + " (" + std::to_string(int(frac * 100)) + "%)",
+                       3.0 * double(list.size() * row_bytes(type, n_embd)), us);
+                dev.release();
+            }
+        }
+        for (uint32_t pos : {511u, 2047u}) {
+            const uint32_t n_head = 32, hd = 128;
+            const uint64_t kv_dim = uint64_t(n_head) * hd;
+            void *kc = dev.alloc((pos + 1) * kv_dim * 2), *vc = dev.alloc((pos + 1) * kv_dim * 2);
+            const std::vector<uint8_t> zeros((pos + 1) * kv_dim * 2, 0);
+            dev.check(dev.ops().copy_to_device(dev.queue(), kc, zeros.data(), zeros.size()), "copy");
+            dev.check(dev.ops().copy_to_device(dev.queue(), vc, zeros.data(), zeros.size()), "copy");
+            const float *q = dev.put(random_floats(rng, kv_dim));
+            float *o = static_cast<float *>(dev.alloc(kv_dim * 4));
+            const double us = time_us(dev, iters, [&] {
+                dev.check(dev.ops().attention(dev.queue(), q, kc, vc, PI_BK_KV_F16, n_head, n_head, hd, pos, 1,
+                                              0.088f, o),
+                          "attention");
+            });
+            report("attention decode kv-f16 32x128 n_pos=" + std::to_string(pos + 1), 2.0 * zeros.size(), us);
+            dev.release();
+        }
+    } catch (const std::exception &e) {
+        std::printf("FAIL: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
