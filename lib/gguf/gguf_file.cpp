@@ -120,13 +120,19 @@ std::unique_ptr<File> File::from_memory(const void *data, size_t size, const Ope
 
 File::~File() {
     if (mapping_ != nullptr) ::munmap(mapping_, mapping_size_);
+    if (buffer_ != nullptr) ::munmap(buffer_, buffer_size_);
 }
 
 void File::read_whole_file(int fd, uint64_t size) {
-    buffer_.resize(static_cast<size_t>(size) + kBufferAlignment);
-    uintptr_t base = reinterpret_cast<uintptr_t>(buffer_.data());
-    size_t skip = static_cast<size_t>((kBufferAlignment - base % kBufferAlignment) % kBufferAlignment);
-    uint8_t *dst = buffer_.data() + skip;
+    const size_t bytes = std::max<size_t>(static_cast<size_t>(size), 1);
+    void *p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    buffer_ = p;
+    buffer_size_ = bytes;
+#ifdef MADV_HUGEPAGE
+    ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without THP support the pages stay 4 KiB
+#endif
+    uint8_t *dst = static_cast<uint8_t *>(p);
     uint64_t done = 0;
     while (done < size) {
         size_t chunk = static_cast<size_t>(std::min<uint64_t>(size - done, uint64_t(1) << 30));

@@ -125,7 +125,10 @@ private:
     // Storage: either a mapping we own, a heap buffer we own, or caller memory.
     void *mapping_ = nullptr;
     size_t mapping_size_ = 0;
-    std::vector<uint8_t> buffer_;  // read path: the file, starting at the first 64-byte aligned address inside
+    // Read path: anonymous memory holding the file (page-aligned), with transparent huge pages requested: decode
+    // streams every weight once per token, and 2 MiB pages spare it a TLB miss every 4 KiB.
+    void *buffer_ = nullptr;
+    size_t buffer_size_ = 0;
     const uint8_t *bytes_ = nullptr;
     uint64_t size_ = 0;
 

@@ -27,13 +27,14 @@ struct Options {
     int n_ctx = 512;
     bool json = false;
     bool measure_bandwidth = true;
-    std::string mode = "both";  // dense | sparse | both (both: sparse only for models with predictors)
+    std::string mode = "both";
+    bool use_mmap = true;  // dense | sparse | both (both: sparse only for models with predictors)
 };
 
 void usage(const char *argv0) {
     std::printf(
         "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--mode dense|sparse|both]\n"
-        "          [--json] [--no-bandwidth]\n"
+        "          [--json] [--no-bandwidth] [--no-mmap]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
         "  prints median tokens/s with min and max, the memory read bandwidth measured in this process, the weight\n"
         "  bytes a decode step reads, and the fraction of the bandwidth roofline reached. --mode both (default) runs\n"
@@ -60,6 +61,7 @@ bool parse(int argc, char **argv, Options &o) {
         else if (a == "-c") { if (!next(o.n_ctx)) return false; }
         else if (a == "--mode" && i + 1 < argc) o.mode = argv[++i];
         else if (a == "--json") o.json = true;
+        else if (a == "--no-mmap") o.use_mmap = false;
         else if (a == "--no-bandwidth") o.measure_bandwidth = false;
         else return false;
     }
@@ -149,6 +151,7 @@ int main(int argc, char **argv) {
     pi_model_params_init(&mp);
     mp.n_threads = o.n_threads;
     mp.backend = "cpu";
+    mp.use_mmap = o.use_mmap ? 1 : 0;
     pi_model *model = nullptr;
     pi_status st = pi_model_load(o.model.c_str(), &mp, &model);
     if (st != PI_OK) return die("load", st);
