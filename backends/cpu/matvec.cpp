@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@ constexpr size_t kMinParallelBytes = 64 * 1024;
 // Work unit of the row split: large enough that the kernels' prefetch ramp at a chunk's start is a few percent of
 // it, small enough that 2-16 threads get dozens of chunks per matrix to balance with.
 constexpr size_t kChunkBytes = 1024 * 1024;
+constexpr size_t kMinChunkBytes = 96 * 1024;
+constexpr size_t kMaxBatchJobs = 8;
 
 // Column chunks of axpy_rows start at multiples of this many columns: whole Q8_0/Q4_0 blocks, whole cache lines of y.
 constexpr size_t kAxpyColumnAlign = 64;
@@ -55,24 +58,48 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
     return static_cast<size_t>(pool->size());
 }
 
-// Runs body(begin, end) over [0, n) in chunks of about kChunkBytes of weights, handed out in order to whichever
-// thread is free. A static split waits for the slowest core, and on a machine whose cores are shared (a VM) one
-// core is often slower for a while. Each row is still computed by exactly one thread with the same operations, so
-// the results do not depend on which thread takes which chunk.
+// Hands out [0, n) in chunks to whichever thread is free (guided: a chunk is a 2 x n_threads-th of what remains, at
+// most kChunkBytes and at least kMinChunkBytes of weights): a static split waits for the slowest core, and on a
+// machine whose cores are shared (a VM) one core is often slower for a while; shrinking chunks keep the wait at the
+// end of a product short. Each row is still computed by exactly one thread with the same operations, so the results
+// do not depend on which thread takes which chunk.
+class ChunkQueue {
+public:
+    ChunkQueue(size_t n, size_t n_threads, size_t row_bytes)
+        : n_(n), divisor_(2 * n_threads),
+          max_rows_(std::max<size_t>(1, kChunkBytes / std::max<size_t>(1, row_bytes))),
+          min_rows_(std::max<size_t>(1, kMinChunkBytes / std::max<size_t>(1, row_bytes))) {}
+
+    // The next chunk [begin, end), or false when none is left.
+    bool next(size_t &begin, size_t &end) {
+        size_t b = next_.load(std::memory_order_relaxed);
+        for (;;) {
+            if (b >= n_) return false;
+            const size_t rows = std::min(max_rows_, std::max(min_rows_, (n_ - b) / divisor_));
+            const size_t e = std::min(n_, b + rows);
+            if (next_.compare_exchange_weak(b, e, std::memory_order_relaxed)) {
+                begin = b;
+                end = e;
+                return true;
+            }
+        }
+    }
+
+private:
+    const size_t n_, divisor_, max_rows_, min_rows_;
+    std::atomic<size_t> next_{0};
+};
+
 template <typename Body>
 void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, Body &&body) {
     if (n_threads <= 1 || n < 2) {
         body(size_t{0}, n);
         return;
     }
-    const size_t chunk = std::max<size_t>(1, kChunkBytes / std::max<size_t>(1, row_bytes));
-    std::atomic<size_t> next{0};
+    ChunkQueue queue(n, n_threads, row_bytes);
     pool->run([&](int) {
-        for (;;) {
-            const size_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
-            if (begin >= n) break;
-            body(begin, std::min(n, begin + chunk));
-        }
+        size_t begin = 0, end = 0;
+        while (queue.next(begin, end)) body(begin, end);
     });
 }
 
@@ -94,6 +121,37 @@ void matvec(const WeightMatrix &w, const MatvecInput &x, size_t r0, size_t r1, f
     split_rows(pool, n, n_threads, row_bytes, [&](size_t begin, size_t end) {
         k.dot_rows(w, x.f32, x.q8, nullptr, r0 + begin, end - begin, y + begin);
     });
+}
+
+void matvec_batch(const MatvecJob *jobs, size_t n_jobs, ThreadPool *pool, IsaLevel isa) {
+    size_t total_bytes = 0;
+    for (size_t j = 0; j < n_jobs; ++j) {
+        check_input(*jobs[j].w, jobs[j].x, "matvec_batch");
+        if (!jobs[j].y && jobs[j].w->n_rows > 0) fail(PI_ERR_INVALID_ARGUMENT, "matvec_batch: y is missing");
+        total_bytes += jobs[j].w->n_rows * weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols);
+    }
+    const detail::KernelTable &k = detail::kernels(isa);
+    const size_t n_threads = threads_for(pool, total_bytes);
+    // One dispatch for all products: each job's rows are its own chunk queue, taken in job order, so a thread that
+    // finishes the last chunk of one matrix goes on with the next instead of waiting at a barrier.
+    if (n_jobs > kMaxBatchJobs) {
+        fail(PI_ERR_INVALID_ARGUMENT, "matvec_batch: at most " + std::to_string(kMaxBatchJobs) + " products");
+    }
+    std::optional<ChunkQueue> queues[kMaxBatchJobs];
+    for (size_t j = 0; j < n_jobs; ++j) {
+        queues[j].emplace(jobs[j].w->n_rows, n_threads, weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols));
+    }
+    auto work = [&](int) {
+        for (size_t j = 0; j < n_jobs; ++j) {
+            const MatvecJob &job = jobs[j];
+            size_t begin = 0, end = 0;
+            while (queues[j]->next(begin, end)) {
+                k.dot_rows(*job.w, job.x.f32, job.x.q8, nullptr, begin, end - begin, job.y + begin);
+            }
+        }
+    };
+    if (n_threads <= 1) work(0);
+    else pool->run(work);
 }
 
 void matvec_rows(const WeightMatrix &w, const MatvecInput &x, const uint32_t *rows, size_t n_rows, float *y,

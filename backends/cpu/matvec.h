@@ -44,6 +44,15 @@ struct MatvecInput {
 void matvec(const WeightMatrix &w, const MatvecInput &x, size_t r0, size_t r1, float *y, ThreadPool *pool = nullptr,
             IsaLevel isa = active_isa_level());
 
+// Several products in one dispatch: y_j[i] = W_j[i] . x_j for every row of every job (e.g. the query, key and value
+// projections of one token). Each row is computed as matvec computes it: the results are identical. At most 8 jobs.
+struct MatvecJob {
+    const WeightMatrix *w = nullptr;
+    MatvecInput x;
+    float *y = nullptr;
+};
+void matvec_batch(const MatvecJob *jobs, size_t n_jobs, ThreadPool *pool = nullptr, IsaLevel isa = active_isa_level());
+
 // y[i] = W[rows[i]] . x for i < n_rows.
 void matvec_rows(const WeightMatrix &w, const MatvecInput &x, const uint32_t *rows, size_t n_rows, float *y,
                  ThreadPool *pool = nullptr, IsaLevel isa = active_isa_level());

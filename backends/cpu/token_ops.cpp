@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/error.h"
+
 namespace pi::cpu {
 
 void apply_activation(FfnActivation activation, const float *gate, const float *up, size_t n, float *out) {
@@ -35,6 +37,23 @@ MatvecInput TokenOps::input(const WeightMatrix &w, const float *x) {
 
 void TokenOps::matvec(const WeightMatrix &w, const float *x, size_t r0, size_t r1, float *y, ThreadPool *pool) {
     cpu::matvec(w, input(w, x), r0, r1, y, pool, isa_);
+}
+
+void TokenOps::matvec_shared_input(const WeightMatrix *const *w, float *const *y, size_t n, const float *x,
+                                   ThreadPool *pool) {
+    MatvecJob jobs[8];
+    if (n > 8) fail(PI_ERR_INVALID_ARGUMENT, "matvec_shared_input: at most 8 products");
+    bool quantized = false;
+    for (size_t j = 0; j < n; ++j) quantized = quantized || weight_type_is_quantized(w[j]->type);
+    if (quantized && n > 0) q8_.quantize(x, w[0]->n_cols, isa_);  // once for every quantized matrix
+    for (size_t j = 0; j < n; ++j) {
+        jobs[j].w = w[j];
+        jobs[j].x.n = w[j]->n_cols;
+        jobs[j].x.f32 = x;
+        jobs[j].x.q8 = quantized ? &q8_ : nullptr;
+        jobs[j].y = y[j];
+    }
+    cpu::matvec_batch(jobs, n, pool, isa_);
 }
 
 const std::vector<uint32_t> &TokenOps::predict(const WeightMatrix &fc1, const WeightMatrix &fc2, const float *h,

@@ -24,6 +24,9 @@ public:
 
     // y[i] = W[r0 + i] . x
     void matvec(const WeightMatrix &w, const float *x, size_t r0, size_t r1, float *y, ThreadPool *pool);
+    // y_j = W_j . x for j < n (whole matrices, one x) in one dispatch (matvec_batch); n <= 8.
+    void matvec_shared_input(const WeightMatrix *const *w, float *const *y, size_t n, const float *x,
+                             ThreadPool *pool);
 
     // The active neurons of the predictor (fc2 . relu(fc1 . h) >= threshold), ascending; scores optional. The
     // returned list lives until the next call.

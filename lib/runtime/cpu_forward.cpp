@@ -195,9 +195,15 @@ private:
         const Layer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
         norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
-        project(M.wq, xn_.data(), n, q_.data());
-        project(M.wk, xn_.data(), n, k_.data());
-        project(M.wv, xn_.data(), n, v_.data());
+        if (n == 1) {  // one dispatch for the three projections
+            const WeightMatrix *w[] = {&M.wq, &M.wk, &M.wv};
+            float *y[] = {q_.data(), k_.data(), v_.data()};
+            ops_.matvec_shared_input(w, y, 3, xn_.data(), &pool_);
+        } else {
+            project(M.wq, xn_.data(), n, q_.data());
+            project(M.wk, xn_.data(), n, k_.data());
+            project(M.wv, xn_.data(), n, v_.data());
+        }
         add_bias_rows(q_.data(), n, L.bq);
         add_bias_rows(k_.data(), n, L.bk);
         add_bias_rows(v_.data(), n, L.bv);
@@ -299,9 +305,15 @@ private:
         const LayerWeights &L = m_.weights().layers[l];
         const Layer &M = layers_[l];
         const uint32_t E = hp_.n_embd, F = hp_.n_ff;
-        project(M.up, in, n, up_.data());
+        if (n == 1 && M.gate.data) {  // one dispatch for both
+            const WeightMatrix *w[] = {&M.up, &M.gate};
+            float *y[] = {up_.data(), gate_.data()};
+            ops_.matvec_shared_input(w, y, 2, in, &pool_);
+        } else {
+            project(M.up, in, n, up_.data());
+            if (M.gate.data) project(M.gate, in, n, gate_.data());
+        }
         add_bias_rows(up_.data(), n, L.ffn_up_b);
-        if (M.gate.data) project(M.gate, in, n, gate_.data());
         float *a = gate_.data();  // the activations overwrite the gate rows
         cpu::apply_activation(M.ffn.activation, gate_.data(), up_.data(), n * F, a);
         if (M.down.data) {

@@ -170,6 +170,36 @@ TEST_CASE("matvec results do not depend on the thread count or on which rows sha
     }
 }
 
+TEST_CASE("matvec_batch gives each product exactly what matvec gives", "[cpu]") {
+    ThreadPool p2(2), p3(3);
+    for (IsaLevel level : available_levels()) {
+        for (WeightType t : all_types()) {
+            DYNAMIC_SECTION(isa_level_name(level) << " " << weight_type_name(t)) {
+                // Three matrices of different heights sharing one x, as the query/key/value projections do.
+                const size_t cols = 512;
+                const TestMatrix a = make_matrix(t, 300, cols, 11), b = make_matrix(t, 77, cols, 12),
+                                 c = make_matrix(t, 1, cols, 13);
+                Prepared p;
+                prepare(p, a, 9, level);
+                std::vector<float> want_a(300), want_b(77), want_c(1);
+                matvec(a.w, p.in, 0, 300, want_a.data(), nullptr, level);
+                matvec(b.w, p.in, 0, 77, want_b.data(), nullptr, level);
+                matvec(c.w, p.in, 0, 1, want_c.data(), nullptr, level);
+                for (ThreadPool *pool : {static_cast<ThreadPool *>(nullptr), &p2, &p3}) {
+                    std::vector<float> ya(300), yb(77), yc(1);
+                    MatvecJob jobs[3] = {{&a.w, p.in, ya.data()}, {&b.w, p.in, yb.data()}, {&c.w, p.in, yc.data()}};
+                    matvec_batch(jobs, 3, pool, level);
+                    REQUIRE(same_bits(ya, want_a));
+                    REQUIRE(same_bits(yb, want_b));
+                    REQUIRE(same_bits(yc, want_c));
+                }
+                MatvecJob bad[1] = {{&a.w, MatvecInput{}, want_a.data()}};
+                REQUIRE_THROWS_AS(matvec_batch(bad, 1, &p2, level), pi::Error);
+            }
+        }
+    }
+}
+
 TEST_CASE("axpy_rows matches the reference and is bit-identical across levels and thread counts", "[cpu]") {
     ThreadPool p2(2), p3(3);
     for (WeightType t : all_types()) {
