@@ -119,6 +119,24 @@ typedef struct pi_model_params {
     /* --- appended after 0.1.0; a caller whose struct_size ends before a field gets its default --- */
     float sparse_threshold;   /* a neuron is predicted active when its predictor score >= this. Default NAN: the
                                  file's powerinfer.sparse_threshold, else 0. -INFINITY: every neuron active */
+    /* The placement planner (docs/PLANNER.md). (The padding after sparse_threshold belongs to the first published
+     * size, so the planner's fields start at the next 8-byte boundary.) */
+    const char *profile_path; /* an activation profile (pi_session_save_profile) for the planner: used for layers
+                                 whose file has no blk.N.ffn_act_freq tensor. Default NULL */
+    /* The KV cache reserved on the GPU is plan_n_ctx tokens for each of plan_n_sessions sessions; a session beyond
+     * that gets PI_ERR_OUT_OF_MEMORY unless it fits the rest of the budget. 0 is PI_ERR_INVALID_ARGUMENT for these
+     * three. */
+    uint32_t plan_n_ctx;      /* default 2048, at most 2^24 */
+    uint32_t plan_n_sessions; /* default 1, at most 65536 */
+    uint32_t neuron_group;    /* FFN neurons per GPU tile: the GPU takes whole groups; default 32, at most 65536 */
+    /* Cost-model parameters; 0 (the default) = measured (CPU bandwidth, cached per host) or the built-in default.
+     * Negative, NaN or infinite values are PI_ERR_INVALID_ARGUMENT. Pin all of them for reproducible plans. */
+    double cost_gpu_bandwidth_gbps;  /* GPU memory read bandwidth, GB/s (1e9 bytes/s) */
+    double cost_cpu_bandwidth_gbps;  /* CPU memory read bandwidth, GB/s */
+    double cost_sync_us;             /* the GPU waiting for the CPU's part of a split layer, microseconds */
+    double cost_launch_us;           /* one GPU kernel launch, microseconds */
+    double cost_transfer_latency_us; /* fixed cost of one host<->device copy, microseconds */
+    double cost_transfer_gbps;       /* host<->device copy bandwidth, GB/s */
 } pi_model_params;
 
 PI_API void pi_model_params_init(pi_model_params *params);
@@ -158,6 +176,96 @@ PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out);
  * decode roofline. Streams a buffer several times larger than the last-level cache (about a second of work) and
  * writes the best rate in GB/s (1e9 bytes/s). */
 PI_API pi_status pi_measure_memory_bandwidth(int32_t n_threads, double *gb_per_s);
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Placement: where the planner puts each layer's parts (DESIGN §6, docs/PLANNER.md)
+ * ------------------------------------------------------------------------------------------------------------- */
+
+typedef struct pi_placement pi_placement;
+
+/* Where a layer's activation frequencies came from, in the planner's order of preference. */
+typedef enum {
+    PI_FREQ_PRIOR = 0,   /* no profile: a uniform prior (0.1 per neuron) */
+    PI_FREQ_FILE = 1,    /* the model file's blk.N.ffn_act_freq tensor */
+    PI_FREQ_PROFILE = 2, /* pi_model_params.profile_path */
+    PI_FREQ_DENSE = 3    /* the model has no predictors: every neuron runs for every token (frequency 1) */
+} pi_freq_source;
+
+/* Where a cost-model parameter came from. */
+typedef enum {
+    PI_COST_DEFAULT = 0,  /* the built-in default */
+    PI_COST_MEASURED = 1, /* measured now (and cached) */
+    PI_COST_CACHED = 2,   /* the per-host cache file ($XDG_CACHE_HOME/powerinfer/cost-<host>.txt) */
+    PI_COST_PINNED = 3    /* given in pi_model_params */
+} pi_cost_source;
+
+/* Plans the placement of the model at `path` from the file alone: metadata, tensor shapes and types, and the small
+ * blk.N.ffn_act_freq tensors; no weight is read and nothing is allocated on any device (milliseconds, also for a
+ * 70B file). Uses params' vram_budget (PI_VRAM_BUDGET_AUTO: the free memory of the GPU; 0 when there is no GPU
+ * backend), n_threads (the CPU bandwidth is measured at that thread count unless pinned), plan_n_ctx,
+ * plan_n_sessions, neuron_group, profile_path and the cost_* fields; params may be NULL for the defaults.
+ * The plan is the one pi_model_load would make with the same params and cost parameters. */
+PI_API pi_status pi_plan_placement(const char *path, const pi_model_params *params, pi_placement **out);
+
+PI_API void pi_placement_free(pi_placement *placement);
+
+typedef struct pi_placement_info {
+    uint32_t struct_size;        /* set by pi_placement_info_init */
+    uint32_t n_layer;
+    uint64_t budget_bytes;       /* the VRAM budget planned for */
+    uint64_t gpu_bytes;          /* everything the plan puts on the GPU, scratch and KV reservation included;
+                                    <= budget_bytes */
+    uint64_t scratch_bytes;      /* the GPU workspace (counted in gpu_bytes when anything is on the GPU) */
+    uint64_t kv_bytes;           /* KV cache reserved on the GPU: plan_n_ctx x plan_n_sessions of its layers */
+    uint32_t plan_n_ctx;
+    uint32_t plan_n_sessions;
+    uint32_t neuron_group;
+    int32_t output_on_gpu;       /* non-zero: the output head runs on the GPU */
+    uint32_t n_gpu_attention;    /* layers whose attention, KV cache and predictor are on the GPU */
+    uint32_t reserved0;          /* 0 */
+    uint64_t n_gpu_neurons;      /* FFN neurons on the GPU, all layers */
+    uint64_t n_neurons;          /* FFN neurons, all layers */
+    double step_seconds;         /* predicted time of one decode step */
+    double tokens_per_second;    /* 1 / step_seconds */
+    /* The cost parameters the plan used, in the units of pi_model_params, and where they came from. */
+    double gpu_bandwidth_gbps;
+    double cpu_bandwidth_gbps;
+    double sync_us;
+    double launch_us;
+    double transfer_latency_us;
+    double transfer_gbps;
+    int32_t cpu_bandwidth_source; /* a pi_cost_source */
+    int32_t gpu_cost_source;      /* a pi_cost_source: PI_COST_PINNED when GPU bandwidth, sync and launch all are */
+    uint64_t memory_unit_bytes;   /* the planner's memory unit (every object rounded up to whole units) */
+} pi_placement_info;
+
+PI_API void pi_placement_info_init(pi_placement_info *info);
+PI_API pi_status pi_placement_get_info(const pi_placement *placement, pi_placement_info *out);
+
+typedef struct pi_placement_layer_info {
+    uint32_t struct_size;     /* set by pi_placement_layer_info_init */
+    int32_t attention_on_gpu; /* non-zero: attention, KV cache and predictor on the GPU */
+    uint32_t n_gpu_neurons;   /* the layer's hottest neurons on the GPU (pi_placement_gpu_neurons lists them) */
+    uint32_t n_neurons;       /* n_ff */
+    uint64_t gpu_bytes;       /* what the layer puts on the GPU: weights, hot rows and its KV reservation */
+    double t_gpu;             /* predicted seconds of the GPU path of one decode step (0: nothing on the GPU) */
+    double t_cpu;             /* predicted seconds of the CPU path (0: nothing on the CPU) */
+    double time;              /* the layer's predicted seconds per step: max(t_gpu, t_cpu) + sync for a split */
+    int32_t freq_source;      /* a pi_freq_source */
+    uint32_t reserved0;       /* 0 */
+    double active_neurons;    /* expected firing neurons per token (sum of the frequencies) */
+    double gpu_active_neurons; /* of those, on the GPU */
+} pi_placement_layer_info;
+
+PI_API void pi_placement_layer_info_init(pi_placement_layer_info *info);
+/* layer >= n_layer is PI_ERR_INVALID_ARGUMENT. */
+PI_API pi_status pi_placement_get_layer(const pi_placement *placement, uint32_t layer, pi_placement_layer_info *out);
+
+/* The indices of the layer's GPU neurons in ascending order (the backend stores their rows compacted in this order).
+ * On success *n_out is the count. When `capacity` is below it the call returns PI_ERR_BUFFER_TOO_SMALL and *n_out is
+ * the needed count (out may be NULL with capacity 0). */
+PI_API pi_status pi_placement_gpu_neurons(const pi_placement *placement, uint32_t layer, uint32_t *out,
+                                          size_t capacity, size_t *n_out);
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Tokenizer

@@ -5,6 +5,7 @@
 #include <limits>
 #include <thread>
 
+#include "api/c_api_placement.h"
 #include "api/guard.h"
 #include "api/handles.h"
 #include "api/struct_io.h"
@@ -30,6 +31,9 @@ pi_model_params default_model_params() {
     p.n_threads = 0;
     p.use_mmap = 1;
     p.sparse_threshold = std::numeric_limits<float>::quiet_NaN();  // the file's
+    p.plan_n_ctx = 2048;  // the planner's fields (cost_* stay 0: measure or default); see c_api_placement.h
+    p.plan_n_sessions = 1;
+    p.neuron_group = 32;
     return p;
 }
 
@@ -50,6 +54,7 @@ PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, 
             pi::api::read_params(params, default_model_params(), kModelParamsV1Size, "pi_model_load", "pi_model_params");
         require(p.n_threads >= 0, "pi_model_load", "n_threads must be >= 0 (0 = one per core)");
         require(p.device >= 0, "pi_model_load", "device must be >= 0");
+        pi::api::check_plan_params(p, "pi_model_load");
         pi::LoadOptions options;
         options.backend = p.backend ? p.backend : "auto";
         options.device = p.device;
@@ -57,6 +62,8 @@ PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, 
         options.n_threads = p.n_threads;
         options.use_mmap = p.use_mmap != 0;
         options.sparse_threshold = p.sparse_threshold;
+        options.plan = pi::api::plan_options(p, 0);  // budget_bytes unused: vram_budget decides (model.h)
+        options.cost = pi::api::cost_overrides(p);
         if (p.progress) {
             options.progress = [fn = p.progress, user = p.progress_user_data](float f) { return fn(f, user) == 0; };
         }

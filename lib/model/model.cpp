@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <thread>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "backends/cpu/cpu_backend.h"
+#include "runtime/device_model.h"
 #include "runtime/plugin_loader.h"
 
 namespace pi {
@@ -38,38 +41,56 @@ void prefault(const gguf::File &file, const LoadOptions &options, float from, fl
     (void)sink;
 }
 
-std::string choose_backend(const LoadOptions &options) {
+// The backend a load runs on: "cpu" (ops == nullptr: the CPU executor alone) or a device table for the hybrid
+// executor. "cpu-device" is for tests: the CPU backend's table used as the device, so that the whole hybrid path
+// (plans, uploads, splits, copies, merges) runs without a GPU.
+struct BackendChoice {
+    std::string name = "cpu";
+    const pi_backend_ops *ops = nullptr;
+};
+
+BackendChoice choose_backend(const LoadOptions &options) {
     const std::string &b = options.backend;
-    if (b == "cpu") return "cpu";
+    if (b == "cpu") return {};
+    if (b == "cpu-device") return {"cpu-device", cpu::cpu_backend_ops()};
     if (b != "auto" && b != "cuda" && b != "hip") {
         fail(PI_ERR_INVALID_ARGUMENT, "pi_model_load: backend '" + b + "' is not one of auto, cpu, cuda, hip");
     }
-    if (options.vram_budget == 0) return "cpu";  // a zero budget means CPU only, whatever was asked
+    if (options.vram_budget == 0) return {};  // a zero budget means CPU only, whatever was asked
     const std::vector<std::string> wanted = b == "auto" ? std::vector<std::string>{"cuda", "hip"}
                                                         : std::vector<std::string>{b};
     std::string reasons;
     for (const std::string &name : wanted) {
         ModuleProbe probe = probe_backend_module(name);
-        if (probe.found) {
-            // A module exists, but the hybrid executor that would drive it is not part of this build yet.
-            reasons += probe.path + ": GPU execution is not available in this version of libpowerinfer; ";
-        } else {
+        if (!probe.found) {
             reasons += probe.why + "; ";
+            continue;
         }
+        char why[512] = {0};
+        const int32_t n = probe.module->device_count(why, sizeof why);
+        if (n > options.device) return {name, probe.module};
+        reasons += probe.path + ": " + (n < 0 ? std::string(why) : "device " + std::to_string(options.device) +
+                                                                      " not present (" + std::to_string(n) + " devices)") + "; ";
     }
     if (b == "auto") {
         log_info("no GPU backend used, running on the CPU (" + reasons + ")");
-        return "cpu";
+        return {};
     }
     fail(PI_ERR_BACKEND, "backend '" + b + "' is not available: " + reasons.substr(0, reasons.size() - 2));
 }
 
 }  // namespace
 
+Model::Model() = default;
+Model::~Model() = default;
+
+uint64_t Model::gpu_bytes() const { return device_ ? device_->model_bytes() : 0; }
+
 std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &options) {
     if (options.n_threads < 0) fail(PI_ERR_INVALID_ARGUMENT, "pi_model_load: n_threads must be >= 0");
     std::unique_ptr<Model> model(new Model());
-    model->backend_ = choose_backend(options);
+    const BackendChoice backend = choose_backend(options);
+    model->backend_ = backend.name;
     report(options, 0.0f);
 
     gguf::OpenOptions open_options;
@@ -101,7 +122,19 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     model->n_threads_ = options.n_threads > 0 ? options.n_threads : static_cast<int32_t>(cores);
     model->sparse_threshold_ = std::isnan(options.sparse_threshold) ? model->hparams_.sparse_threshold : options.sparse_threshold;
-    prefault(file, options, 0.1f, 1.0f);
+    prefault(file, options, 0.1f, backend.ops ? 0.8f : 1.0f);
+    if (backend.ops) {
+        DeviceModelOptions d;
+        d.budget_bytes = options.vram_budget;
+        d.plan = options.plan;
+        d.cost = options.cost;
+        d.n_threads = model->n_threads_;
+        d.device = options.device;
+        if (const char *forced = std::getenv("PI_TEST_PLAN")) d.forced_plan = forced;  // tests (docs/HYBRID.md)
+        model->device_ = DeviceModel::create(*model, backend.ops, d);
+        log_info("model placed on " + backend.name + ": " + std::to_string(model->device_->model_bytes()) +
+                 " bytes on the device");
+    }
     report(options, 1.0f);
     return model;
 }

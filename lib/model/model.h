@@ -11,9 +11,13 @@
 #include "gguf/gguf_file.h"
 #include "model/hparams.h"
 #include "model/model_weights.h"
+#include "planner/cost_cache.h"
+#include "planner/model_problem.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pi {
+
+class DeviceModel;
 
 struct LoadOptions {
     std::string backend = "auto";  // auto | cpu | cuda | hip
@@ -24,6 +28,10 @@ struct LoadOptions {
     float sparse_threshold = std::numeric_limits<float>::quiet_NaN();  // NaN: the file's powerinfer.sparse_threshold
     // Called with a fraction in [0, 1]; returning false cancels the load (PI_ERR_CANCELLED).
     std::function<bool(float)> progress;
+    // The placement planner's options and cost overrides (pi_model_params.plan_* / cost_*); plan.budget_bytes is
+    // ignored: vram_budget decides.
+    planner::ModelPlanOptions plan;
+    planner::CostOverrides cost;
 };
 
 class Model {
@@ -41,10 +49,15 @@ public:
     bool is_sparse() const { return weights_.has_predictors; }
     // The predictor threshold sessions use by default (load option, else the file's, else 0).
     float sparse_threshold() const { return sparse_threshold_; }
-    uint64_t gpu_bytes() const { return 0; }  // the CPU backend places nothing on a GPU
+    // Device memory the model's share takes (0 when it runs on the CPU alone).
+    uint64_t gpu_bytes() const;
+    // The device share and placement, or nullptr when the model runs on the CPU alone.
+    const DeviceModel *device() const { return device_.get(); }
+
+    ~Model();
 
 private:
-    Model() = default;
+    Model();
 
     std::unique_ptr<gguf::File> file_;
     HParams hparams_;
@@ -54,6 +67,7 @@ private:
     std::string backend_;
     int32_t n_threads_ = 1;
     float sparse_threshold_ = 0.0f;
+    std::unique_ptr<DeviceModel> device_;  // destroyed first: it refers to the weights
 };
 
 }  // namespace pi

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "runtime/cpu_forward.h"
+#include "runtime/hybrid_forward.h"
 #include "runtime/reference_forward.h"
 #include "runtime/session.h"
 
@@ -29,6 +30,8 @@ std::unique_ptr<ForwardPass> make_forward_pass(const Model &model, const Session
     const std::string which = forced ? forced : "cpu";
     if (which == "reference") return make_reference_forward(model, options);
     if (which != "cpu") fail(PI_ERR_INVALID_ARGUMENT, "PI_EXECUTOR='" + which + "' is not 'cpu' or 'reference'");
+    // A model with a device share runs the hybrid executor (CPU layers inside it run the CPU executor's kernels).
+    if (const DeviceModel *device = model.device()) return make_hybrid_forward(model, options, *device);
     return make_cpu_forward(model, options);
 }
 

@@ -52,6 +52,17 @@ void print_cli_usage(const char *program) {
         "      --stats             after generating, print the measured sparsity (active neurons per layer)\n"
         "      --profile-out FILE  count activations and save the profile (GGUF blk.N.ffn_act_freq) to FILE\n"
         "      --info              print the model's facts and exit\n"
+        "      --plan              print the placement plan for --vram-budget and exit (no weights are loaded)\n"
+        "      --plan-ctx N        tokens of KV cache reserved on the GPU per session (default 2048)\n"
+        "      --plan-sessions N   sessions the GPU's KV reservation is for (default 1)\n"
+        "      --profile FILE      activation profile for the planner (GGUF blk.N.ffn_act_freq, see --profile-out)\n"
+        "      --neuron-group N    FFN neurons per GPU tile (default 32)\n"
+        "      --gpu-bw GBPS       cost model: GPU memory bandwidth (default: built in)\n"
+        "      --cpu-bw GBPS       cost model: CPU memory bandwidth (default: measured, cached per host)\n"
+        "      --sync-us X         cost model: GPU/CPU synchronization of a split layer, microseconds\n"
+        "      --launch-us X       cost model: one GPU kernel launch, microseconds\n"
+        "      --transfer-us X     cost model: fixed cost of one host<->device copy, microseconds\n"
+        "      --transfer-gbps X   cost model: host<->device copy bandwidth, GB/s\n"
         "  -h, --help              this text\n",
         program);
 }
@@ -163,11 +174,41 @@ bool parse_cli_args(int argc, char **argv, CliArgs &args, std::string &error) {
             args.session_params.profile_activations = 1;
         } else if (opt == "--info") {
             args.info_only = true;
+        } else if (opt == "--plan") {
+            args.plan = true;
+        } else if (opt == "--plan-ctx") {
+            if (!int_value(1, 1 << 24, n)) return false;
+            args.model_params.plan_n_ctx = static_cast<uint32_t>(n);
+        } else if (opt == "--plan-sessions") {
+            if (!int_value(1, 65536, n)) return false;
+            args.model_params.plan_n_sessions = static_cast<uint32_t>(n);
+        } else if (opt == "--profile") {
+            if (!value(text)) return false;
+            args.profile_storage = text;
+        } else if (opt == "--neuron-group") {
+            if (!int_value(1, 65536, n)) return false;
+            args.model_params.neuron_group = static_cast<uint32_t>(n);
+        } else if (opt == "--gpu-bw" || opt == "--cpu-bw" || opt == "--sync-us" || opt == "--launch-us" ||
+                   opt == "--transfer-us" || opt == "--transfer-gbps") {
+            if (!float_value(x)) return false;
+            if (!(x >= 0)) {
+                error = "option " + opt + ": must be a number >= 0 (0 = measure or default)";
+                return false;
+            }
+            pi_model_params &m = args.model_params;
+            double &field = opt == "--gpu-bw"       ? m.cost_gpu_bandwidth_gbps
+                            : opt == "--cpu-bw"     ? m.cost_cpu_bandwidth_gbps
+                            : opt == "--sync-us"    ? m.cost_sync_us
+                            : opt == "--launch-us"  ? m.cost_launch_us
+                            : opt == "--transfer-us" ? m.cost_transfer_latency_us
+                                                     : m.cost_transfer_gbps;
+            field = x;
         } else {
             error = "unknown option '" + opt + "' (see --help)";
             return false;
         }
     }
     if (!args.backend_storage.empty()) args.model_params.backend = args.backend_storage.c_str();
+    if (!args.profile_storage.empty()) args.model_params.profile_path = args.profile_storage.c_str();
     return true;
 }

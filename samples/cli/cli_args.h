@@ -14,6 +14,8 @@ struct CliArgs {
     bool stats = false;        // print the measured sparsity per layer
     std::string profile_out;   // save the activation profile here
     bool show_help = false;
+    bool plan = false;         // --plan: print the placement plan and exit, without loading the weights
+    std::string profile_storage;  // --profile FILE (model_params.profile_path points here)
     pi_model_params model_params;
     pi_session_params session_params;
     std::string backend_storage;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli_args.h"
+#include "plan_table.h"
 #include "powerinfer/powerinfer.h"
 
 namespace {
@@ -91,6 +92,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (args.model.empty()) args.model = default_model_path();
+    if (args.plan) return run_plan(args.model, args.model_params);  // plans from the file alone: nothing loaded
 
     int last_fill = -1;
     args.model_params.progress = progress_bar;

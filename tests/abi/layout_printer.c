@@ -25,6 +25,16 @@ int main(void) {
     FIELD(pi_model_params, progress);
     FIELD(pi_model_params, progress_user_data);
     FIELD(pi_model_params, sparse_threshold);
+    FIELD(pi_model_params, profile_path);
+    FIELD(pi_model_params, plan_n_ctx);
+    FIELD(pi_model_params, plan_n_sessions);
+    FIELD(pi_model_params, neuron_group);
+    FIELD(pi_model_params, cost_gpu_bandwidth_gbps);
+    FIELD(pi_model_params, cost_cpu_bandwidth_gbps);
+    FIELD(pi_model_params, cost_sync_us);
+    FIELD(pi_model_params, cost_launch_us);
+    FIELD(pi_model_params, cost_transfer_latency_us);
+    FIELD(pi_model_params, cost_transfer_gbps);
 
     SIZE(pi_model_info);
     FIELD(pi_model_info, struct_size);
@@ -63,6 +73,47 @@ int main(void) {
     FIELD(pi_session_params, sparse_threshold);
     FIELD(pi_session_params, profile_activations);
 
+    SIZE(pi_placement_info);
+    FIELD(pi_placement_info, struct_size);
+    FIELD(pi_placement_info, n_layer);
+    FIELD(pi_placement_info, budget_bytes);
+    FIELD(pi_placement_info, gpu_bytes);
+    FIELD(pi_placement_info, scratch_bytes);
+    FIELD(pi_placement_info, kv_bytes);
+    FIELD(pi_placement_info, plan_n_ctx);
+    FIELD(pi_placement_info, plan_n_sessions);
+    FIELD(pi_placement_info, neuron_group);
+    FIELD(pi_placement_info, output_on_gpu);
+    FIELD(pi_placement_info, n_gpu_attention);
+    FIELD(pi_placement_info, reserved0);
+    FIELD(pi_placement_info, n_gpu_neurons);
+    FIELD(pi_placement_info, n_neurons);
+    FIELD(pi_placement_info, step_seconds);
+    FIELD(pi_placement_info, tokens_per_second);
+    FIELD(pi_placement_info, gpu_bandwidth_gbps);
+    FIELD(pi_placement_info, cpu_bandwidth_gbps);
+    FIELD(pi_placement_info, sync_us);
+    FIELD(pi_placement_info, launch_us);
+    FIELD(pi_placement_info, transfer_latency_us);
+    FIELD(pi_placement_info, transfer_gbps);
+    FIELD(pi_placement_info, cpu_bandwidth_source);
+    FIELD(pi_placement_info, gpu_cost_source);
+    FIELD(pi_placement_info, memory_unit_bytes);
+
+    SIZE(pi_placement_layer_info);
+    FIELD(pi_placement_layer_info, struct_size);
+    FIELD(pi_placement_layer_info, attention_on_gpu);
+    FIELD(pi_placement_layer_info, n_gpu_neurons);
+    FIELD(pi_placement_layer_info, n_neurons);
+    FIELD(pi_placement_layer_info, gpu_bytes);
+    FIELD(pi_placement_layer_info, t_gpu);
+    FIELD(pi_placement_layer_info, t_cpu);
+    FIELD(pi_placement_layer_info, time);
+    FIELD(pi_placement_layer_info, freq_source);
+    FIELD(pi_placement_layer_info, reserved0);
+    FIELD(pi_placement_layer_info, active_neurons);
+    FIELD(pi_placement_layer_info, gpu_active_neurons);
+
     SIZE(pi_token);
     SIZE(pi_status);
     CONST(PI_OK);
@@ -85,6 +136,14 @@ int main(void) {
     CONST(PI_SPARSE_AUTO);
     CONST(PI_SPARSE_OFF);
     CONST(PI_SPARSE_ON);
+    CONST(PI_FREQ_PRIOR);
+    CONST(PI_FREQ_FILE);
+    CONST(PI_FREQ_PROFILE);
+    CONST(PI_FREQ_DENSE);
+    CONST(PI_COST_DEFAULT);
+    CONST(PI_COST_MEASURED);
+    CONST(PI_COST_CACHED);
+    CONST(PI_COST_PINNED);
     CONST(PI_ABI_VERSION);
     return 0;
 }

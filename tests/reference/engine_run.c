@@ -7,6 +7,8 @@
  * (uint64, layer after layer) to that file; PI_TEST_PROFILE=<file> turns profiling on too, makes TOKENS a
  * ';'-separated list of prompts, each evaluated in a fresh context (pi_session_reset keeps the statistics), and
  * writes the profile with pi_session_save_profile before generating from the last prompt.
+ * PI_TEST_BACKEND=<name> sets pi_model_params.backend (e.g. cpu-device, cuda); PI_TEST_VRAM_MIB=<n> the VRAM budget
+ * in MiB (default PI_VRAM_BUDGET_AUTO); PI_TEST_PLAN (read by the library) forces a placement (docs/HYBRID.md).
  * prints the greedy tokens, space-separated, on stdout; writes n_vocab float32 logits (little-endian) to LOGITS_OUT. */
 #define _POSIX_C_SOURCE 200809L /* strtok_r */
 #include <stdio.h>
@@ -74,6 +76,7 @@ int main(int argc, char **argv) {
     pi_model *model = NULL;
     pi_session *session = NULL;
     pi_session_params sp;
+    pi_model_params mp;
     pi_token prompt[4096];
     size_t n_prompt = 0, n_vocab = 0;
     const float *logits = NULL;
@@ -98,7 +101,10 @@ int main(int argc, char **argv) {
     for (tok = strtok(text, ","); tok && n_prompt < 4096; tok = strtok(NULL, ",")) prompt[n_prompt++] = atoi(tok);
     n_greedy = atoi(argv[3]);
 
-    if ((st = pi_model_load(argv[1], NULL, &model)) != PI_OK) return fail("load", st);
+    pi_model_params_init(&mp);
+    if (getenv("PI_TEST_BACKEND")) mp.backend = getenv("PI_TEST_BACKEND");
+    if (getenv("PI_TEST_VRAM_MIB")) mp.vram_budget = (uint64_t)strtoull(getenv("PI_TEST_VRAM_MIB"), NULL, 10) << 20;
+    if ((st = pi_model_load(argv[1], &mp, &model)) != PI_OK) return fail("load", st);
     pi_session_params_init(&sp);
     sp.temperature = 0.0f;
     sp.repeat_penalty = 1.0f;

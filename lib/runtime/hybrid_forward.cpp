@@ -1,0 +1,690 @@
+#include "runtime/hybrid_forward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/gemm.h"
+#include "backends/cpu/layer_math.h"
+#include "backends/cpu/matvec.h"
+#include "backends/cpu/thread_pool.h"
+#include "backends/cpu/token_ops.h"
+#include "common/error.h"
+#include "model/weight_rows.h"
+
+namespace pi {
+namespace {
+
+using cpu::WeightMatrix;
+
+WeightMatrix as_matrix(const WeightView &w) {
+    if (!w) return {};
+    return cpu::make_weight_matrix(w.data, static_cast<cpu::WeightType>(w.type()), w.rows(), w.cols());
+}
+
+const float *f32(const WeightView &w) { return reinterpret_cast<const float *>(w.data); }
+
+cpu::FfnActivation cpu_activation(FfnActivation a) {
+    switch (a) {
+        case FfnActivation::Silu: return cpu::FfnActivation::Silu;
+        case FfnActivation::Reglu: return cpu::FfnActivation::Reglu;
+        case FfnActivation::Drelu: return cpu::FfnActivation::Drelu;
+        case FfnActivation::Relu: break;
+    }
+    return cpu::FfnActivation::Relu;
+}
+
+bool tokenwise_prefill_forced() {
+    const char *v = std::getenv("PI_PREFILL");
+    return v && std::string(v) == "tokenwise";
+}
+
+// One session's hybrid executor. The residual stream x lives on the side of the layer that last ran (x_on_device_);
+// moving it is one copy, needed only where CPU and device layers meet. The host half mirrors the CPU executor
+// (cpu_forward.cpp) kernel for kernel, so that CPU layers and the cold neurons compute what it computes; the device
+// half is written against the backend table. A run holds the model's device workspace lock (sessions on one model
+// take turns on the device).
+class HybridForward final : public ForwardPass {
+public:
+    HybridForward(const Model &model, const SessionOptions &options, const DeviceModel &dm)
+        : m_(model), hp_(model.hparams()), dm_(dm), bk_(dm.ops()), n_ctx_(options.n_ctx),
+          kv_type_(options.kv_type == KvType::F32 ? PI_BK_KV_F32 : PI_BK_KV_F16),
+          cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
+          pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
+          float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)), ops_(isa_),
+          sparse_(sparse_settings(model, options)) {
+        if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
+        q_dim_ = hp_.n_head * hp_.head_dim;
+        kv_dim_ = hp_.n_head_kv * hp_.head_dim;
+        bind_host_layers();
+        chunk_ = dm_.any_on_device() ? dm_.chunk_tokens() : 0;  // 0: no limit (nothing on the device)
+        reserve(1);
+        if (dm_.any_on_device()) open_device();
+    }
+
+    ~HybridForward() override {
+        if (queue_) bk_->queue_synchronize(queue_);
+        if (ev_) bk_->event_free(ev_);
+        if (queue_) bk_->queue_free(queue_);
+        dm_.release_session(dkv_);
+    }
+
+    void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
+             const std::atomic<bool> &cancel) override {
+        if (start_pos + n > n_ctx_) fail(PI_ERR_CONTEXT_FULL, "hybrid forward: position beyond the KV cache");
+        std::unique_lock<std::mutex> lock;
+        if (queue_) lock = std::unique_lock<std::mutex>(dm_.scratch_lock());
+        // Whatever happens below, the device's queue is drained before the workspace is given up.
+        struct Drain {
+            const pi_backend_ops *bk;
+            pi_bk_queue *q;
+            ~Drain() {
+                if (q) bk->queue_synchronize(q);
+            }
+        } drain{bk_, queue_};
+        if (host_kv_authoritative_) push_kv_to_device();
+        const size_t step = (n == 1 || tokenwise_) ? 1 : (chunk_ ? chunk_ : n);
+        size_t done = 0, last = 0;
+        while (done < n) {
+            last = std::min(step, n - done);
+            forward(tokens + done, last, static_cast<uint32_t>(start_pos + done), cancel);
+            done += last;
+        }
+        output(last - 1, logits);
+    }
+
+    // Device layers' KV rows live on the device: they are copied into the host cache here (the session saves or
+    // restores that), and the host copy is pushed back before the next run, in case a state was restored into it.
+    KvCache &kv_cache() override {
+        if (queue_) {
+            std::lock_guard<std::mutex> lock(dm_.scratch_lock());
+            const size_t half = size_t(n_ctx_) * kv_dim_ * cache_.element_bytes();
+            for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+                if (!dkv_.k[l]) continue;
+                check(bk_->copy_to_host(queue_, const_cast<void *>(cache_.key_row(l, 0)), dkv_.k[l], half), "KV copy");
+                check(bk_->copy_to_host(queue_, const_cast<void *>(cache_.value_row(l, 0)), dkv_.v[l], half), "KV copy");
+            }
+            check(bk_->queue_synchronize(queue_), "KV copy");
+            host_kv_authoritative_ = true;
+        }
+        return cache_;
+    }
+
+    ActivationStats *activation_stats() override { return stats_ ? &*stats_ : nullptr; }
+
+private:
+    struct HostLayer {
+        WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t, fc1, fc2;
+        cpu::SparseFfnWeights ffn;
+    };
+
+    static cpu::GemmOptions gemm_options(bool use_onednn) {
+        cpu::GemmOptions o;
+        o.use_onednn = use_onednn && cpu::gemm_onednn_compiled();
+        return o;
+    }
+
+    void check(int32_t rc, const char *what) const {
+        if (rc == PI_BK_OK) return;
+        fail(rc == PI_BK_ERR_OUT_OF_MEMORY ? PI_ERR_OUT_OF_MEMORY : PI_ERR_BACKEND,
+             std::string("hybrid forward: ") + what + ": " + bk_->last_error());
+    }
+
+    void bind_host_layers() {
+        const ModelWeights &w = m_.weights();
+        layers_.resize(hp_.n_layer);
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            const LayerWeights &L = w.layers[l];
+            HostLayer &M = layers_[l];
+            M.wq = as_matrix(L.wq);
+            M.wk = as_matrix(L.wk);
+            M.wv = as_matrix(L.wv);
+            M.wqkv = as_matrix(L.wqkv);
+            M.wo = as_matrix(L.wo);
+            M.gate = as_matrix(L.ffn_gate);
+            M.up = as_matrix(L.ffn_up);
+            M.down = as_matrix(L.ffn_down);
+            M.down_t = as_matrix(L.ffn_down_t);
+            M.fc1 = as_matrix(L.fc1);
+            M.fc2 = as_matrix(L.fc2);
+            M.ffn.gate = M.gate;
+            M.ffn.up = M.up;
+            M.ffn.down_t = M.down_t;
+            M.ffn.up_bias = L.ffn_up_b ? f32(L.ffn_up_b) : nullptr;
+            M.ffn.activation = cpu_activation(hp_.activation);
+        }
+        output_ = as_matrix(w.output ? w.output : w.token_embd);
+    }
+
+    // The session's device objects: a queue and an event on the model's context, the KV cache of its device layers
+    // (through the model's accounting: PI_ERR_OUT_OF_MEMORY when it does not fit) and pinned staging buffers.
+    void open_device() {
+        dkv_ = dm_.reserve_session(n_ctx_, kv_type_);
+        check(bk_->queue_create(dm_.context(), &queue_), "queue_create");
+        check(bk_->event_create(dm_.context(), &ev_), "event_create");
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        lay_ = ScratchLayout::of(dm_.chunk_tokens(), E, F, q_dim_, kv_dim_, hp_.n_vocab, hp_.n_layer);
+        DeviceMemory &mem = dm_.memory();
+        block_h_ = mem.allocate_pinned((ScratchLayout::kBlockHeader + E + 2ull * F) * 4, "transfer block");
+        partial_h_ = mem.allocate_pinned(uint64_t(E) * 4, "CPU partial output");
+        xfer_h_ = mem.allocate_pinned(uint64_t(dm_.chunk_tokens()) * E * 4, "hidden-state staging");
+        logits_h_ = mem.allocate_pinned(uint64_t(hp_.n_vocab) * 4, "logits");
+        counts_h_ = mem.allocate_pinned(uint64_t(hp_.n_layer) * 8, "predictor counts");
+        pending_cold_.assign(hp_.n_layer, -1);
+    }
+
+    float *dev(uint64_t offset) const { return dm_.scratch() + offset; }
+    uint32_t *dev_counts() const { return reinterpret_cast<uint32_t *>(dev(lay_.counts)); }
+    float *block_h() const { return static_cast<float *>(block_h_.host_address()); }
+    float *xfer_h() const { return static_cast<float *>(xfer_h_.host_address()); }
+
+    // Host scratch for n tokens at a time (as the CPU executor's).
+    void reserve(size_t n) {
+        if (n <= reserved_) return;
+        const size_t E = hp_.n_embd, F = hp_.n_ff;
+        x_.assign(n * E, 0.0f);
+        xn_.assign(n * E, 0.0f);
+        xn2_.assign(n * E, 0.0f);
+        q_.assign(n * q_dim_, 0.0f);
+        k_.assign(n * kv_dim_, 0.0f);
+        v_.assign(n * kv_dim_, 0.0f);
+        qkv_.assign(n * (q_dim_ + 2 * kv_dim_), 0.0f);
+        att_.assign(n * q_dim_, 0.0f);
+        att_out_.assign(n * E, 0.0f);
+        gate_.assign(n * F, 0.0f);
+        up_.assign(n * F, 0.0f);
+        ffn_out_.assign(n * E, 0.0f);
+        scores_.assign(size_t(pool_.size()) * n_ctx_, 0.0f);
+        sparse_a_.assign(F, 0.0f);
+        list_.assign(F, 0);
+        reserved_ = n;
+    }
+
+    // ---- moving the residual stream and the KV rows ------------------------------------------------------------
+
+    void to_device(size_t n) {
+        if (x_on_device_) return;
+        const size_t bytes = n * hp_.n_embd * 4;
+        std::memcpy(xfer_h(), x_.data(), bytes);
+        check(bk_->copy_to_device(queue_, dev(lay_.x), xfer_h(), bytes), "copy to device");
+        x_on_device_ = true;
+    }
+
+    void to_host(size_t n) {
+        if (!x_on_device_) return;
+        const size_t bytes = n * hp_.n_embd * 4;
+        check(bk_->copy_to_host(queue_, xfer_h(), dev(lay_.x), bytes), "copy to host");
+        wait_device();
+        std::memcpy(x_.data(), xfer_h(), bytes);
+        x_on_device_ = false;
+    }
+
+    // Waits for everything enqueued so far through an event (not a stream synchronization), then records the
+    // predictor counts that came back with it.
+    void wait_device() {
+        if (counts_pending_) {
+            check(bk_->copy_to_host(queue_, counts_h_.host_address(), dev_counts(), uint64_t(hp_.n_layer) * 8),
+                  "copy counts");
+        }
+        check(bk_->event_record(ev_, queue_), "event_record");
+        check(bk_->event_synchronize(ev_), "event_synchronize");
+        if (counts_pending_) record_pending_counts();
+    }
+
+    void record_pending_counts() {
+        const uint32_t *c = static_cast<const uint32_t *>(counts_h_.host_address());
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (pending_cold_[l] < 0) continue;
+            stats_->record(l, nullptr, size_t(c[2 * l]) + size_t(pending_cold_[l]));
+            pending_cold_[l] = -1;
+        }
+        counts_pending_ = false;
+    }
+
+    void push_kv_to_device() {
+        const size_t half = size_t(n_ctx_) * kv_dim_ * cache_.element_bytes();
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (!dkv_.k[l]) continue;
+            check(bk_->copy_to_device(queue_, dkv_.k[l], cache_.key_row(l, 0), half), "KV copy");
+            check(bk_->copy_to_device(queue_, dkv_.v[l], cache_.value_row(l, 0), half), "KV copy");
+        }
+        check(bk_->queue_synchronize(queue_), "KV copy");
+        host_kv_authoritative_ = false;
+    }
+
+    // ---- one chunk through every layer --------------------------------------------------------------------------
+
+    void forward(const Token *tokens, size_t n, uint32_t pos0, const std::atomic<bool> &cancel) {
+        reserve(n);
+        const ModelWeights &w = m_.weights();
+        const uint32_t E = hp_.n_embd;
+        for (size_t t = 0; t < n; ++t) {
+            dequantize_row(w.token_embd, uint64_t(tokens[t]), &x_[t * E]);
+            if (w.position_embd) {  // OPT's learned positions start at offset 2
+                dequantize_row(w.position_embd, uint64_t(pos0 + t) + 2, &xn_[t * E]);
+                for (uint32_t i = 0; i < E; ++i) x_[t * E + i] += xn_[t * E + i];
+            }
+        }
+        x_on_device_ = false;
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
+            if (dm_.layer(l).attention) {
+                to_device(n);
+                device_layer(l, n, pos0);
+            } else {
+                to_host(n);
+                if (hp_.arch == Arch::Falcon) host_falcon_layer(l, n, pos0);
+                else host_sequential_layer(l, n, pos0);
+            }
+        }
+    }
+
+    void output(size_t t, float *logits) {
+        const ModelWeights &w = m_.weights();
+        const uint32_t E = hp_.n_embd, V = hp_.n_vocab;
+        if (dm_.output_on_device()) {
+            if (!x_on_device_) to_device(t + 1);
+            check(bk_->norm(queue_, dev(lay_.x) + t * E, dm_.output_norm(), dm_.output_norm_b(), 1, E, hp_.norm_eps,
+                            dev(lay_.xn)), "norm");
+            check(bk_->matmul(queue_, &dm_.output(), dev(lay_.xn), 1, dev(lay_.logits)), "output matmul");
+            check(bk_->copy_to_host(queue_, logits_h_.host_address(), dev(lay_.logits), uint64_t(V) * 4), "logits copy");
+            wait_device();
+            std::memcpy(logits, logits_h_.host_address(), size_t(V) * 4);
+            return;
+        }
+        to_host(t + 1);
+        if (counts_pending_) wait_device();
+        norm_rows(xn_.data(), &x_[t * E], 1, w.output_norm, w.output_norm_b);
+        project(output_, xn_.data(), 1, logits);
+    }
+
+    // ---- the device half ------------------------------------------------------------------------------------------
+
+    void device_layer(uint32_t l, size_t n, uint32_t pos0) {
+        const DeviceLayer &D = dm_.layer(l);
+        const uint32_t E = hp_.n_embd;
+        float *x = dev(lay_.x), *xn = dev(lay_.xn), *tmp = dev(lay_.tmp);
+        const bool split_step = sparse_.sparse && n == 1 && !D.all_neurons;
+        // The FFN's input: for a split step it goes straight into the transfer block, to leave in the one copy.
+        float *h = split_step ? dev(lay_.block) + ScratchLayout::kBlockHeader : xn;
+        if (hp_.arch == Arch::Falcon) {
+            device_predict(l, n, x);  // the tap: the layer input
+            check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, xn), "norm");
+            if (D.attn_norm_2) {
+                if (!split_step) h = dev(lay_.xn2);
+                check(bk_->norm(queue_, x, D.attn_norm_2, D.attn_norm_2_b, n, E, hp_.norm_eps, h), "norm");
+            } else if (split_step) {
+                check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, h), "norm");
+            }
+            device_attention(l, n, pos0);
+            check(bk_->add(queue_, x, tmp, n, E, E), "add");
+        } else {
+            check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, xn), "norm");
+            device_attention(l, n, pos0);
+            if (D.bo) check(bk_->add(queue_, tmp, D.bo, n, E, 0), "add");
+            check(bk_->add(queue_, x, tmp, n, E, E), "add");
+            device_predict(l, n, x);  // the tap: the FFN input before its norm
+            check(bk_->norm(queue_, x, D.ffn_norm, D.ffn_norm_b, n, E, hp_.norm_eps, h), "norm");
+        }
+        device_ffn(l, n, h);
+    }
+
+    // Q, K, V, RoPE, the KV store, attention and the output projection: tmp = attention output (n x n_embd).
+    void device_attention(uint32_t l, size_t n, uint32_t pos0) {
+        const DeviceLayer &D = dm_.layer(l);
+        const uint32_t hd = hp_.head_dim;
+        float *xn = dev(lay_.xn), *qkv = dev(lay_.qkv), *att = dev(lay_.att), *tmp = dev(lay_.tmp);
+        const float scale = 1.0f / std::sqrt(float(hd));
+        const uint32_t rope_mode = hp_.rope_mode == RopeMode::Neox ? PI_BK_ROPE_NEOX : PI_BK_ROPE_NORMAL;
+        float *q, *k, *v;
+        uint64_t q_stride, kv_stride;
+        if (hp_.arch == Arch::Falcon) {  // fused rows [query heads; key heads; value heads]
+            check(bk_->matmul(queue_, &D.wqkv, xn, n, qkv), "matmul qkv");
+            q = qkv;
+            k = qkv + q_dim_;
+            v = qkv + q_dim_ + kv_dim_;
+            q_stride = kv_stride = q_dim_ + 2 * kv_dim_;
+        } else {
+            q = qkv;
+            k = qkv + n * q_dim_;
+            v = k + n * kv_dim_;
+            q_stride = q_dim_;
+            kv_stride = kv_dim_;
+            check(bk_->matmul(queue_, &D.wq, xn, n, q), "matmul q");
+            check(bk_->matmul(queue_, &D.wk, xn, n, k), "matmul k");
+            check(bk_->matmul(queue_, &D.wv, xn, n, v), "matmul v");
+            if (D.bq) check(bk_->add(queue_, q, D.bq, n, q_dim_, 0), "add");
+            if (D.bk) check(bk_->add(queue_, k, D.bk, n, kv_dim_, 0), "add");
+            if (D.bv) check(bk_->add(queue_, v, D.bv, n, kv_dim_, 0), "add");
+        }
+        if (hp_.rope_mode != RopeMode::None) {
+            check(bk_->rope(queue_, q, n, q_stride, hp_.n_head, hd, hp_.rope_dim, pos0, hp_.rope_freq_base, rope_mode), "rope");
+            check(bk_->rope(queue_, k, n, kv_stride, hp_.n_head_kv, hd, hp_.rope_dim, pos0, hp_.rope_freq_base, rope_mode),
+                  "rope");
+        }
+        check(bk_->kv_store(queue_, dkv_.k[l], dkv_.v[l], kv_type_, kv_dim_, pos0, n, k, v, kv_stride), "kv_store");
+        if (q_stride == q_dim_) {
+            check(bk_->attention(queue_, q, dkv_.k[l], dkv_.v[l], kv_type_, hp_.n_head, hp_.n_head_kv, hd, pos0, n, scale,
+                                 att), "attention");
+        } else {
+            // The operation takes contiguous query rows; fused rows are strided, so one call per token (prompts only).
+            for (size_t t = 0; t < n; ++t) {
+                check(bk_->attention(queue_, q + t * q_stride, dkv_.k[l], dkv_.v[l], kv_type_, hp_.n_head, hp_.n_head_kv,
+                                     hd, pos0 + uint32_t(t), 1, scale, att + t * q_dim_), "attention");
+            }
+        }
+        check(bk_->matmul(queue_, &D.wo, att, n, tmp), "matmul o");
+    }
+
+    // The predictor on the device. A split decode step splits the active list by the slot table: hot rows (as their
+    // slots) stay on the device, cold neurons go to the transfer block. Statistics: counts come back with the next
+    // wait; the per-neuron lists of a profiling session come back at once.
+    void device_predict(uint32_t l, size_t n, const float *tap) {
+        const DeviceLayer &D = dm_.layer(l);
+        const bool sparse_step = sparse_.sparse && n == 1;
+        if (!stats_ || !(sparse_step || sparse_.profile)) return;
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        float *block = dev(lay_.block);
+        int32_t *cold = reinterpret_cast<int32_t *>(block + ScratchLayout::kBlockHeader + E);
+        int32_t *hot = cold + F;
+        uint32_t *n_cold = reinterpret_cast<uint32_t *>(block);
+        const int32_t *slot = sparse_step && !D.all_neurons ? D.slot : nullptr;
+        for (size_t t = 0; t < n; ++t) {
+            check(bk_->predict(queue_, &D.fc1, &D.fc2, tap + t * E, sparse_.threshold, slot, hot, dev_counts() + 2 * l,
+                               cold, n_cold, nullptr), "predict");
+            if (sparse_.profile) {
+                record_device_lists(l, slot != nullptr, sparse_step && !D.all_neurons);
+            } else if (sparse_step) {
+                counts_pending_ = true;
+                pending_cold_[l] = 0;  // the split step fills in the cold count when the block arrives
+            }
+        }
+    }
+
+    // Profiling: the whole block and the counts come back now, and the active neurons are recorded.
+    void record_device_lists(uint32_t l, bool slotted, bool split) {
+        const DeviceLayer &D = dm_.layer(l);
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        check(bk_->copy_to_host(queue_, block_h(), dev(lay_.block), (ScratchLayout::kBlockHeader + E + 2ull * F) * 4),
+              "copy lists");
+        check(bk_->copy_to_host(queue_, counts_h_.host_address(), dev_counts(), uint64_t(hp_.n_layer) * 8), "copy counts");
+        check(bk_->event_record(ev_, queue_), "event_record");
+        check(bk_->event_synchronize(ev_), "event_synchronize");
+        const uint32_t n_hot = static_cast<const uint32_t *>(counts_h_.host_address())[2 * l];
+        const int32_t *cold = reinterpret_cast<const int32_t *>(block_h() + ScratchLayout::kBlockHeader + E);
+        const int32_t *hot = cold + F;
+        size_t k = 0;
+        for (uint32_t j = 0; j < n_hot; ++j) list_[k++] = slotted ? D.hot_neurons[size_t(hot[j])] : uint32_t(hot[j]);
+        if (slotted || split) {
+            const uint32_t n_cold = slotted ? *reinterpret_cast<const uint32_t *>(block_h()) : 0;
+            for (uint32_t j = 0; j < n_cold; ++j) list_[k++] = uint32_t(cold[j]);
+        }
+        stats_->record(l, list_.data(), k);
+    }
+
+    void device_ffn(uint32_t l, size_t n, float *h) {
+        const DeviceLayer &D = dm_.layer(l);
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        float *x = dev(lay_.x);
+        const bool sparse_step = sparse_.sparse && n == 1;
+        if (sparse_step && !D.all_neurons) {
+            split_ffn(l, h);
+        } else if (D.all_neurons && sparse_step) {
+            const int32_t *hot = reinterpret_cast<const int32_t *>(dev(lay_.block) + ScratchLayout::kBlockHeader + E + F);
+            check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
+        } else if (D.dense_ffn) {
+            float *gate = dev(lay_.gate), *up = dev(lay_.up), *tmp = dev(lay_.tmp);
+            check(bk_->matmul(queue_, &D.hot.up, h, n, up), "matmul up");
+            if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, F, 0), "add");
+            if (D.hot.gate.data) check(bk_->matmul(queue_, &D.hot.gate, h, n, gate), "matmul gate");
+            check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, F, gate),
+                  "ffn_activation");
+            check(bk_->matmul(queue_, &D.down, gate, n, tmp), "matmul down");
+            check(bk_->add(queue_, x, tmp, n, E, E), "add");
+        } else if (D.all_neurons) {
+            // Every neuron over the transposed down rows: the fused sparse FFN over the full row list, per token.
+            for (size_t t = 0; t < n; ++t) {
+                check(bk_->sparse_ffn(queue_, &D.hot, h + t * E, dm_.iota(), dev_counts() + 2 * l + 1, x + t * E),
+                      "sparse_ffn");
+            }
+        } else {
+            // A split layer outside a sparse decode step (prompts, dense sessions): the CPU runs the whole FFN with
+            // its own weights; the input goes down and the output comes back.
+            check(bk_->copy_to_host(queue_, xfer_h(), h, n * E * 4), "copy to host");
+            wait_device();
+            host_dense_ffn(l, xfer_h(), n);  // ffn_out_ (bias included)
+            std::memcpy(xfer_h(), ffn_out_.data(), n * E * 4);
+            check(bk_->copy_to_device(queue_, dev(lay_.tmp), xfer_h(), n * E * 4), "copy to device");
+            check(bk_->add(queue_, x, dev(lay_.tmp), n, E, E), "add");
+            return;
+        }
+        if (D.ffn_down_b) check(bk_->add(queue_, x, D.ffn_down_b, n, E, 0), "add");
+    }
+
+    // DESIGN §1: one copy down (h, the cold count and list), the device's hot rows || the CPU's cold neurons, one
+    // copy up (the CPU's partial output), merged by an add on the device.
+    void split_ffn(uint32_t l, float *h) {
+        const DeviceLayer &D = dm_.layer(l);
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        float *x = dev(lay_.x), *block = dev(lay_.block);
+        // A sparse step implies predictors (sparse_settings), so device_predict filled the block's cold list.
+        const uint64_t down_bytes = (ScratchLayout::kBlockHeader + E + F) * 4;
+        check(bk_->copy_to_host(queue_, block_h(), block, down_bytes), "copy to host");
+        check(bk_->event_record(ev_, queue_), "event_record");
+        if (D.n_hot > 0) {
+            const int32_t *hot = reinterpret_cast<const int32_t *>(block + ScratchLayout::kBlockHeader + E + F);
+            check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
+        }
+        check(bk_->event_synchronize(ev_), "event_synchronize");
+        const float *h_host = block_h() + ScratchLayout::kBlockHeader;
+        const uint32_t n_cold = *reinterpret_cast<const uint32_t *>(block_h());
+        const uint32_t *cold = reinterpret_cast<const uint32_t *>(h_host + E);
+        if (!sparse_.profile) pending_cold_[l] = int64_t(n_cold);
+        float *partial = static_cast<float *>(partial_h_.host_address());
+        std::fill(partial, partial + E, 0.0f);
+        host_sparse_ffn_rows(l, h_host, cold, n_cold, partial);
+        check(bk_->copy_to_device(queue_, dev(lay_.partial), partial, uint64_t(E) * 4), "copy to device");
+        check(bk_->add(queue_, x, dev(lay_.partial), 1, E, E), "add");
+    }
+
+    // ---- the host half: the CPU executor's kernels ------------------------------------------------------------
+
+    void project(const WeightMatrix &w, const float *x, size_t n, float *y) {
+        if (n == 1) {
+            ops_.matvec(w, x, 0, w.n_rows, y, &pool_);
+            return;
+        }
+        const bool quantized = cpu::weight_type_is_quantized(w.type);
+        (quantized ? quant_gemm_ : float_gemm_).multiply(w, x, n, w.n_cols, y, w.n_rows, cpu::GemmPrecision::F32);
+    }
+
+    void norm_rows(float *out, const float *x, size_t n, const WeightView &weight, const WeightView &bias) {
+        const uint32_t E = hp_.n_embd;
+        for (size_t t = 0; t < n; ++t) {
+            if (bias) cpu::layernorm(out + t * E, x + t * E, f32(weight), f32(bias), E, hp_.norm_eps);
+            else cpu::rmsnorm(out + t * E, x + t * E, f32(weight), E, hp_.norm_eps);
+        }
+    }
+
+    static void add_bias_rows(float *x, size_t n, const WeightView &bias) {
+        if (!bias) return;
+        const uint64_t d = bias.cols();
+        for (size_t t = 0; t < n; ++t) {
+            for (uint64_t i = 0; i < d; ++i) x[t * d + i] += f32(bias)[i];
+        }
+    }
+
+    void host_sequential_layer(uint32_t l, size_t n, uint32_t pos0) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const HostLayer &M = layers_[l];
+        const uint32_t E = hp_.n_embd;
+        norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
+        project(M.wq, xn_.data(), n, q_.data());
+        project(M.wk, xn_.data(), n, k_.data());
+        project(M.wv, xn_.data(), n, v_.data());
+        add_bias_rows(q_.data(), n, L.bq);
+        add_bias_rows(k_.data(), n, L.bk);
+        add_bias_rows(v_.data(), n, L.bv);
+        host_attention(l, n, pos0);
+        project(M.wo, att_.data(), n, att_out_.data());
+        add_bias_rows(att_out_.data(), n, L.bo);
+        for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i];
+
+        const bool sparse = host_predict(l, x_.data(), n);
+        norm_rows(xn_.data(), x_.data(), n, L.ffn_norm, L.ffn_norm_b);
+        if (sparse) host_sparse_ffn(l, xn_.data());
+        else host_dense_ffn(l, xn_.data(), n);
+        for (size_t i = 0; i < n * E; ++i) x_[i] += ffn_out_[i];
+    }
+
+    void host_falcon_layer(uint32_t l, size_t n, uint32_t pos0) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const HostLayer &M = layers_[l];
+        const uint32_t E = hp_.n_embd;
+        const size_t qkv = q_dim_ + 2 * kv_dim_;
+        const bool sparse = host_predict(l, x_.data(), n);
+        norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
+        project(M.wqkv, xn_.data(), n, qkv_.data());
+        for (size_t t = 0; t < n; ++t) {
+            const float *row = &qkv_[t * qkv];
+            std::copy(row, row + q_dim_, &q_[t * q_dim_]);
+            std::copy(row + q_dim_, row + q_dim_ + kv_dim_, &k_[t * kv_dim_]);
+            std::copy(row + q_dim_ + kv_dim_, row + qkv, &v_[t * kv_dim_]);
+        }
+        host_attention(l, n, pos0);
+        project(M.wo, att_.data(), n, att_out_.data());
+        const float *ffn_in = xn_.data();
+        if (L.attn_norm_2) {
+            norm_rows(xn2_.data(), x_.data(), n, L.attn_norm_2, L.attn_norm_2_b);
+            ffn_in = xn2_.data();
+        }
+        if (sparse) host_sparse_ffn(l, ffn_in);
+        else host_dense_ffn(l, ffn_in, n);
+        for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i] + ffn_out_[i];
+    }
+
+    bool host_predict(uint32_t l, const float *tap, size_t n) {
+        const bool sparse_step = sparse_.sparse && n == 1;
+        if (!stats_ || !(sparse_step || sparse_.profile)) return false;
+        const HostLayer &M = layers_[l];
+        for (size_t t = 0; t < n; ++t) {
+            const std::vector<uint32_t> &active =
+                ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, sparse_.threshold, nullptr, &pool_);
+            stats_->record(l, active.data(), active.size());
+        }
+        return sparse_step;
+    }
+
+    void host_sparse_ffn(uint32_t l, const float *in) {
+        const std::vector<uint32_t> &active = ops_.active();
+        std::fill(ffn_out_.begin(), ffn_out_.begin() + hp_.n_embd, 0.0f);
+        host_sparse_ffn_rows(l, in, active.data(), active.size(), ffn_out_.data());
+        add_bias_rows(ffn_out_.data(), 1, m_.weights().layers[l].ffn_down_b);
+    }
+
+    // y += the FFN of one token over the neurons rows[0..n) (no down bias): the fused sparse FFN over ffn_down_t,
+    // or for the dense ffn_down layout the listed activations, zeros elsewhere, and one dense down product.
+    void host_sparse_ffn_rows(uint32_t l, const float *in, const uint32_t *rows, size_t n, float *y) {
+        const HostLayer &M = layers_[l];
+        if (M.down_t.data) {
+            ops_.sparse_ffn(M.ffn, in, rows, n, y, &pool_);
+            return;
+        }
+        ops_.activations_rows(M.ffn, in, rows, n, up_.data(), &pool_);
+        std::fill(sparse_a_.begin(), sparse_a_.end(), 0.0f);
+        for (size_t j = 0; j < n; ++j) sparse_a_[rows[j]] = up_[j];
+        project(M.down, sparse_a_.data(), 1, ffn_out_.data() + 0);
+        // project() wrote ffn_out_ (not y): accumulate, unless y is ffn_out_ itself
+        if (y != ffn_out_.data()) {
+            for (uint32_t c = 0; c < hp_.n_embd; ++c) y[c] += ffn_out_[c];
+        }
+    }
+
+    void host_attention(uint32_t l, size_t n, uint32_t pos0) {
+        const uint32_t hd = hp_.head_dim, group = hp_.n_head / hp_.n_head_kv;
+        for (size_t t = 0; t < n; ++t) {
+            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
+            if (hp_.rope_mode != RopeMode::None) {
+                for (uint32_t h = 0; h < hp_.n_head; ++h) {
+                    cpu::rope(&q_[t * q_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
+                }
+                for (uint32_t h = 0; h < hp_.n_head_kv; ++h) {
+                    cpu::rope(&k_[t * kv_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
+                }
+            }
+            cache_.store(l, pos, &k_[t * kv_dim_], &v_[t * kv_dim_]);
+        }
+        const float scale = 1.0f / std::sqrt(float(hd));
+        pool_.parallel_for(n * hp_.n_head, [&](size_t task, int thread) {
+            const size_t t = task / hp_.n_head;
+            const uint32_t h = static_cast<uint32_t>(task % hp_.n_head), kvh = h / group;
+            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
+            cache_.attend(l, kvh, hd, &q_[t * q_dim_ + h * hd], pos + 1, scale, &scores_[size_t(thread) * n_ctx_],
+                          &att_[t * q_dim_ + h * hd]);
+        });
+    }
+
+    // Every neuron (the CPU executor's dense FFN). Writes ffn_out_ (n x n_embd), down bias included.
+    void host_dense_ffn(uint32_t l, const float *in, size_t n) {
+        const LayerWeights &L = m_.weights().layers[l];
+        const HostLayer &M = layers_[l];
+        const uint32_t E = hp_.n_embd, F = hp_.n_ff;
+        project(M.up, in, n, up_.data());
+        add_bias_rows(up_.data(), n, L.ffn_up_b);
+        if (M.gate.data) project(M.gate, in, n, gate_.data());
+        float *a = gate_.data();
+        cpu::apply_activation(M.ffn.activation, gate_.data(), up_.data(), n * F, a);
+        if (M.down.data) {
+            project(M.down, a, n, ffn_out_.data());
+        } else {
+            std::fill(ffn_out_.begin(), ffn_out_.begin() + n * E, 0.0f);
+            for (size_t t = 0; t < n; ++t) cpu::axpy_rows(M.down_t, a + t * F, nullptr, F, &ffn_out_[t * E], &pool_, isa_);
+        }
+        add_bias_rows(ffn_out_.data(), n, L.ffn_down_b);
+    }
+
+    const Model &m_;
+    const HParams &hp_;
+    const DeviceModel &dm_;
+    const pi_backend_ops *bk_;
+    const uint32_t n_ctx_;
+    const uint32_t kv_type_;
+    KvCache cache_;  // CPU layers' KV; device layers' rows only while a state is saved or restored
+    cpu::ThreadPool pool_;
+    const cpu::IsaLevel isa_;
+    const bool tokenwise_;
+    cpu::Gemm float_gemm_, quant_gemm_;
+    cpu::TokenOps ops_;
+    const SparseSettings sparse_;
+    std::optional<ActivationStats> stats_;
+    std::vector<HostLayer> layers_;
+    WeightMatrix output_;
+    size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0, chunk_ = 0;
+    std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_, sparse_a_;
+    std::vector<uint32_t> list_;
+
+    // Device state of the session.
+    DeviceSessionKv dkv_;
+    pi_bk_queue *queue_ = nullptr;
+    pi_bk_event *ev_ = nullptr;
+    ScratchLayout lay_;
+    DeviceBuffer block_h_, partial_h_, xfer_h_, logits_h_, counts_h_;
+    bool x_on_device_ = false;
+    bool host_kv_authoritative_ = false;
+    bool counts_pending_ = false;
+    std::vector<int64_t> pending_cold_;  // per layer: cold count of this step (-1: nothing pending)
+};
+
+}  // namespace
+
+std::unique_ptr<ForwardPass> make_hybrid_forward(const Model &model, const SessionOptions &options,
+                                                 const DeviceModel &device) {
+    return std::make_unique<HybridForward>(model, options, device);
+}
+
+}  // namespace pi
