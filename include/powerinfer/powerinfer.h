@@ -5,8 +5,9 @@
  * docs/API_GUIDELINES.md:
  *   - every fallible call returns pi_status (PI_OK = 0) and sets a thread-local message (pi_last_error);
  *   - out-params are untouched on failure, except the needed size on PI_ERR_BUFFER_TOO_SMALL;
- *   - parameter and info structs start with `uint32_t struct_size`, are filled by their *_init call, and only grow
- *     at the end; the library reads (or writes) only the bytes the caller's struct_size covers;
+ *   - parameter and info structs start with `uint32_t struct_size`, are filled by their *_init call (a macro that
+ *     passes the caller's sizeof to *_init_sized), and only grow at the end; the library reads (or writes) only the
+ *     bytes the caller's struct_size covers;
  *   - pi_*_free(NULL) is a no-op;
  *   - enums are never renumbered.
  *
@@ -20,7 +21,7 @@
 #include <stdint.h>
 
 #define PI_VERSION_MAJOR 0
-#define PI_VERSION_MINOR 1
+#define PI_VERSION_MINOR 2
 #define PI_VERSION_PATCH 0
 
 /* Bumped only on an incompatible change; it is the SONAME's number: libpowerinfer.so.<PI_ABI_VERSION>. */
@@ -139,7 +140,12 @@ typedef struct pi_model_params {
     double cost_transfer_gbps;       /* host<->device copy bandwidth, GB/s */
 } pi_model_params;
 
-PI_API void pi_model_params_init(pi_model_params *params);
+/* Fills the struct with the defaults. The macro passes the size of the struct this header declares, so the library
+ * writes exactly as many bytes as the caller's struct has, whichever library version it runs against. */
+PI_API void pi_model_params_init_sized(pi_model_params *p, size_t size);
+/* The entry point of programs built against 0.1.0 (it fills the 56 bytes the struct had then). */
+PI_API void (pi_model_params_init)(pi_model_params *p);
+#define pi_model_params_init(p) pi_model_params_init_sized((p), sizeof(pi_model_params))
 
 /* Loads a GGUF (or PowerInfer PWRI) file. params may be NULL for the defaults. */
 PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, pi_model **out);
@@ -169,7 +175,12 @@ typedef struct pi_model_info {
     uint64_t predictor_weight_bytes; /* the activation predictors (fc1, fc2) of all layers: read by sparse steps */
 } pi_model_info;
 
-PI_API void pi_model_info_init(pi_model_info *info);
+/* Fills the struct with the defaults. The macro passes the size of the struct this header declares, so the library
+ * writes exactly as many bytes as the caller's struct has, whichever library version it runs against. */
+PI_API void pi_model_info_init_sized(pi_model_info *p, size_t size);
+/* The entry point of programs built against 0.1.0 (it fills the 96 bytes the struct had then). */
+PI_API void (pi_model_info_init)(pi_model_info *p);
+#define pi_model_info_init(p) pi_model_info_init_sized((p), sizeof(pi_model_info))
 PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out);
 
 /* Measures this machine's memory read bandwidth with n_threads threads (0 = one per core): the denominator of the
@@ -239,7 +250,10 @@ typedef struct pi_placement_info {
     uint64_t memory_unit_bytes;   /* the planner's memory unit (every object rounded up to whole units) */
 } pi_placement_info;
 
-PI_API void pi_placement_info_init(pi_placement_info *info);
+/* Fills the struct with the defaults; the macro passes the size of the struct this header declares (see
+ * pi_model_params_init). Foreign-language bindings call the _sized function with their struct's size. */
+PI_API void pi_placement_info_init_sized(pi_placement_info *p, size_t size);
+#define pi_placement_info_init(p) pi_placement_info_init_sized((p), sizeof(pi_placement_info))
 PI_API pi_status pi_placement_get_info(const pi_placement *placement, pi_placement_info *out);
 
 typedef struct pi_placement_layer_info {
@@ -257,7 +271,10 @@ typedef struct pi_placement_layer_info {
     double gpu_active_neurons; /* of those, on the GPU */
 } pi_placement_layer_info;
 
-PI_API void pi_placement_layer_info_init(pi_placement_layer_info *info);
+/* Fills the struct with the defaults; the macro passes the size of the struct this header declares (see
+ * pi_model_params_init). Foreign-language bindings call the _sized function with their struct's size. */
+PI_API void pi_placement_layer_info_init_sized(pi_placement_layer_info *p, size_t size);
+#define pi_placement_layer_info_init(p) pi_placement_layer_info_init_sized((p), sizeof(pi_placement_layer_info))
 /* layer >= n_layer is PI_ERR_INVALID_ARGUMENT. */
 PI_API pi_status pi_placement_get_layer(const pi_placement *placement, uint32_t layer, pi_placement_layer_info *out);
 
@@ -335,7 +352,12 @@ typedef struct pi_session_params {
                                     pi_session_activation_counts); default 0 */
 } pi_session_params;
 
-PI_API void pi_session_params_init(pi_session_params *params);
+/* Fills the struct with the defaults. The macro passes the size of the struct this header declares, so the library
+ * writes exactly as many bytes as the caller's struct has, whichever library version it runs against. */
+PI_API void pi_session_params_init_sized(pi_session_params *p, size_t size);
+/* The entry point of programs built against 0.1.0 (it fills the 56 bytes the struct had then). */
+PI_API void (pi_session_params_init)(pi_session_params *p);
+#define pi_session_params_init(p) pi_session_params_init_sized((p), sizeof(pi_session_params))
 
 /* params may be NULL for the defaults. */
 PI_API pi_status pi_session_create(pi_model *model, const pi_session_params *params, pi_session **out);

@@ -41,9 +41,12 @@ pi_model_params default_model_params() {
 
 extern "C" {
 
-PI_API void pi_model_params_init(pi_model_params *params) {
-    if (params) *params = default_model_params();
+PI_API void pi_model_params_init_sized(pi_model_params *params, size_t size) {
+    const pi_model_params defaults = default_model_params();
+    pi::api::init_versioned(params, size, &defaults, sizeof defaults);
 }
+
+PI_API void(pi_model_params_init)(pi_model_params *params) { pi_model_params_init_sized(params, kModelParamsV1Size); }
 
 PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, pi_model **out) {
     return guarded([&] {
@@ -75,10 +78,15 @@ PI_API pi_status pi_model_load(const char *path, const pi_model_params *params, 
 
 PI_API void pi_model_free(pi_model *model) { delete model; }
 
-PI_API void pi_model_info_init(pi_model_info *info) {
-    if (!info) return;
-    std::memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+PI_API void pi_model_info_init_sized(pi_model_info *info, size_t size) {
+    pi_model_info zero;
+    std::memset(&zero, 0, sizeof zero);
+    pi::api::init_versioned(info, size, &zero, sizeof zero);
+}
+
+// 0.1.0's pi_model_info ended with decode_weight_bytes: 96 bytes.
+PI_API void(pi_model_info_init)(pi_model_info *info) {
+    pi_model_info_init_sized(info, offsetof(pi_model_info, ffn_weight_bytes));
 }
 
 PI_API pi_status pi_model_get_info(const pi_model *model, pi_model_info *out) {

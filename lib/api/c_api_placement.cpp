@@ -164,10 +164,10 @@ PI_API pi_status pi_plan_placement(const char *path, const pi_model_params *para
 
 PI_API void pi_placement_free(pi_placement *placement) { delete placement; }
 
-PI_API void pi_placement_info_init(pi_placement_info *info) {
-    if (!info) return;
-    std::memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+PI_API void pi_placement_info_init_sized(pi_placement_info *info, size_t size) {
+    pi_placement_info zero;
+    std::memset(&zero, 0, sizeof zero);
+    pi::api::init_versioned(info, size, &zero, sizeof zero);
 }
 
 PI_API pi_status pi_placement_get_info(const pi_placement *placement, pi_placement_info *out) {
@@ -209,10 +209,10 @@ PI_API pi_status pi_placement_get_info(const pi_placement *placement, pi_placeme
     });
 }
 
-PI_API void pi_placement_layer_info_init(pi_placement_layer_info *info) {
-    if (!info) return;
-    std::memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+PI_API void pi_placement_layer_info_init_sized(pi_placement_layer_info *info, size_t size) {
+    pi_placement_layer_info zero;
+    std::memset(&zero, 0, sizeof zero);
+    pi::api::init_versioned(info, size, &zero, sizeof zero);
 }
 
 PI_API pi_status pi_placement_get_layer(const pi_placement *placement, uint32_t layer, pi_placement_layer_info *out) {

@@ -45,8 +45,17 @@ pi_session_params default_session_params() {
 
 extern "C" {
 
-PI_API void pi_session_params_init(pi_session_params *params) {
-    if (params) *params = default_session_params();
+PI_API void pi_session_params_init_sized(pi_session_params *params, size_t size) {
+    const pi_session_params defaults = default_session_params();
+    pi::api::init_versioned(params, size, &defaults, sizeof defaults);
+}
+
+// 0.1.0's pi_session_params ended with kv_type at offset 48; with its 8-byte alignment it was 56 bytes (the last 4
+// padding, where `sparse` now lies: writing them cannot hurt a 0.1.0 caller).
+PI_API void(pi_session_params_init)(pi_session_params *params) {
+    static_assert(offsetof(pi_session_params, kv_type) == 48 && alignof(pi_session_params) == 8,
+                  "the 0.1.0 layout of pi_session_params");
+    pi_session_params_init_sized(params, 56);
 }
 
 PI_API pi_status pi_session_create(pi_model *model, const pi_session_params *params, pi_session **out) {

@@ -36,4 +36,12 @@ void write_versioned(void *caller_struct, const void *ours, size_t our_size, siz
     std::memcpy(caller_struct, &size, sizeof size);  // the caller's struct_size stays theirs
 }
 
+void init_versioned(void *caller_struct, size_t caller_size, const void *defaults, size_t our_size) {
+    if (!caller_struct || caller_size < sizeof(uint32_t)) return;
+    const size_t n = std::min(caller_size, our_size);
+    std::memcpy(caller_struct, defaults, n);
+    const uint32_t size = static_cast<uint32_t>(n);
+    std::memcpy(caller_struct, &size, sizeof size);
+}
+
 }  // namespace pi::api

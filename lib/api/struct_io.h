@@ -17,6 +17,11 @@ void read_versioned(const void *caller_struct, void *defaults, size_t our_size, 
 void write_versioned(void *caller_struct, const void *ours, size_t our_size, size_t min_size,
                      const char *function, const char *type_name);
 
+// The *_init_sized rule: copies the first min(size, our_size) bytes of `defaults` (a struct whose first field is
+// uint32_t struct_size) into the caller's struct and sets its struct_size to that count. A size too small to hold
+// struct_size writes nothing; NULL is a no-op.
+void init_versioned(void *caller_struct, size_t caller_size, const void *defaults, size_t our_size);
+
 template <typename T>
 T read_params(const T *caller, const T &defaults, size_t min_size, const char *function, const char *type_name) {
     T result = defaults;
