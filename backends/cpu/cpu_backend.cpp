@@ -278,7 +278,7 @@ int32_t attention(pi_bk_queue *q, const float *qv, const void *k_cache, const vo
             attend_head(k_cache, v_cache, kv_type == PI_BK_KV_F16, size_t(n_head_kv) * head_dim,
                         size_t(h / group) * head_dim, head_dim, qv + t * q_dim + size_t(h) * head_dim,
                         pos0 + static_cast<uint32_t>(t) + 1, scale, &c.scores[size_t(thread) * n_pos_max],
-                        out + t * q_dim + size_t(h) * head_dim);
+                        out + t * q_dim + size_t(h) * head_dim, c.isa);
         });
     });
 }

@@ -59,6 +59,9 @@ struct KernelTable {
     // Reads `bytes` (a multiple of 256, 64-byte aligned) as fast as the level can and returns their sum as floats
     // (so the reads cannot be optimized away): the memory bandwidth probe's inner loop.
     float (*read_sum)(const void *data, size_t bytes);
+    // Attention of one query head over n_pos cache rows (see layer_math.h attend_head for the contract).
+    void (*attend_head)(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
+                        uint32_t head_dim, const float *q, uint32_t n_pos, float scale, float *scores, float *out);
 };
 
 // The table of a level. Throws pi::Error(PI_ERR_UNSUPPORTED) when this CPU (or this build) lacks the level.
@@ -162,6 +165,8 @@ inline void store_q8_block(const Q8BlockValues &v, size_t b, const Q8Out &out) {
     void rows_to_bf16(const WeightMatrix &w, size_t r0, size_t r1, uint16_t *out, size_t ld);                   \
     void quantize_q8(const float *x, size_t n, const Q8Out &out);                                               \
     float read_sum(const void *data, size_t bytes);                                                             \
+    void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,          \
+                     uint32_t head_dim, const float *q, uint32_t n_pos, float scale, float *scores, float *out); \
     }
 
 PI_CPU_DECLARE_ISA_KERNELS(scalar)

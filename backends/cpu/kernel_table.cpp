@@ -11,17 +11,18 @@ alignas(64) float fp16_table[65536];
 namespace {
 
 // Every table lists the members in KernelTable's order.
-#define PI_CPU_KERNEL_TABLE(level, ns, dot)                                                                \
+#define PI_CPU_KERNEL_TABLE(level, ns, dot, attend)                                                        \
     {                                                                                                      \
         level, ns::dot, ns::axpy_rows, ns::rows_to_f32, ns::f32_to_bf16, ns::f32_to_f16, ns::rows_to_bf16, \
-            ns::quantize_q8, ns::read_sum                                                                  \
+            ns::quantize_q8, ns::read_sum, attend                                                          \
     }
 
-const KernelTable kScalar = PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows);
+const KernelTable kScalar = PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows, scalar::attend_head);
 #if defined(PI_CPU_X86_KERNELS)
-const KernelTable kAvx2 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows);
-const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows);
-const KernelTable kAvx512NoVnni = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows_no_vnni);
+// AVX2 has no attention kernel of its own (prefill on AVX2-only CPUs keeps the scalar one).
+const KernelTable kAvx2 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows, scalar::attend_head);
+const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows, avx512::attend_head);
+const KernelTable kAvx512NoVnni = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows_no_vnni, avx512::attend_head);
 #endif
 #undef PI_CPU_KERNEL_TABLE
 

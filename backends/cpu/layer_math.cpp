@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backends/cpu/numeric.h"
+#include "backends/cpu/isa_kernels.h"
 
 namespace pi::cpu {
 
@@ -37,30 +37,9 @@ void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeStyle st
     }
 }
 
-namespace {
-inline float element(const void *rows, bool f16, size_t i) {
-    return f16 ? fp16_to_fp32(static_cast<const uint16_t *>(rows)[i]) : static_cast<const float *>(rows)[i];
-}
-}  // namespace
-
 void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
-                 const float *q, uint32_t n_pos, float scale, float *scores, float *out) {
-    float max_score = -INFINITY;
-    for (uint32_t p = 0; p < n_pos; ++p) {
-        const size_t row = p * row_stride + offset;
-        float s = 0.0f;
-        for (uint32_t i = 0; i < head_dim; ++i) s += q[i] * element(keys, f16, row + i);
-        scores[p] = s * scale;
-        max_score = std::max(max_score, scores[p]);
-    }
-    float sum = 0.0f;
-    for (uint32_t p = 0; p < n_pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
-    std::fill(out, out + head_dim, 0.0f);
-    for (uint32_t p = 0; p < n_pos; ++p) {
-        const size_t row = p * row_stride + offset;
-        const float weight = scores[p] / sum;
-        for (uint32_t i = 0; i < head_dim; ++i) out[i] += weight * element(values, f16, row + i);
-    }
+                 const float *q, uint32_t n_pos, float scale, float *scores, float *out, IsaLevel isa) {
+    detail::kernels(isa).attend_head(keys, values, f16, row_stride, offset, head_dim, q, n_pos, scale, scores, out);
 }
 
 }  // namespace pi::cpu

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backends/cpu/cpu_features.h"
+
 
 namespace pi::cpu {
 
@@ -25,7 +27,9 @@ void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeStyle st
 // Causal attention of one query head over n_pos cached positions: out = softmax(scale * q . K^T) . V, accumulated in
 // position order. keys/values: n_pos rows, row p at element p * row_stride, holding head_dim values from element
 // `offset` on, F16 bits (f16 = true) or binary32. `scores` is n_pos floats of scratch.
+// The kernel of the ISA level (AVX-512: FMAs over the head dimension, another summation order than scalar).
 void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
-                 const float *q, uint32_t n_pos, float scale, float *scores, float *out);
+                 const float *q, uint32_t n_pos, float scale, float *scores, float *out,
+                 IsaLevel isa = active_isa_level());
 
 }  // namespace pi::cpu

@@ -296,7 +296,7 @@ private:
             const uint32_t h = static_cast<uint32_t>(task % hp_.n_head), kvh = h / group;
             const uint32_t pos = pos0 + static_cast<uint32_t>(t);
             cache_.attend(l, kvh, hd, &q_[t * q_dim_ + h * hd], pos + 1, scale, &scores_[size_t(thread) * n_ctx_],
-                          &att_[t * q_dim_ + h * hd]);
+                          &att_[t * q_dim_ + h * hd], isa_);
         });
     }
 

@@ -40,9 +40,9 @@ void KvCache::store(uint32_t layer, uint32_t pos, const float *k, const float *v
 }
 
 void KvCache::attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos,
-                     float scale, float *scores, float *out) const {
+                     float scale, float *scores, float *out, cpu::IsaLevel isa) const {
     cpu::attend_head(key_row(layer, 0), value_row(layer, 0), type_ == KvType::F16, kv_dim_, size_t(kv_head) * head_dim,
-                     head_dim, q, n_pos, scale, scores, out);
+                     head_dim, q, n_pos, scale, scores, out, isa);
 }
 
 size_t KvCache::state_bytes(uint32_t n) const { return 2 * size_t(n_layer_) * n * kv_dim_ * element_bytes(); }

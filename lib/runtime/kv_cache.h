@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/numeric.h"
 
 namespace pi {
@@ -39,8 +40,9 @@ public:
     // Causal attention of one query head over positions [0, n_pos) of `layer`, against key/value head `kv_head`
     // (head_dim values at kv_head * head_dim of each row, read as the cache rounded them):
     // out = softmax(scale * q . K^T) . V, accumulated in position order. `scores` is n_pos floats of scratch.
+    // isa: the kernel level (cpu::attend_head); the readable executor asks for Scalar.
     void attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos, float scale,
-                float *scores, float *out) const;
+                float *scores, float *out, cpu::IsaLevel isa = cpu::active_isa_level()) const;
 
     // The bytes of the first n positions of every layer (keys then values), for session state save/restore.
     size_t state_bytes(uint32_t n) const;

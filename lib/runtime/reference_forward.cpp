@@ -137,7 +137,8 @@ private:
         cache_.store(l, pos, k_.data(), v_.data());
         const float scale = 1.0f / std::sqrt(float(hd));
         for (uint32_t h = 0; h < hp_.n_head; ++h) {
-            cache_.attend(l, h / group, hd, &q_[h * hd], pos + 1, scale, scores_.data(), &att_[h * hd]);
+            cache_.attend(l, h / group, hd, &q_[h * hd], pos + 1, scale, scores_.data(), &att_[h * hd],
+                          cpu::IsaLevel::Scalar);
         }
     }
 
