@@ -28,17 +28,20 @@ struct Options {
     bool json = false;
     bool measure_bandwidth = true;
     std::string mode = "both";
-    bool use_mmap = true;  // dense | sparse | both (both: sparse only for models with predictors)
+    bool use_mmap = true;
+    std::string backend = "cpu";
+    double vram_gib = -1.0;  // < 0: the library's default (all free device memory)  // dense | sparse | both (both: sparse only for models with predictors)
 };
 
 void usage(const char *argv0) {
     std::printf(
         "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--mode dense|sparse|both]\n"
-        "          [--json] [--no-bandwidth] [--no-mmap]\n"
+        "          [--json] [--no-bandwidth] [--no-mmap] [--backend cpu|cuda|auto] [--vram-budget GIB]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
         "  prints median tokens/s with min and max, the memory read bandwidth measured in this process, the weight\n"
         "  bytes a decode step reads, and the fraction of the bandwidth roofline reached. --mode both (default) runs\n"
-        "  the dense and, for models with predictors, the sparse path.\n",
+        "  the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid executor with the\n"
+        "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX.\n",
         argv0);
 }
 
@@ -62,6 +65,12 @@ bool parse(int argc, char **argv, Options &o) {
         else if (a == "--mode" && i + 1 < argc) o.mode = argv[++i];
         else if (a == "--json") o.json = true;
         else if (a == "--no-mmap") o.use_mmap = false;
+        else if (a == "--backend" && i + 1 < argc) o.backend = argv[++i];
+        else if (a == "--vram-budget" && i + 1 < argc) {
+            char *end = nullptr;
+            o.vram_gib = std::strtod(argv[++i], &end);
+            if (*end != '\0' || !(o.vram_gib >= 0)) return false;
+        }
         else if (a == "--no-bandwidth") o.measure_bandwidth = false;
         else return false;
     }
@@ -150,8 +159,10 @@ int main(int argc, char **argv) {
     pi_model_params mp;
     pi_model_params_init(&mp);
     mp.n_threads = o.n_threads;
-    mp.backend = "cpu";
+    mp.backend = o.backend.c_str();
     mp.use_mmap = o.use_mmap ? 1 : 0;
+    if (o.vram_gib >= 0) mp.vram_budget = static_cast<uint64_t>(o.vram_gib * 1073741824.0);
+    mp.plan_n_ctx = static_cast<uint32_t>(o.n_ctx);  // reserve the KV cache the benchmark uses, not 2048
     pi_model *model = nullptr;
     pi_status st = pi_model_load(o.model.c_str(), &mp, &model);
     if (st != PI_OK) return die("load", st);
@@ -183,9 +194,11 @@ int main(int argc, char **argv) {
 
     if (o.json) {
         std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"n_params\": %llu, \"threads\": %d, \"n_prompt\": %d, "
-                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"runs\": [",
+                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"backend\": \"%s\", \"gpu_bytes\": %llu, "
+                    "\"runs\": [",
                     o.model.c_str(), info.arch, static_cast<unsigned long long>(info.n_params), o.n_threads,
-                    o.n_prompt, o.n_gen, o.repeats, bandwidth);
+                    o.n_prompt, o.n_gen, o.repeats, bandwidth, o.backend.c_str(),
+                    static_cast<unsigned long long>(info.gpu_bytes));
         for (size_t i = 0; i < runs.size(); ++i) {
             const Run &r = runs[i];
             const double roofline = bandwidth > 0 ? bandwidth * 1e9 / r.bytes_per_token : 0.0;
@@ -204,6 +217,7 @@ int main(int argc, char **argv) {
         std::printf("model      %s (%s, %.2f B params, %s)\n", o.model.c_str(), info.arch, info.n_params / 1e9,
                     info.is_sparse ? "activation predictors" : "dense");
         std::printf("threads    %d (0 = one per core), %d repeats + 1 warm-up\n", o.n_threads, o.repeats);
+        std::printf("backend    %s, %.2f GiB of weights on the device\n", o.backend.c_str(), info.gpu_bytes / 1073741824.0);
         if (bandwidth > 0) std::printf("bandwidth  %.2f GB/s read\n", bandwidth);
         for (const Run &r : runs) {
             std::printf("%-6s  prefill %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_prompt,
