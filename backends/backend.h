@@ -192,7 +192,17 @@ typedef struct pi_backend_ops {
                          float *out);
     /* y[t][i] += x[t][i] (x_row_stride 0: the same row, a bias, for every t) for t < n, i < dim */
     int32_t (*add)(pi_bk_queue *queue, float *y, const float *x, uint64_t n, uint64_t dim, uint64_t x_row_stride);
+
+    /* ---- added after the first tables (check struct_size / NULL before use: PI_BK_HAS_OP) ---- */
+    /* y (n x w.n_cols) = x (n x w.n_rows) . w: the product with a matrix stored transposed, e.g. an FFN's down_t (one
+     * row of n_embd per neuron) for a prompt. x is used as given for every weight type (no 8-bit rounding: the
+     * sparse FFN's down product, axpy over rows, does not round its activations either). */
+    int32_t (*matmul_t)(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 } pi_backend_ops;
+
+/* Whether a table (of any accepted size) has the entry `member` set. */
+#define PI_BK_HAS_OP(ops, member)                                                                              \
+    ((ops)->struct_size >= offsetof(pi_backend_ops, member) + sizeof((ops)->member) && (ops)->member != NULL)
 
 typedef const pi_backend_ops *(*pi_backend_module_get_fn)(void);
 

@@ -172,6 +172,21 @@ int32_t matmul(pi_bk_queue *q, const pi_bk_matrix *wm, const float *x, uint64_t 
     });
 }
 
+// y (n x C) = x (n x R) . W for W of R rows of C: per token the axpy over all rows (the sparse FFN's down product
+// with every neuron listed), so a prompt through down_t matches what decode computes, bit for bit.
+int32_t matmul_t(pi_bk_queue *q, const pi_bk_matrix *wm, const float *x, uint64_t n, float *y) {
+    return guarded("matmul_t", [&] {
+        require(q && x && y && n > 0, "null argument or n == 0");
+        const WeightMatrix w = matrix(wm);
+        pi_bk_context &c = *q->ctx;
+        for (uint64_t t = 0; t < n; ++t) {
+            float *yt = y + t * w.n_cols;
+            std::fill(yt, yt + w.n_cols, 0.0f);
+            axpy_rows(w, x + t * w.n_rows, nullptr, w.n_rows, yt, &c.pool, c.isa);
+        }
+    });
+}
+
 int32_t predict(pi_bk_queue *q, const pi_bk_matrix *fc1, const pi_bk_matrix *fc2, const float *h, float threshold,
                 const int32_t *slot, int32_t *list, uint32_t *n_list, int32_t *other, uint32_t *n_other,
                 float *scores) {
@@ -339,6 +354,7 @@ pi_backend_ops make_table() {
     t.attention = attention;
     t.embedding = embedding;
     t.add = add;
+    t.matmul_t = matmul_t;
     return t;
 }
 

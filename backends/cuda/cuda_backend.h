@@ -96,6 +96,7 @@ int32_t attention(pi_bk_queue *queue, const float *q, const void *k_cache, const
                   float *out);
 int32_t embedding(pi_bk_queue *queue, const pi_bk_matrix *table, const int32_t *tokens, uint64_t n, float *out);
 int32_t add(pi_bk_queue *queue, float *y, const float *x, uint64_t n, uint64_t dim, uint64_t x_row_stride);
+int32_t matmul_t(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 
 // ---- memory, queues, events (memory.cu) ----
 int32_t buffer_alloc(pi_bk_context *ctx, uint64_t bytes, uint32_t memory, pi_bk_buffer **out);

@@ -1,13 +1,24 @@
-// Dense products y (n x n_rows) = x (n x n_cols) . W^T.
+// Dense products y (n x n_rows) = x (n x n_cols) . W^T (matmul) and y (n x n_cols) = x (n x n_rows) . W (matmul_t).
 //
-// n <= kGemvMaxTokens (decode, predictor): GEMV kernels, one warp per weight row, 8 rows per 256-thread block, up
-// to 4 tokens per launch so each weight row is read from memory once per 4 tokens. Per row the warp streams its
-// row_bytes once; x (and its q8 form) is re-read by every warp but stays in L1/L2. Quantized weights take the q8
+// matmul, n <= kGemvMaxTokens (decode, predictor): GEMV kernels, one warp per weight row, 8 rows per 256-thread
+// block, up to 4 tokens per launch so each weight row is read from memory once per 4 tokens. Per row the warp streams
+// its row_bytes once; x (and its q8 form) is re-read by every warp but stays in L1/L2. Quantized weights take the q8
 // activation of quantize.cu, so results match the CPU backend's decode path to float rounding order.
-// n > kGemvMaxTokens (prefill): panels of rows are widened to f32 in the workspace (exact for every type) and
-// multiplied with cublasSgemm in full f32 (the default math mode: no TF32), like the CPU's oneDNN f32 path. For
-// Q8_0/Q4_0 weights x is first rounded as decode rounds it (quantize_q8_values), as the CPU's quantized GEMM does.
+// Larger n (prefill) and every matmul_t go through cuBLAS:
+// - F32 weights: cublasSgemm in full f32 (the default math mode: no TF32).
+// - F16/BF16 weights: cublasGemmEx on the weights as stored (no per-call widening), fp32 accumulation. x is split
+//   into two 16-bit parts of the weights' type, hi = round16(x) and lo = round16(x - hi), and the two products are
+//   summed (the second GEMM accumulates with beta = 1): x keeps ~22 (F16) / ~16 (BF16) significant bits instead of
+//   11 / 8, so prompts match the f32 path to ~1e-7 (F16) / ~1e-5 (BF16) relative at twice the tensor-core work,
+//   which prefill can afford. PI_CUDA_GEMM16=single uses hi alone (x rounded to 16 bits: faster, less exact);
+//   PI_CUDA_GEMM16=f32 restores the widening path below (for measurements). Limit: F16 has no exponent range for
+//   |x| > 65504; such x overflows hi (inf) -- activations of the supported models stay far below.
+// - Q8_0/Q4_0 weights: panels of rows are widened to f32 in the workspace (exact) and multiplied with cublasSgemm;
+//   for matmul x is first rounded as decode rounds it (quantize_q8_values), as the CPU's quantized GEMM does; matmul_t
+//   uses x as given (backends/backend.h).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/weight_access.cuh"
@@ -93,20 +104,97 @@ int32_t check_blas(cublasStatus_t st, const char *what) {
     return fail(status, std::string("cuda: ") + what + ": " + cublasGetStatusString(st));
 }
 
-int32_t matmul_blas(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
+enum class Gemm16 { Split, Single, F32 };
+
+Gemm16 gemm16_mode() {
+    static const Gemm16 mode = [] {
+        const char *v = std::getenv("PI_CUDA_GEMM16");
+        if (v && std::strcmp(v, "single") == 0) return Gemm16::Single;
+        if (v && std::strcmp(v, "f32") == 0) return Gemm16::F32;
+        return Gemm16::Split;
+    }();
+    return mode;
+}
+
+template <typename H>
+__device__ __forceinline__ H to16(float v);
+template <>
+__device__ __forceinline__ __half to16<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 to16<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// hi[i] = round16(x[i]); lo[i] = round16(x[i] - hi[i]) (lo == NULL: hi only). x - hi is exact in binary32.
+template <typename H>
+__global__ void split16_kernel(const float *__restrict__ x, size_t count, H *__restrict__ hi, H *__restrict__ lo) {
+    for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
+        const float v = x[i];
+        const H h = to16<H>(v);
+        hi[i] = h;
+        if (lo) lo[i] = to16<H>(v - float(h));
+    }
+}
+
+int32_t blas_handle(pi_bk_queue *queue) {
     if (!queue->blas) {
         if (int32_t s = check_blas(cublasCreate(&queue->blas), "cublasCreate")) return s;
     }
-    if (int32_t s = check_blas(cublasSetStream(queue->blas, queue->stream), "cublasSetStream")) return s;
+    return check_blas(cublasSetStream(queue->blas, queue->stream), "cublasSetStream");
+}
+
+// C (m x nt, ld m, f32) = op(A) (m x k, 16-bit weights as stored, lda) . X (k x nt, ld k) with x split as above.
+// op_a: CUBLAS_OP_T for matmul (A = W^T view), CUBLAS_OP_N for matmul_t.
+int32_t gemm16(pi_bk_queue *queue, cublasOperation_t op_a, const pi_bk_matrix *w, int m, int nt, int k, int lda,
+               const float *x, float *y) {
+    const bool split = gemm16_mode() == Gemm16::Split;
+    const size_t count = size_t(nt) * size_t(k);
+    const size_t part = (count * 2 + 255) & ~size_t(255);
+    if (int32_t s = prepare(queue, split ? 2 * part : part)) return s;
+    void *hi = queue->workspace;
+    void *lo = split ? static_cast<uint8_t *>(queue->workspace) + part : nullptr;
+    const unsigned grid = unsigned(std::min<size_t>((count + 255) / 256, size_t(queue->sm_count) * 8));
+    const bool bf = w->type == PI_BK_BF16;
+    if (bf) {
+        split16_kernel<<<grid, 256, 0, queue->stream>>>(x, count, static_cast<__nv_bfloat16 *>(hi),
+                                                        static_cast<__nv_bfloat16 *>(lo));
+    } else {
+        split16_kernel<<<grid, 256, 0, queue->stream>>>(x, count, static_cast<__half *>(hi), static_cast<__half *>(lo));
+    }
+    if (int32_t s = check_launch("split x to 16 bits")) return s;
+    const cudaDataType t16 = bf ? CUDA_R_16BF : CUDA_R_16F;
+    const float one = 1.0f, zero = 0.0f;
+    const void *parts[2] = {hi, lo};
+    for (int p = 0; p < (split ? 2 : 1); ++p) {
+        if (int32_t s = check_blas(cublasGemmEx(queue->blas, op_a, CUBLAS_OP_N, m, nt, k, &one, w->data, t16, lda,
+                                                parts[p], t16, k, p == 0 ? &zero : &one, y, CUDA_R_32F, m,
+                                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                   "cublasGemmEx")) {
+            return s;
+        }
+    }
+    return PI_BK_OK;
+}
+
+bool gemm16_ok(const pi_bk_matrix *w) {
+    return (w->type == PI_BK_F16 || w->type == PI_BK_BF16) && gemm16_mode() != Gemm16::F32 &&
+           (w->n_rows <= 1 || w->row_stride % 2 == 0) && reinterpret_cast<uintptr_t>(w->data) % 2 == 0;
+}
+
+// Leading dimension of the weights in elements (a single row may have any stride).
+int weight_ld(const pi_bk_matrix *w, uint64_t elem_bytes) {
+    return w->n_rows > 1 ? int(w->row_stride / elem_bytes) : int(w->n_cols);
+}
+
+int32_t matmul_blas(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
+    if (int32_t s = blas_handle(queue)) return s;
     const float one = 1.0f, zero = 0.0f;
     const int m_rows = int(w->n_rows), k = int(w->n_cols), nt = int(n);
     // Column-major view: Y^T (n_rows x n, ld n_rows) = W (as the transpose of a k x n_rows matrix) . X^T (k x n).
     if (w->type == PI_BK_F32 && w->row_stride % 4 == 0) {
-        const int ld = w->n_rows > 1 ? int(w->row_stride / 4) : k;
         return check_blas(cublasSgemm(queue->blas, CUBLAS_OP_T, CUBLAS_OP_N, m_rows, nt, k, &one,
-                                      static_cast<const float *>(w->data), ld, x, k, &zero, y, m_rows),
+                                      static_cast<const float *>(w->data), weight_ld(w, 4), x, k, &zero, y, m_rows),
                           "cublasSgemm");
     }
+    if (gemm16_ok(w)) return gemm16(queue, CUBLAS_OP_T, w, m_rows, nt, k, weight_ld(w, 2), x, y);
     const uint64_t panel_rows = std::max<uint64_t>(1, std::min<uint64_t>(w->n_rows, kPanelBytes / (4 * w->n_cols)));
     const uint64_t panel_limit = std::min<uint64_t>(panel_rows, 65535);  // gridDim.y of the widening kernel
     const size_t panel_bytes = (panel_limit * w->n_cols * 4 + 255) & ~size_t(255);
@@ -124,6 +212,36 @@ int32_t matmul_blas(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, u
         if (int32_t s = check_launch("widen weight rows")) return s;
         if (int32_t s = check_blas(cublasSgemm(queue->blas, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), nt, k, &one, panel, k,
                                                x, k, &zero, y + r0, m_rows),
+                                   "cublasSgemm")) {
+            return s;
+        }
+    }
+    return PI_BK_OK;
+}
+
+// y (n x C) = x (n x R) . W, W of R rows of C. Column-major: Y^T (C x n, ld C) = W as a C x R matrix (ld row_stride)
+// . X^T (R x n, ld R): no transposes. Quantized weights: panels of W's rows (slices of the inner dimension) are
+// widened and accumulated (beta = 1 after the first).
+int32_t matmul_t_blas(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
+    if (int32_t s = blas_handle(queue)) return s;
+    const float one = 1.0f, zero = 0.0f;
+    const int c = int(w->n_cols), r = int(w->n_rows), nt = int(n);
+    if (w->type == PI_BK_F32 && w->row_stride % 4 == 0) {
+        return check_blas(cublasSgemm(queue->blas, CUBLAS_OP_N, CUBLAS_OP_N, c, nt, r, &one,
+                                      static_cast<const float *>(w->data), weight_ld(w, 4), x, r, &zero, y, c),
+                          "cublasSgemm");
+    }
+    if (gemm16_ok(w)) return gemm16(queue, CUBLAS_OP_N, w, c, nt, r, weight_ld(w, 2), x, y);
+    const uint64_t panel_rows = std::max<uint64_t>(1, std::min<uint64_t>(w->n_rows, kPanelBytes / (4 * w->n_cols)));
+    const uint64_t panel_limit = std::min<uint64_t>(panel_rows, 65535);
+    if (int32_t s = prepare(queue, (panel_limit * w->n_cols * 4 + 255) & ~size_t(255))) return s;
+    float *panel = static_cast<float *>(queue->workspace);
+    for (uint64_t r0 = 0; r0 < w->n_rows; r0 += panel_limit) {
+        const uint32_t rows = uint32_t(std::min<uint64_t>(panel_limit, w->n_rows - r0));
+        launch_widen(queue->stream, w, uint32_t(r0), rows, panel);
+        if (int32_t s = check_launch("widen weight rows")) return s;
+        if (int32_t s = check_blas(cublasSgemm(queue->blas, CUBLAS_OP_N, CUBLAS_OP_N, c, nt, int(rows), &one, panel, c,
+                                               x + r0, r, r0 == 0 ? &zero : &one, y, c),
                                    "cublasSgemm")) {
             return s;
         }
@@ -183,6 +301,23 @@ int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64
     auto *xd = reinterpret_cast<float *>(xq + ((n * w->n_cols + 255) & ~uint64_t(255)));
     if (int32_t s = quantize_q8(queue->stream, x, n, w->n_cols, xq, xd)) return s;
     return gemv(queue->stream, w, x, xq, xd, n, false, y);
+}
+
+}  // namespace pi::cuda
+
+namespace pi::cuda {
+
+int32_t matmul_t(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
+    if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_t: NULL queue");
+    if (int32_t s = check_matrix(w, "matmul_t weight")) return s;
+    if (n == 0 || w->n_cols == 0) return PI_BK_OK;
+    if (!x || !y) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_t: NULL x or y");
+    if (n > INT32_MAX || w->n_rows > INT32_MAX || w->n_cols > INT32_MAX) {
+        return fail(PI_BK_ERR_UNSUPPORTED, "cuda: matmul_t: a dimension beyond 2^31");
+    }
+    if (w->n_rows == 0) return check(cudaMemsetAsync(y, 0, n * w->n_cols * 4, queue->stream), "cudaMemsetAsync");
+    if (int32_t s = prepare(queue, 0)) return s;
+    return matmul_t_blas(queue, w, x, n, y);
 }
 
 }  // namespace pi::cuda

@@ -105,6 +105,7 @@ const pi_backend_ops kOps = {
     attention,
     embedding,
     add,
+    matmul_t,
 };
 
 }  // namespace

@@ -22,9 +22,10 @@ namespace pi::planner {
 // the same or a divisor of it).
 constexpr uint64_t kDeviceAlignment = 256;
 
-// The GPU workspace is sized for this many tokens at once: the executor runs prompts through the GPU's layers in
-// chunks of at most this many tokens (decode is one token).
-constexpr uint32_t kScratchTokens = 32;
+// The GPU workspace is sized for this many tokens at once (the default of ModelPlanOptions::scratch_tokens): the
+// executor runs prompts through the GPU's layers in chunks of at most this many tokens (decode is one token). 512 (a usual n_batch): the device's GEMMs need wide
+// chunks to be compute-bound (32-token chunks re-read every weight 16x as often for a 512-token prompt).
+constexpr uint32_t kScratchTokens = 512;
 
 // Frequencies used for layers without a profile, when the file has predictors: about the mean active fraction of
 // ReLU-fied llama models (PowerInfer reports 10-20%; bench-7b plants 11.6%). Uniform, so the hottest neurons are
@@ -46,6 +47,7 @@ struct ModelPlanOptions {
     uint32_t plan_n_sessions = 1;
     uint32_t group_size = 32;      // neurons per GPU tile
     std::string profile_path;      // empty: no profile file
+    uint32_t scratch_tokens = kScratchTokens;  // prompt chunk the GPU workspace is planned for (>= 1)
 };
 
 // What the device holds for one layer, allocation by allocation.

@@ -57,7 +57,7 @@ public:
           cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
           pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
           float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)), ops_(isa_),
-          sparse_(sparse_settings(model, options)) {
+          sparse_(sparse_settings(model, options)), has_matmul_t_(PI_BK_HAS_OP(bk_, matmul_t)) {
         if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
         q_dim_ = hp_.n_head * hp_.head_dim;
         kv_dim_ = hp_.n_head_kv * hp_.head_dim;
@@ -183,12 +183,21 @@ private:
     float *block_h() const { return static_cast<float *>(block_h_.host_address()); }
     float *xfer_h() const { return static_cast<float *>(xfer_h_.host_address()); }
 
-    // Host scratch for n tokens at a time (as the CPU executor's).
+    // Host scratch for n tokens at a time (as the CPU executor's), taken only where the host computes n tokens (CPU
+    // layers, a split layer's prompt FFN): a prompt wholly on the device touches only x_ and xn_ (reserve_x), not
+    // ~230 KB per token of buffers whose first-touch page faults cost more than the device's prefill itself.
+    // Never moves x_ or xn_, which may hold the residual and the FFN input when this is called.
+    void reserve_x(size_t n) {
+        if (n <= reserved_x_) return;
+        x_.resize(n * hp_.n_embd, 0.0f);
+        xn_.resize(n * hp_.n_embd, 0.0f);
+        reserved_x_ = n;
+    }
+
     void reserve(size_t n) {
+        reserve_x(n);
         if (n <= reserved_) return;
         const size_t E = hp_.n_embd, F = hp_.n_ff;
-        x_.assign(n * E, 0.0f);
-        xn_.assign(n * E, 0.0f);
         xn2_.assign(n * E, 0.0f);
         q_.assign(n * q_dim_, 0.0f);
         k_.assign(n * kv_dim_, 0.0f);
@@ -260,7 +269,7 @@ private:
     // ---- one chunk through every layer --------------------------------------------------------------------------
 
     void forward(const Token *tokens, size_t n, uint32_t pos0, const std::atomic<bool> &cancel) {
-        reserve(n);
+        reserve_x(n);
         const ModelWeights &w = m_.weights();
         const uint32_t E = hp_.n_embd;
         for (size_t t = 0; t < n; ++t) {
@@ -437,14 +446,19 @@ private:
         } else if (D.all_neurons && sparse_step) {
             const int32_t *hot = reinterpret_cast<const int32_t *>(dev(lay_.block) + ScratchLayout::kBlockHeader + E + F);
             check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
-        } else if (D.dense_ffn) {
+        } else if (D.dense_ffn || (D.all_neurons && n > 1 && has_matmul_t_)) {
+            // Dense products over every neuron: the file's ffn_down, or (prompts) the transposed down_t rows through
+            // matmul_t -- one GEMM per matrix instead of a sparse FFN over all rows per token. The row order of
+            // gate/up/down_t is the plan's (a permutation of the neurons), the same for all three, so the sum is.
             float *gate = dev(lay_.gate), *up = dev(lay_.up), *tmp = dev(lay_.tmp);
+            const uint64_t rows = D.hot.up.n_rows;
             check(bk_->matmul(queue_, &D.hot.up, h, n, up), "matmul up");
-            if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, F, 0), "add");
+            if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, rows, 0), "add");
             if (D.hot.gate.data) check(bk_->matmul(queue_, &D.hot.gate, h, n, gate), "matmul gate");
-            check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, F, gate),
+            check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, rows, gate),
                   "ffn_activation");
-            check(bk_->matmul(queue_, &D.down, gate, n, tmp), "matmul down");
+            if (D.dense_ffn) check(bk_->matmul(queue_, &D.down, gate, n, tmp), "matmul down");
+            else check(bk_->matmul_t(queue_, &D.hot.down_t, gate, n, tmp), "matmul_t down");
             check(bk_->add(queue_, x, tmp, n, E, E), "add");
         } else if (D.all_neurons) {
             // Every neuron over the transposed down rows: the fused sparse FFN over the full row list, per token.
@@ -520,6 +534,7 @@ private:
     }
 
     void host_sequential_layer(uint32_t l, size_t n, uint32_t pos0) {
+        reserve(n);
         const LayerWeights &L = m_.weights().layers[l];
         const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
@@ -543,6 +558,7 @@ private:
     }
 
     void host_falcon_layer(uint32_t l, size_t n, uint32_t pos0) {
+        reserve(n);
         const LayerWeights &L = m_.weights().layers[l];
         const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
@@ -631,6 +647,7 @@ private:
 
     // Every neuron (the CPU executor's dense FFN). Writes ffn_out_ (n x n_embd), down bias included.
     void host_dense_ffn(uint32_t l, const float *in, size_t n) {
+        reserve(n);
         const LayerWeights &L = m_.weights().layers[l];
         const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd, F = hp_.n_ff;
@@ -661,10 +678,11 @@ private:
     cpu::Gemm float_gemm_, quant_gemm_;
     cpu::TokenOps ops_;
     const SparseSettings sparse_;
+    const bool has_matmul_t_;  // the table has matmul_t (added after the first tables): prompts of down_t layers
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
     WeightMatrix output_;
-    size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0, chunk_ = 0;
+    size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0, reserved_x_ = 0, chunk_ = 0;
     std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_, sparse_a_;
     std::vector<uint32_t> list_;
 

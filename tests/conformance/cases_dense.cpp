@@ -56,6 +56,43 @@ void matmul_cases(Env &env) {
     }
 }
 
+// y = x . W (W stored transposed, e.g. down_t), x as given for every type. The CPU adds row by row (axpy), a GPU
+// through a GEMM (16-bit weights: x split into two 16-bit parts, see backends/cuda/matmul.cu): only rounding order
+// and x's ~22 (F16) / ~16 (BF16) kept bits differ. Tolerance as matmul's: 2e-5 relative L2 (BF16's split leaves
+// ~2^-17 relative per x element, ~1e-6 in the result). Shapes: a single token, widths not multiples of 8 or 256,
+// padded rows, the 7B down_t shape at a prompt width. Skipped (no row) when the candidate's table lacks the entry.
+void matmul_t_cases(Env &env) {
+    if (!PI_BK_HAS_OP(&env.cand.ops(), matmul_t)) return;
+    struct Shape {
+        uint64_t rows, cols, n, pad;
+        bool float_only;
+    };
+    const Shape shapes[] = {
+        {64, 256, 1, 0, false}, {300, 352, 5, 0, false}, {77, 96, 3, 16, false},
+        {33, 100, 20, 0, true}, {1100, 4096, 40, 0, false},
+    };
+    for (uint32_t type : all_weight_types()) {
+        for (const Shape &s : shapes) {
+            if (s.float_only && quantized(type)) continue;
+            env.row("matmul_t", type_name(type), dims({s.rows, s.cols, s.n, s.pad}, "rcnp"), 2e-5, [&](std::string *) {
+                const HostMatrix w = random_matrix(env.rng, type, s.rows, s.cols, 1.0f, s.pad);
+                const std::vector<float> x = random_floats(env.rng, s.n * s.rows);
+                std::vector<float> out[2];
+                Device *devs[2] = {&env.ref, &env.cand};
+                for (int d = 0; d < 2; ++d) {
+                    Device &dev = *devs[d];
+                    const pi_bk_matrix wm = dev.put(w);
+                    const float *xd = dev.put(x);
+                    float *y = static_cast<float *>(dev.alloc(s.n * s.cols * 4));
+                    dev.check(dev.ops().matmul_t(dev.queue(), &wm, xd, s.n, y), "matmul_t");
+                    out[d] = dev.get(y, s.n * s.cols);
+                }
+                return relative_error(out[1], out[0]);
+            });
+        }
+    }
+}
+
 // Rows of the table dequantized: exact on both sides (tolerance 0).
 void embedding_cases(Env &env) {
     for (uint32_t type : all_weight_types()) {
@@ -127,6 +164,7 @@ void activation_cases(Env &env) {
 
 void dense_cases(Env &env) {
     matmul_cases(env);
+    matmul_t_cases(env);
     embedding_cases(env);
     add_cases(env);
     activation_cases(env);

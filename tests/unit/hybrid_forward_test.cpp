@@ -154,6 +154,7 @@ TEST_CASE("hybrid: the planner's placements at several budgets stay within the b
         o.vram_budget = budget;
         o.n_threads = 2;
         o.plan.plan_n_ctx = 64;
+        o.plan.scratch_tokens = 32;  // the workspace these budgets were measured with (the default is 512)
         o.cost.cpu_bandwidth_gbps = 0.01;
         o.cost.gpu_bandwidth_gbps = 100;
         o.cost.launch_us = o.cost.sync_us = o.cost.transfer_latency_us = 0.001;

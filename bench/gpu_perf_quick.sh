@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A shorter bench/gpu_bench.sh for the GPU-performance work (issue 6): builds the library, the CUDA module, the
+# bench and the conformance program, runs conformance_cuda, writes bench-7b F16 once (kept in /tmp/m while the
+# machine stays warm), and runs only hybrid-8g, gpu-all and prefill-512 (the latter with each 16-bit GEMM mode of
+# backends/cuda/matmul.cu: split (default), single, f32 = the old widening path).
+#   usage: bench/gpu_perf_quick.sh [THREADS]      results: $OUT (default ./gpu-bench-out)
+set -u
+OUT=${OUT:-$PWD/gpu-bench-out}
+T=${1:-16}
+mkdir -p "$OUT" /tmp/xx /tmp/py /tmp/m
+for f in build-cuda-debs/*.deb; do dpkg -x "$f" /tmp/xx; done
+export LD_LIBRARY_PATH=/tmp/xx/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+t0=$(date +%s)
+cmake -S . -B /tmp/b -DCMAKE_BUILD_TYPE=Release -DPI_ONEDNN=OFF -DPI_CUDA=ON -DPI_CUDA_ARCHS=90 -DPI_BUILD_TESTS=ON \
+  "-DCMAKE_CXX_FLAGS=-include cstdint" -DPI_XXHASH_INCLUDE_DIR=/tmp/xx/usr/include \
+  -DPI_XXHASH_LIBRARY=/tmp/xx/usr/lib/x86_64-linux-gnu/libxxhash.so > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+cmake --build /tmp/b -j"$T" --target powerinfer powerinfer-cuda powerinfer-bench pi_conformance > "$OUT/build.log" 2>&1 || {
+  grep -E "error" "$OUT/build.log" | head -30; exit 1; }
+echo "built in $(( $(date +%s) - t0 )) s"
+/tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
+grep -E "FAIL|matmul(_t)? .*n=(20|24|40)" "$OUT/conformance.txt" | head -40; tail -2 "$OUT/conformance.txt"
+# End-to-end accuracy of prompts > 16 tokens (the cuBLAS paths) on the tiny models of build/models (carried):
+# backend cuda vs cpu, everything on the GPU and alternate split:37/cpu layers, sparse on and off.
+gcc -std=c99 -O2 -Iinclude tests/reference/engine_run.c -L/tmp/b/lib -lpowerinfer -Wl,-rpath,/tmp/b/lib -o /tmp/b/run || exit 1
+P=$(python3 -c "print(','.join(str(3 + (i * 37) % 200) for i in range(40)))")
+for m in ${ACC_MODELS-llama-f16 llama-bf16 llama-q8_0 relu-llama-f16 relu-llama-bf16 prosparse-bf16 bamboo-f16 falcon-f16 opt-f16}; do
+  f=build/models/$m.gguf; [ -f $f ] || continue
+  n=$(PI_TEST_BACKEND=cuda PI_TEST_PLAN=x /tmp/b/run $f 1 1 /tmp/x.f32 2>&1 | sed -n 's/.*model of \([0-9]*\) layers.*/\1/p')
+  for sparse in on off; do
+    cpu=$(PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cpu /tmp/b/run $f $P 16 /tmp/cpu.f32 2>/tmp/err) || continue
+    for plan in $(python3 -c "print(','.join(['gpu']*$n+['out']), ','.join(['split:37' if i%2==0 else 'cpu' for i in range($n)]))"); do
+      gpu=$(PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cuda /tmp/b/run $f $P 16 /tmp/gpu.f32 2>/tmp/err) || {
+        echo "$m $sparse $plan FAILED $(cat /tmp/err)"; continue; }
+      err=$(python3 -c "
+import array
+a=array.array('f'); a.frombytes(open('/tmp/cpu.f32','rb').read())
+b=array.array('f'); b.frombytes(open('/tmp/gpu.f32','rb').read())
+print('%.2e' % (max(abs(x-y) for x,y in zip(a,b))/max(abs(x) for x in a)))")
+      echo "acc $m sparse=$sparse plan=${plan:0:12} rel_err=$err tokens=$([ "$cpu" = "$gpu" ] && echo same || echo DIFF)"
+    done
+  done
+done
+if [ ! -s /tmp/m/bench-7b-f16.gguf ]; then
+  python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1
+  t0=$(date +%s)
+  PYTHONPATH=/tmp/py timeout 420 bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-f16.gguf > "$OUT/make.log" 2>&1 || {
+    tail -5 "$OUT/make.log"; exit 1; }
+  echo "bench-7b written in $(( $(date +%s) - t0 )) s"
+fi
+B="/tmp/b/bin/powerinfer-bench -m /tmp/m/bench-7b-f16.gguf -t $T -c 512"
+run() {  # name, args...
+  local name=$1; shift
+  timeout 120 $B "$@" --json > "$OUT/$name.json" 2> "$OUT/$name.err"
+  echo "$name rc=$? $(cut -c1-600 "$OUT/$name.json")"
+}
+PI_CUDA_GEMM16=split run prefill-512 --backend cuda --vram-budget 60 -p 512 -n 0 -r ${R:-2} --mode dense --no-bandwidth
+[ -n "${PREFILL_ONLY:-}" ] && { PI_CUDA_GEMM16=single run prefill-512-single --backend cuda --vram-budget 60 -p 512 -n 0 -r ${R:-2} --mode dense --no-bandwidth; exit 0; }
+run gpu-all --backend cuda --vram-budget 60 -p 32 -n 64 -r 2 --mode both
+run hybrid-8g --backend cuda --vram-budget 8 -p 32 -n 64 -r 2 --mode sparse
+PI_CUDA_GEMM16=single run prefill-512-single --backend cuda --vram-budget 60 -p 512 -n 0 -r 2 --mode dense --no-bandwidth
+PI_CUDA_GEMM16=f32 run prefill-512-f32 --backend cuda --vram-budget 60 -p 512 -n 0 -r 2 --mode dense --no-bandwidth
