@@ -17,7 +17,7 @@ cmake -S . -B /tmp/b -DCMAKE_BUILD_TYPE=Release -DPI_ONEDNN=OFF -DPI_CUDA=ON -DP
 cmake --build /tmp/b -j"$T" --target powerinfer powerinfer-cuda powerinfer-bench pi_conformance > "$OUT/build.log" 2>&1 || {
   grep -E "error" "$OUT/build.log" | head -30; exit 1; }
 echo "built in $(( $(date +%s) - t0 )) s"
-/tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
+PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
 grep -E "FAIL|matmul(_t)? .*n=(20|24|40)" "$OUT/conformance.txt" | head -40; tail -2 "$OUT/conformance.txt"
 # End-to-end accuracy of prompts > 16 tokens (the cuBLAS paths) on the tiny models of build/models (carried):
 # backend cuda vs cpu, everything on the GPU and alternate split:37/cpu layers, sparse on and off.
