@@ -14,6 +14,7 @@
 #include "backends/cpu/token_ops.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
+#include "runtime/host_layers.h"
 #include "backends/cpu/layer_math.h"
 
 namespace pi {
@@ -21,20 +22,6 @@ namespace {
 
 using cpu::IsaLevel;
 using cpu::WeightMatrix;
-
-WeightMatrix as_matrix(const WeightView &w) {
-    if (!w) return {};
-    return cpu::make_weight_matrix(w.data, static_cast<cpu::WeightType>(w.type()), w.rows(), w.cols());
-}
-
-const float *f32(const WeightView &w) { return reinterpret_cast<const float *>(w.data); }
-
-// Which executor paths to take; tests force each one through the environment (DESIGN §8: every production path
-// is run by the reference tests).
-bool tokenwise_prefill_forced() {
-    const char *v = std::getenv("PI_PREFILL");
-    return v && std::string(v) == "tokenwise";
-}
 
 // ---- the executor --------------------------------------------------------------------------------------------
 
@@ -54,32 +41,12 @@ public:
         : m_(model), hp_(model.hparams()), n_ctx_(options.n_ctx),
           cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
           pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
-          float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)), ops_(isa_),
+          float_gemm_(&pool_, host_gemm_options(true)), quant_gemm_(&pool_, host_gemm_options(false)), ops_(isa_),
           sparse_(sparse_settings(model, options)) {
         if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
-        const ModelWeights &w = model.weights();
-        layers_.resize(hp_.n_layer);
-        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
-            const LayerWeights &L = w.layers[l];
-            Layer &M = layers_[l];
-            M.wq = as_matrix(L.wq);
-            M.wk = as_matrix(L.wk);
-            M.wv = as_matrix(L.wv);
-            M.wqkv = as_matrix(L.wqkv);
-            M.wo = as_matrix(L.wo);
-            M.gate = as_matrix(L.ffn_gate);
-            M.up = as_matrix(L.ffn_up);
-            M.down = as_matrix(L.ffn_down);
-            M.down_t = as_matrix(L.ffn_down_t);
-            M.fc1 = as_matrix(L.fc1);
-            M.fc2 = as_matrix(L.fc2);
-            M.ffn.gate = M.gate;
-            M.ffn.up = M.up;
-            M.ffn.down_t = M.down_t;
-            M.ffn.up_bias = L.ffn_up_b ? f32(L.ffn_up_b) : nullptr;
-            M.ffn.activation = ffn_activation(hp_.activation);
-        }
-        output_ = as_matrix(w.output ? w.output : w.token_embd);
+        HostWeights bound = bind_host_weights(model);
+        layers_ = std::move(bound.layers);
+        output_ = bound.output;
         q_dim_ = hp_.n_head * hp_.head_dim;
         kv_dim_ = hp_.n_head_kv * hp_.head_dim;
         reserve(1);
@@ -101,27 +68,6 @@ public:
     ActivationStats *activation_stats() override { return stats_ ? &*stats_ : nullptr; }
 
 private:
-    struct Layer {
-        WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t, fc1, fc2;
-        cpu::SparseFfnWeights ffn;
-    };
-
-    static cpu::FfnActivation ffn_activation(FfnActivation a) {
-        switch (a) {
-            case FfnActivation::Silu: return cpu::FfnActivation::Silu;
-            case FfnActivation::Reglu: return cpu::FfnActivation::Reglu;
-            case FfnActivation::Drelu: return cpu::FfnActivation::Drelu;
-            case FfnActivation::Relu: break;
-        }
-        return cpu::FfnActivation::Relu;
-    }
-
-    static cpu::GemmOptions gemm_options(bool use_onednn) {
-        cpu::GemmOptions o;
-        o.use_onednn = use_onednn && cpu::gemm_onednn_compiled();
-        return o;
-    }
-
     // Scratch for n tokens at a time: rows of n_embd (x, xn, ...), of the projections, and of the FFN.
     void reserve(size_t n) {
         if (n <= reserved_) return;
@@ -192,7 +138,7 @@ private:
 
     void sequential_layer(uint32_t l, size_t n, uint32_t pos0) {
         const LayerWeights &L = m_.weights().layers[l];
-        const Layer &M = layers_[l];
+        const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
         norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
         if (n == 1) {  // one dispatch for the three projections
@@ -225,7 +171,7 @@ private:
     bool predict(uint32_t l, const float *tap, size_t n) {
         const bool sparse_step = sparse_.sparse && n == 1;
         if (!stats_ || !(sparse_step || sparse_.profile)) return false;
-        const Layer &M = layers_[l];
+        const HostLayer &M = layers_[l];
         for (size_t t = 0; t < n; ++t) {
             const std::vector<uint32_t> &active =
                 ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, sparse_.threshold, nullptr, &pool_);
@@ -237,7 +183,7 @@ private:
     // The FFN of one token over the active neurons of ops_' last prediction. Writes ffn_out_ (n_embd).
     void sparse_ffn(uint32_t l, const float *in) {
         const LayerWeights &L = m_.weights().layers[l];
-        const Layer &M = layers_[l];
+        const HostLayer &M = layers_[l];
         const std::vector<uint32_t> &active = ops_.active();
         std::fill(ffn_out_.begin(), ffn_out_.begin() + hp_.n_embd, 0.0f);
         if (M.down_t.data) {
@@ -254,7 +200,7 @@ private:
 
     void falcon_layer(uint32_t l, size_t n, uint32_t pos0) {
         const LayerWeights &L = m_.weights().layers[l];
-        const Layer &M = layers_[l];
+        const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
         const size_t qkv = q_dim_ + 2 * kv_dim_;
         const bool sparse = predict(l, x_.data(), n);  // the tap: the layer input
@@ -278,32 +224,16 @@ private:
         for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i] + ffn_out_[i];
     }
 
-    // RoPE, append K/V to the cache, then causal attention of every new token, split over heads. Each head's
-    // softmax and weighted sum are computed by one thread in a fixed order, so results do not depend on the split.
+    // RoPE, the KV cache and attention of every new token (host_layers.h).
     void attention(uint32_t l, size_t n, uint32_t pos0) {
-        const uint32_t hd = hp_.head_dim, group = hp_.n_head / hp_.n_head_kv;
-        for (size_t t = 0; t < n; ++t) {
-            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
-            if (hp_.rope_mode != RopeMode::None) {
-                for (uint32_t h = 0; h < hp_.n_head; ++h) cpu::rope(&q_[t * q_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
-                for (uint32_t h = 0; h < hp_.n_head_kv; ++h) cpu::rope(&k_[t * kv_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
-            }
-            cache_.store(l, pos, &k_[t * kv_dim_], &v_[t * kv_dim_]);
-        }
-        const float scale = 1.0f / std::sqrt(float(hd));
-        pool_.parallel_for(n * hp_.n_head, [&](size_t task, int thread) {
-            const size_t t = task / hp_.n_head;
-            const uint32_t h = static_cast<uint32_t>(task % hp_.n_head), kvh = h / group;
-            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
-            cache_.attend(l, kvh, hd, &q_[t * q_dim_ + h * hd], pos + 1, scale, &scores_[size_t(thread) * n_ctx_],
-                          &att_[t * q_dim_ + h * hd], isa_);
-        });
+        host_attention(hp_, cache_, pool_, isa_, l, q_.data(), k_.data(), v_.data(), n, pos0, scores_.data(),
+                       att_.data());
     }
 
     // Dense FFN (every neuron). Writes ffn_out_ (n x n_embd).
     void ffn(uint32_t l, const float *in, size_t n) {
         const LayerWeights &L = m_.weights().layers[l];
-        const Layer &M = layers_[l];
+        const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd, F = hp_.n_ff;
         if (n == 1 && M.gate.data) {  // one dispatch for both
             const WeightMatrix *w[] = {&M.up, &M.gate};
@@ -344,7 +274,7 @@ private:
     cpu::TokenOps ops_;
     const SparseSettings sparse_;
     std::optional<ActivationStats> stats_;
-    std::vector<Layer> layers_;
+    std::vector<HostLayer> layers_;
     WeightMatrix output_;
     size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0;
     std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_, sparse_a_;

@@ -16,33 +16,12 @@
 #include "backends/cpu/token_ops.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
+#include "runtime/host_layers.h"
 
 namespace pi {
 namespace {
 
 using cpu::WeightMatrix;
-
-WeightMatrix as_matrix(const WeightView &w) {
-    if (!w) return {};
-    return cpu::make_weight_matrix(w.data, static_cast<cpu::WeightType>(w.type()), w.rows(), w.cols());
-}
-
-const float *f32(const WeightView &w) { return reinterpret_cast<const float *>(w.data); }
-
-cpu::FfnActivation cpu_activation(FfnActivation a) {
-    switch (a) {
-        case FfnActivation::Silu: return cpu::FfnActivation::Silu;
-        case FfnActivation::Reglu: return cpu::FfnActivation::Reglu;
-        case FfnActivation::Drelu: return cpu::FfnActivation::Drelu;
-        case FfnActivation::Relu: break;
-    }
-    return cpu::FfnActivation::Relu;
-}
-
-bool tokenwise_prefill_forced() {
-    const char *v = std::getenv("PI_PREFILL");
-    return v && std::string(v) == "tokenwise";
-}
 
 // One session's hybrid executor. The residual stream x lives on the side of the layer that last ran (x_on_device_);
 // moving it is one copy, needed only where CPU and device layers meet. The host half mirrors the CPU executor
@@ -56,7 +35,7 @@ public:
           kv_type_(options.kv_type == KvType::F32 ? PI_BK_KV_F32 : PI_BK_KV_F16),
           cache_(hp_.n_layer, options.n_ctx, hp_.n_head_kv * hp_.head_dim, options.kv_type),
           pool_(std::max(1, options.n_threads)), isa_(cpu::active_isa_level()), tokenwise_(tokenwise_prefill_forced()),
-          float_gemm_(&pool_, gemm_options(true)), quant_gemm_(&pool_, gemm_options(false)), ops_(isa_),
+          float_gemm_(&pool_, host_gemm_options(true)), quant_gemm_(&pool_, host_gemm_options(false)), ops_(isa_),
           sparse_(sparse_settings(model, options)), has_matmul_t_(PI_BK_HAS_OP(bk_, matmul_t)) {
         if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
         q_dim_ = hp_.n_head * hp_.head_dim;
@@ -118,17 +97,6 @@ public:
     ActivationStats *activation_stats() override { return stats_ ? &*stats_ : nullptr; }
 
 private:
-    struct HostLayer {
-        WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t, fc1, fc2;
-        cpu::SparseFfnWeights ffn;
-    };
-
-    static cpu::GemmOptions gemm_options(bool use_onednn) {
-        cpu::GemmOptions o;
-        o.use_onednn = use_onednn && cpu::gemm_onednn_compiled();
-        return o;
-    }
-
     void check(int32_t rc, const char *what) const {
         if (rc == PI_BK_OK) return;
         fail(rc == PI_BK_ERR_OUT_OF_MEMORY ? PI_ERR_OUT_OF_MEMORY : PI_ERR_BACKEND,
@@ -136,29 +104,9 @@ private:
     }
 
     void bind_host_layers() {
-        const ModelWeights &w = m_.weights();
-        layers_.resize(hp_.n_layer);
-        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
-            const LayerWeights &L = w.layers[l];
-            HostLayer &M = layers_[l];
-            M.wq = as_matrix(L.wq);
-            M.wk = as_matrix(L.wk);
-            M.wv = as_matrix(L.wv);
-            M.wqkv = as_matrix(L.wqkv);
-            M.wo = as_matrix(L.wo);
-            M.gate = as_matrix(L.ffn_gate);
-            M.up = as_matrix(L.ffn_up);
-            M.down = as_matrix(L.ffn_down);
-            M.down_t = as_matrix(L.ffn_down_t);
-            M.fc1 = as_matrix(L.fc1);
-            M.fc2 = as_matrix(L.fc2);
-            M.ffn.gate = M.gate;
-            M.ffn.up = M.up;
-            M.ffn.down_t = M.down_t;
-            M.ffn.up_bias = L.ffn_up_b ? f32(L.ffn_up_b) : nullptr;
-            M.ffn.activation = cpu_activation(hp_.activation);
-        }
-        output_ = as_matrix(w.output ? w.output : w.token_embd);
+        HostWeights bound = bind_host_weights(m_);
+        layers_ = std::move(bound.layers);
+        output_ = bound.output;
     }
 
     // The session's device objects: a queue and an event on the model's context, the KV cache of its device layers
@@ -622,27 +570,8 @@ private:
     }
 
     void host_attention(uint32_t l, size_t n, uint32_t pos0) {
-        const uint32_t hd = hp_.head_dim, group = hp_.n_head / hp_.n_head_kv;
-        for (size_t t = 0; t < n; ++t) {
-            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
-            if (hp_.rope_mode != RopeMode::None) {
-                for (uint32_t h = 0; h < hp_.n_head; ++h) {
-                    cpu::rope(&q_[t * q_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
-                }
-                for (uint32_t h = 0; h < hp_.n_head_kv; ++h) {
-                    cpu::rope(&k_[t * kv_dim_ + h * hd], hp_.rope_dim, pos, hp_.rope_freq_base, rope_style(hp_.rope_mode));
-                }
-            }
-            cache_.store(l, pos, &k_[t * kv_dim_], &v_[t * kv_dim_]);
-        }
-        const float scale = 1.0f / std::sqrt(float(hd));
-        pool_.parallel_for(n * hp_.n_head, [&](size_t task, int thread) {
-            const size_t t = task / hp_.n_head;
-            const uint32_t h = static_cast<uint32_t>(task % hp_.n_head), kvh = h / group;
-            const uint32_t pos = pos0 + static_cast<uint32_t>(t);
-            cache_.attend(l, kvh, hd, &q_[t * q_dim_ + h * hd], pos + 1, scale, &scores_[size_t(thread) * n_ctx_],
-                          &att_[t * q_dim_ + h * hd], isa_);
-        });
+        pi::host_attention(hp_, cache_, pool_, isa_, l, q_.data(), k_.data(), v_.data(), n, pos0, scores_.data(),
+                           att_.data());
     }
 
     // Every neuron (the CPU executor's dense FFN). Writes ffn_out_ (n x n_embd), down bias included.

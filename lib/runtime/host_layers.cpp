@@ -1,0 +1,90 @@
+#include "runtime/host_layers.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "backends/cpu/layer_math.h"
+#include "runtime/forward_pass.h"
+
+namespace pi {
+
+cpu::WeightMatrix as_matrix(const WeightView &w) {
+    if (!w) return {};
+    return cpu::make_weight_matrix(w.data, static_cast<cpu::WeightType>(w.type()), w.rows(), w.cols());
+}
+
+cpu::FfnActivation cpu_activation(FfnActivation a) {
+    switch (a) {
+        case FfnActivation::Silu: return cpu::FfnActivation::Silu;
+        case FfnActivation::Reglu: return cpu::FfnActivation::Reglu;
+        case FfnActivation::Drelu: return cpu::FfnActivation::Drelu;
+        case FfnActivation::Relu: break;
+    }
+    return cpu::FfnActivation::Relu;
+}
+
+cpu::GemmOptions host_gemm_options(bool use_onednn) {
+    cpu::GemmOptions o;
+    o.use_onednn = use_onednn && cpu::gemm_onednn_compiled();
+    return o;
+}
+
+bool tokenwise_prefill_forced() {
+    const char *v = std::getenv("PI_PREFILL");
+    return v && std::string(v) == "tokenwise";
+}
+
+HostWeights bind_host_weights(const Model &model) {
+    const ModelWeights &w = model.weights();
+    HostWeights out;
+    out.layers.resize(w.layers.size());
+    for (size_t l = 0; l < w.layers.size(); ++l) {
+        const LayerWeights &L = w.layers[l];
+        HostLayer &M = out.layers[l];
+        M.wq = as_matrix(L.wq);
+        M.wk = as_matrix(L.wk);
+        M.wv = as_matrix(L.wv);
+        M.wqkv = as_matrix(L.wqkv);
+        M.wo = as_matrix(L.wo);
+        M.gate = as_matrix(L.ffn_gate);
+        M.up = as_matrix(L.ffn_up);
+        M.down = as_matrix(L.ffn_down);
+        M.down_t = as_matrix(L.ffn_down_t);
+        M.fc1 = as_matrix(L.fc1);
+        M.fc2 = as_matrix(L.fc2);
+        M.ffn.gate = M.gate;
+        M.ffn.up = M.up;
+        M.ffn.down_t = M.down_t;
+        M.ffn.up_bias = L.ffn_up_b ? f32(L.ffn_up_b) : nullptr;
+        M.ffn.activation = cpu_activation(model.hparams().activation);
+    }
+    out.output = as_matrix(w.output ? w.output : w.token_embd);
+    return out;
+}
+
+void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cpu::IsaLevel isa, uint32_t layer,
+                    float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att) {
+    const uint32_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
+    const size_t q_dim = size_t(hp.n_head) * hd, kv_dim = size_t(hp.n_head_kv) * hd;
+    for (size_t t = 0; t < n; ++t) {
+        const uint32_t pos = pos0 + static_cast<uint32_t>(t);
+        if (hp.rope_mode != RopeMode::None) {
+            const cpu::RopeStyle style = rope_style(hp.rope_mode);
+            for (uint32_t h = 0; h < hp.n_head; ++h) cpu::rope(&q[t * q_dim + h * hd], hp.rope_dim, pos, hp.rope_freq_base, style);
+            for (uint32_t h = 0; h < hp.n_head_kv; ++h) cpu::rope(&k[t * kv_dim + h * hd], hp.rope_dim, pos, hp.rope_freq_base, style);
+        }
+        cache.store(layer, pos, &k[t * kv_dim], &v[t * kv_dim]);
+    }
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const size_t n_ctx = cache.n_ctx();
+    pool.parallel_for(n * hp.n_head, [&](size_t task, int thread) {
+        const size_t t = task / hp.n_head;
+        const uint32_t h = static_cast<uint32_t>(task % hp.n_head);
+        const uint32_t pos = pos0 + static_cast<uint32_t>(t);
+        cache.attend(layer, h / group, hd, &q[t * q_dim + h * hd], pos + 1, scale, &scores[size_t(thread) * n_ctx],
+                     &att[t * q_dim + h * hd], isa);
+    });
+}
+
+}  // namespace pi
