@@ -7,22 +7,10 @@
 set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
-mkdir -p "$OUT" /tmp/xx /tmp/py /tmp/m
-for f in build-cuda-debs/*.deb; do dpkg -x "$f" /tmp/xx; done
-export LD_LIBRARY_PATH=/tmp/xx/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+source "$(dirname "$0")/gpu_build.sh"
+gpu_build powerinfer-bench || exit 1
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
-t0=$(date +%s)
-cmake -S . -B /tmp/b -DCMAKE_BUILD_TYPE=Release -DPI_ONEDNN=OFF -DPI_CUDA=ON -DPI_CUDA_ARCHS=90 -DPI_BUILD_TESTS=OFF \
-  "-DCMAKE_CXX_FLAGS=-include cstdint" -DPI_XXHASH_INCLUDE_DIR=/tmp/xx/usr/include \
-  -DPI_XXHASH_LIBRARY=/tmp/xx/usr/lib/x86_64-linux-gnu/libxxhash.so > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build /tmp/b -j"$T" --target powerinfer powerinfer-cuda powerinfer-bench > "$OUT/build.log" 2>&1 || {
-  grep -E "error" "$OUT/build.log" | head -30; exit 1; }
-echo "built in $(( $(date +%s) - t0 )) s"
-python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1
-t0=$(date +%s)
-PYTHONPATH=/tmp/py timeout 420 bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-f16.gguf > "$OUT/make.log" 2>&1 || {
-  tail -5 "$OUT/make.log"; exit 1; }
-echo "bench-7b written in $(( $(date +%s) - t0 )) s"
+gpu_write_bench_7b || exit 1
 B="/tmp/b/bin/powerinfer-bench -m /tmp/m/bench-7b-f16.gguf -t $T -c 512"
 run() {  # name, args...
   local name=$1; shift
