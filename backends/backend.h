@@ -198,6 +198,21 @@ typedef struct pi_backend_ops {
      * row of n_embd per neuron) for a prompt. x is used as given for every weight type (no 8-bit rounding: the
      * sparse FFN's down product, axpy over rows, does not round its activations either). */
     int32_t (*matmul_t)(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
+    /* Work enqueued after this call waits until the host has written a value v to *flag with
+     * (int32_t)(v - value) >= 0 (a sequence number that may wrap). flag is the device address of a 4-byte word in a
+     * PI_BK_MEMORY_HOST_PINNED buffer; the host writes its host address (after the data the waiting work reads). This
+     * lets the host enqueue work that depends on a result it has not computed yet (the hybrid executor's next layer
+     * behind the CPU's partial sum) without a stream synchronization. Only for backends whose queues run
+     * asynchronously to the host: a table whose operations complete at the call (the CPU's) leaves it NULL. */
+    int32_t (*wait_value)(pi_bk_queue *queue, const uint32_t *flag, uint32_t value);
+    /* Recording: between capture_begin and capture_end the queue's operations are recorded, not run, and
+     * capture_end(launch = 1) runs the recording as one unit (a CUDA graph: one launch for a whole decode step,
+     * without the per-kernel launch gaps); launch = 0 discards it. Between the two calls no operation may wait for
+     * the queue (event_synchronize, queue_synchronize) and an operation that cannot be recorded (one that must grow
+     * the queue's workspace) fails with PI_BK_ERR_UNSUPPORTED; the caller then discards the recording and runs the
+     * step without it. Work recorded is launched with the arguments it was recorded with. Optional (NULL: none). */
+    int32_t (*capture_begin)(pi_bk_queue *queue);
+    int32_t (*capture_end)(pi_bk_queue *queue, int32_t launch);
 } pi_backend_ops;
 
 /* Whether a table (of any accepted size) has the entry `member` set. */

@@ -1,7 +1,7 @@
 // pi-kernel-bench: speed of the CPU kernels against this machine's memory bandwidth and against oneDNN alone.
 //
 //   pi-kernel-bench [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] [--hugepages]
-//                   [--isa scalar|avx2|avx512] [--sparse FRACTION [--sparse-max-threads-only]]
+//                   [--isa scalar|avx2|avx512] [--sparse FRACTION [--sparse-max-threads-only]] [--hot]
 //
 // Prints, for the bench-7b FFN shapes (W 11008 x 4096 = gate/up, 4096 x 11008 = down) and every weight type:
 //   - dense matvec: weight bytes / time with 1..N threads, and the fraction of the streaming read bandwidth (the
@@ -12,6 +12,9 @@
 //   - prefill GEMM 128 (and 32) x 4096 x 11008: oneDNN alone on a whole pre-converted matrix (its own OpenMP
 //     threads), our path (panels converted on the fly, single-threaded oneDNN per panel on our pool), and the
 //     blocked fallback, in GFLOP/s.
+//   - with --hot: the kernels alone on one core, rows in L2 (no memory traffic): dot rows (matvec) and axpy rows
+//     over 4096-column rows, GB/s of weights. What the vector micro-ops allow per core, to set against the per-core
+//     share of the read bandwidth (a kernel near that share keeps too few loads in flight to reach it).
 //   - with --sparse F: the fused sparse FFN (sparse_ffn: gate/up dots, activation, down rows in one pass over a
 //     random F of the 11008 neurons) against the same work as three separate calls (matvec_rows gate, matvec_rows
 //     up, axpy_rows down), GB/s of the rows read, for F16 and Q4_0 (or --types).
@@ -71,6 +74,7 @@ struct Args {
     double sparse = 0.0;  // --sparse F: fraction of active neurons for the fused sparse FFN section (0: off)
     bool types_given = false;
     bool sparse_all_threads = true;  // --sparse-max-threads-only: the sparse FFN section with --threads N only
+    bool hot = false;                // --hot: single-core kernel speed with the rows in L2
 
     bool wants(WeightType t) const {
         const std::string name = weight_type_name(t);
@@ -114,6 +118,8 @@ Args parse(int argc, char **argv) {
         else if (s == "--types") {
             a.types = next();
             a.types_given = true;
+        } else if (s == "--hot") {
+            a.hot = true;
         } else if (s == "--sparse-max-threads-only") {
             a.sparse_all_threads = false;
         } else if (s == "--sparse") {
@@ -133,7 +139,7 @@ Args parse(int argc, char **argv) {
             std::fprintf(stderr,
                          "usage: %s [--threads N] [--reps N] [--no-gemm] [--no-matvec] [--types F16,Q4_0,...] "
                          "[--hugepages] [--isa scalar|avx2|avx512] [--prefill-bound M] [--sparse FRACTION] "
-                         "[--sparse-max-threads-only]\n",
+                         "[--sparse-max-threads-only] [--hot]\n",
                          argv[0]);
             std::exit(2);
         }
@@ -431,6 +437,54 @@ void bench_sparse_ffn(const Args &args) {
     }
 }
 
+// One core, rows in L2: 512 KiB of 4096-column rows, each pass over all of them, best of many passes (a pass is
+// tens of microseconds, so the best one ran undisturbed).
+void bench_hot(const Args &args) {
+    const size_t cols = 4096;
+    const int passes = 50 * args.reps;
+    std::printf("\n== kernels alone, one core, rows in L2 (512 KiB of %zu-column rows): GB/s of weights ==\n", cols);
+    std::printf("%-5s %14s %14s\n", "type", "dot rows", "axpy rows");
+    for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0}) {
+        if (!args.wants(type)) continue;
+        const size_t row_bytes = weight_row_bytes(type, cols);
+        const size_t rows = (512u << 10) / row_bytes;
+        PageBuffer buf(rows * row_bytes);
+        fill_random(buf.data, type, rows, cols, 77);
+        const WeightMatrix w = make_weight_matrix(buf.data, type, rows, cols);
+        std::vector<float> x(cols), y(std::max(rows, cols)), coeff(rows);
+        std::mt19937 rng(9);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float &v : x) v = normal(rng);
+        for (size_t i = 0; i < rows; ++i) coeff[i] = 0.5f + static_cast<float>(i % 7);
+        std::vector<uint32_t> all(rows);
+        for (size_t i = 0; i < rows; ++i) all[i] = static_cast<uint32_t>(i);
+        Q8Activation xq;
+        MatvecInput in;
+        in.f32 = x.data();
+        in.n = cols;
+        if (weight_type_is_quantized(type)) {
+            xq.quantize(x.data(), cols, args.isa);
+            in.q8 = &xq;
+        }
+        auto best_gbps = [&](auto &&fn) {
+            fn();  // warm-up: rows into L2
+            double best = 1e30;
+            for (int p = 0; p < passes; ++p) {
+                const auto t0 = Clock::now();
+                fn();
+                best = std::min(best, seconds_since(t0));
+            }
+            return static_cast<double>(rows * row_bytes) / best / 1e9;
+        };
+        const double dot = best_gbps([&] { matvec(w, in, 0, rows, y.data(), nullptr, args.isa); });
+        const double axpy = best_gbps([&] {
+            axpy_rows(w, coeff.data(), all.data(), rows, y.data(), nullptr, args.isa);
+        });
+        std::printf("%-5s %14.2f %14.2f\n", weight_type_name(type), dot, axpy);
+        std::fflush(stdout);
+    }
+}
+
 void bench_dispatch(const Args &args) {
     std::printf("\n== thread pool dispatch (empty job round trip, %d threads) ==\n", args.threads);
     if (args.threads < 2) {
@@ -598,6 +652,7 @@ int main(int argc, char **argv) {
         std::printf("%d thread%s: %.2f GB/s\n", t, t > 1 ? "s" : "", bw.back());
     }
     std::fflush(stdout);
+    if (args.hot) bench_hot(args);
     if (args.matvec) bench_matvec(args);
     if (args.sparse > 0.0) bench_sparse_ffn(args);
     bench_dispatch(args);

@@ -1,5 +1,6 @@
 #include "backends/cpu/q8_activation.h"
 
+#include <cstring>
 #include <string>
 
 #include "backends/cpu/isa_kernels.h"
@@ -37,6 +38,38 @@ void Q8Activation::quantize(const float *x, size_t n, IsaLevel isa) {
     n_ = n;
     const detail::Q8Out out{q_.data(), d16_.data(), d_lanes_.data(), neg8_.data(), neg128_.data()};
     detail::kernels(isa).quantize_q8(x, n, out);
+    arrange_q4();
+}
+
+void Q8Activation::arrange_q4() {
+    const size_t nb = n_blocks(), nq = n_quads();
+    q4_lohi_.reserve(nq * 128);
+    q4_corr_.reserve(nq * 16);
+    q4_dx_.reserve(nq * 16);
+    int8_t *lohi = q4_lohi_.data();
+    int32_t *corr = q4_corr_.data();
+    float *dx = q4_dx_.data();
+    for (size_t b = 0; b < nq * 4; ++b) {
+        const size_t g = b / 4, j = b % 4;
+        int8_t *lo = lohi + g * 128 + j * 16;
+        int32_t *c = corr + g * 16 + j * 4;
+        float *d = dx + g * 16 + j * 4;
+        if (b < nb) {
+            std::memcpy(lo, q_.data() + b * 32, 16);
+            std::memcpy(lo + 64, q_.data() + b * 32 + 16, 16);
+            for (size_t i = 0; i < 4; ++i) {
+                c[i] = neg8_.data()[b * 8 + i] + neg8_.data()[b * 8 + 4 + i];
+                d[i] = d_lanes_.data()[b * 8];
+            }
+        } else {
+            std::memset(lo, 0, 16);
+            std::memset(lo + 64, 0, 16);
+            for (size_t i = 0; i < 4; ++i) {
+                c[i] = 0;
+                d[i] = 0.0f;
+            }
+        }
+    }
 }
 
 void Q8Activation::to_blocks(BlockQ8_0 *out) const {

@@ -43,6 +43,19 @@ public:
     const int32_t *neg8_sums() const { return neg8_.data(); }
     const int32_t *neg128_sums() const { return neg128_.data(); }
 
+    // The same values rearranged for Q4_0 rows, whose byte j of a block holds weight j in its low nibble and weight
+    // j + 16 in its high one. Per group of 4 blocks (g = 0 .. n_quads() - 1; blocks past n_blocks() are zeros):
+    //   q4_lohi:  128 int8: [q of weights 0-15 of blocks 4g .. 4g+3] then [weights 16-31 of the same], so that the
+    //             4 blocks' code bytes, gathered into one register (16 bytes per 128-bit lane), meet x's values with
+    //             one AND (low nibbles) and one shift + AND (high nibbles): no per-block shuffle.
+    //   q4_corr:  16 int32: lane 4j + i = -8 * (sum of q over the 4 weights of lane i among 0-15 and among 16-31) of
+    //             block 4g + j (the -8 correction of the two u8 x s8 dots that lane ends up with).
+    //   q4_dx:    16 floats: fp32(d) of block 4g + j in lanes 4j .. 4j + 3.
+    size_t n_quads() const { return (n_blocks() + 3) / 4; }
+    const int8_t *q4_lohi() const { return q4_lohi_.data(); }
+    const int32_t *q4_corr() const { return q4_corr_.data(); }
+    const float *q4_dx() const { return q4_dx_.data(); }
+
     // Writes the ggml Q8_0 blocks of these values (bit-identical to quantize_row_q8_0 of the same input).
     void to_blocks(BlockQ8_0 *out) const;
 
@@ -53,6 +66,11 @@ private:
     AlignedBuffer<float> d_lanes_;
     AlignedBuffer<int32_t> neg8_;
     AlignedBuffer<int32_t> neg128_;
+    AlignedBuffer<int8_t> q4_lohi_;
+    AlignedBuffer<int32_t> q4_corr_;
+    AlignedBuffer<float> q4_dx_;
+
+    void arrange_q4();  // fills the q4_* arrays from q, neg8 and d_lanes
 };
 
 }  // namespace pi::cpu

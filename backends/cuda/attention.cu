@@ -8,6 +8,7 @@
 // read the same rows, mostly from L2).
 #include <cuda_fp16.h>
 
+#include "backends/cuda/attention_short.cuh"
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/weight_access.cuh"
 
@@ -160,6 +161,24 @@ int32_t attention(pi_bk_queue *queue, const float *q, const void *k_cache, const
     if (n * n_head > INT32_MAX) return fail(PI_BK_ERR_UNSUPPORTED, "cuda: attention: too many query rows");
     if (int32_t s = prepare(queue, 0)) return s;
     const unsigned grid = unsigned(n * n_head);
+    // Contexts up to kShortMaxPositions with 4-value aligned rows: the three-phase kernel (attention_short.cuh).
+    const uint64_t align = kv_type == PI_BK_KV_F16 ? 8 : 16;
+    if (pos0 + n <= short_attention::kShortMaxPositions && head_dim % 4 == 0 && n_head_kv * head_dim % 4 == 0 &&
+        reinterpret_cast<uintptr_t>(k_cache) % align == 0 && reinterpret_cast<uintptr_t>(v_cache) % align == 0 &&
+        reinterpret_cast<uintptr_t>(q) % 16 == 0) {
+        using short_attention::attention_short_kernel;
+        constexpr int T = short_attention::kThreads;
+        if (kv_type == PI_BK_KV_F16) {
+            attention_short_kernel<__half><<<grid, T, 0, queue->stream>>>(
+                q, static_cast<const __half *>(k_cache), static_cast<const __half *>(v_cache), n_head, n_head_kv,
+                head_dim, pos0, scale, out);
+        } else {
+            attention_short_kernel<float><<<grid, T, 0, queue->stream>>>(
+                q, static_cast<const float *>(k_cache), static_cast<const float *>(v_cache), n_head, n_head_kv,
+                head_dim, pos0, scale, out);
+        }
+        return check_launch("attention");
+    }
     // 16-byte K loads need 16-byte aligned rows: head_dim % 8 == 0 and aligned cache bases.
     const bool vec = head_dim % 8 == 0 && reinterpret_cast<uintptr_t>(k_cache) % 16 == 0;
     if (kv_type == PI_BK_KV_F16) {

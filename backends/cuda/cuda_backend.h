@@ -26,6 +26,8 @@ struct pi_bk_queue {
     void *workspace;
     size_t workspace_bytes;
     cublasHandle_t blas;  // created on the first dense product with n > 1
+    void *profile;        // PI_CUDA_PROFILE's per-operation timings (op_profile.h), else NULL
+    cudaGraphExec_t graph_exec;  // the last recorded step (capture.cu), updated in place by the next
 };
 
 struct pi_bk_event {
@@ -97,6 +99,9 @@ int32_t attention(pi_bk_queue *queue, const float *q, const void *k_cache, const
 int32_t embedding(pi_bk_queue *queue, const pi_bk_matrix *table, const int32_t *tokens, uint64_t n, float *out);
 int32_t add(pi_bk_queue *queue, float *y, const float *x, uint64_t n, uint64_t dim, uint64_t x_row_stride);
 int32_t matmul_t(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
+int32_t wait_value(pi_bk_queue *queue, const uint32_t *flag, uint32_t value);
+int32_t capture_begin(pi_bk_queue *queue);
+int32_t capture_end(pi_bk_queue *queue, int32_t launch);
 
 // ---- memory, queues, events (memory.cu) ----
 int32_t buffer_alloc(pi_bk_context *ctx, uint64_t bytes, uint32_t memory, pi_bk_buffer **out);

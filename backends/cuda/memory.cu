@@ -3,12 +3,17 @@
 #include <new>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_profile.h"
 
 namespace pi::cuda {
 
 int32_t prepare(pi_bk_queue *queue, size_t bytes) {
     if (int32_t s = check(cudaSetDevice(queue->device), "cudaSetDevice")) return s;
     if (bytes <= queue->workspace_bytes) return PI_BK_OK;
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(queue->stream, &capturing) == cudaSuccess && capturing != cudaStreamCaptureStatusNone) {
+        return fail(PI_BK_ERR_UNSUPPORTED, "cuda: the workspace cannot grow while a step is recorded");
+    }
     // Grow by at least half again, so a sequence of slightly larger requests does not reallocate every time.
     size_t want = bytes + bytes / 2;
     want = (want + 0xfffff) & ~size_t(0xfffff);
@@ -72,7 +77,7 @@ void *buffer_host_address(pi_bk_buffer *buffer) { return buffer ? buffer->host_a
 int32_t queue_create(pi_bk_context *ctx, pi_bk_queue **out) {
     if (!ctx || !out) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: queue_create: NULL context or out");
     if (int32_t s = check(cudaSetDevice(ctx->device), "cudaSetDevice")) return s;
-    auto *q = new (std::nothrow) pi_bk_queue{ctx->device, ctx->sm_count, nullptr, nullptr, 0, nullptr};
+    auto *q = new (std::nothrow) pi_bk_queue{ctx->device, ctx->sm_count, nullptr, nullptr, 0, nullptr, nullptr, nullptr};
     if (!q) return fail(PI_BK_ERR_OUT_OF_MEMORY, "cuda: queue_create: out of host memory");
     if (int32_t s = check(cudaStreamCreateWithFlags(&q->stream, cudaStreamNonBlocking), "cudaStreamCreate")) {
         delete q;
@@ -86,7 +91,9 @@ void queue_free(pi_bk_queue *queue) {
     if (!queue) return;
     cudaSetDevice(queue->device);
     cudaStreamSynchronize(queue->stream);  // work still in flight may use the workspace
+    op_profile_release(queue);
     if (queue->blas) cublasDestroy(queue->blas);
+    if (queue->graph_exec) cudaGraphExecDestroy(queue->graph_exec);
     if (queue->workspace) cudaFreeAsync(queue->workspace, queue->stream);
     cudaStreamSynchronize(queue->stream);
     cudaStreamDestroy(queue->stream);
@@ -95,7 +102,9 @@ void queue_free(pi_bk_queue *queue) {
 
 int32_t queue_synchronize(pi_bk_queue *queue) {
     if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: queue_synchronize: NULL queue");
-    return check(cudaStreamSynchronize(queue->stream), "queue work");
+    const int32_t s = check(cudaStreamSynchronize(queue->stream), "queue work");
+    if (s == PI_BK_OK) op_profile_collect(queue);
+    return s;
 }
 
 int32_t event_create(pi_bk_context *ctx, pi_bk_event **out) {

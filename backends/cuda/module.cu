@@ -5,6 +5,7 @@
 #include <new>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/op_profile.h"
 
 namespace pi::cuda {
 namespace {
@@ -106,11 +107,14 @@ const pi_backend_ops kOps = {
     embedding,
     add,
     matmul_t,
+    wait_value,
+    capture_begin,
+    capture_end,
 };
 
 }  // namespace
 }  // namespace pi::cuda
 
 extern "C" __attribute__((visibility("default"))) const pi_backend_ops *pi_backend_module_get(void) {
-    return &pi::cuda::kOps;
+    return pi::cuda::profiled_table(&pi::cuda::kOps);
 }

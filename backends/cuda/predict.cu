@@ -3,8 +3,8 @@
 //
 // Launches: [quantize h] + GEMV fc1 (relu fused) + [quantize t] + GEMV fc2 + one compaction block; the bracketed
 // ones only for Q8_0/Q4_0 predictors. The GEMVs read fc1 and fc2 once (the step's traffic); the compaction reads
-// the n_ff scores (44 KB for n_ff = 11008) in one 1024-thread block: a block-wide ballot/prefix scan per 1024
-// neurons keeps the order without atomics, and one block is enough for so little data.
+// the n_ff scores (44 KB for n_ff = 11008) in one 1024-thread block: a block-wide prefix scan over per-thread runs
+// keeps the order without atomics, and one block is enough for so little data (see compact_kernel).
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/weight_access.cuh"
 
@@ -14,44 +14,60 @@ namespace {
 constexpr int kCompactThreads = 1024;
 constexpr int kCompactWarps = kCompactThreads / dev::kWarp;
 
+// Inclusive prefix sum over the block of one value per thread (warp shuffles, then the warps' totals); returns the
+// thread's inclusive sum and sets *total. Fixed order, no atomics.
+__device__ uint32_t block_inclusive_scan(uint32_t v, uint32_t *warp_totals, uint32_t *total) {
+    const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
+#pragma unroll
+    for (int off = 1; off < dev::kWarp; off <<= 1) {
+        const uint32_t u = __shfl_up_sync(0xffffffffu, v, off);
+        if (lane >= off) v += u;
+    }
+    if (lane == dev::kWarp - 1) warp_totals[warp] = v;
+    __syncthreads();
+    uint32_t before = 0, all = 0;
+#pragma unroll
+    for (int w = 0; w < kCompactWarps; ++w) {
+        const uint32_t t = warp_totals[w];
+        before += w < warp ? t : 0;
+        all += t;
+    }
+    *total = all;
+    return before + v;
+}
+
+// Each thread owns a contiguous run of ceil(n / 1024) neurons: it counts its active ones (loads issued together),
+// one block scan gives every thread its output offsets, and a second pass over its run (now in L1) writes them.
+// Thread order = neuron order, so the lists come out ascending. (The first version walked the scores 1024 at a time
+// with two barriers per round: 11 rounds for n_ff = 11008, ~20 us per token and layer on the H100.)
 __global__ void __launch_bounds__(kCompactThreads)
     compact_kernel(const float *__restrict__ s, uint32_t n, float threshold, const int32_t *__restrict__ slot,
                    int32_t *__restrict__ list, uint32_t *__restrict__ n_list, int32_t *__restrict__ other,
                    uint32_t *__restrict__ n_other) {
-    __shared__ uint32_t warp_list[kCompactWarps], warp_other[kCompactWarps];
-    const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
-    const uint32_t lanes_below = (1u << lane) - 1;
-    uint32_t base_list = 0, base_other = 0;
-    for (uint32_t base = 0; base < n; base += kCompactThreads) {
-        const uint32_t i = base + threadIdx.x;
-        const bool active = i < n && s[i] >= threshold;  // a NaN score is never active
-        const int32_t sl = active && slot ? slot[i] : 0;
-        const bool to_list = active && sl >= 0;
-        const bool to_other = active && sl < 0;
-        const uint32_t m_list = __ballot_sync(0xffffffffu, to_list);
-        const uint32_t m_other = __ballot_sync(0xffffffffu, to_other);
-        if (lane == 0) {
-            warp_list[warp] = __popc(m_list);
-            warp_other[warp] = __popc(m_other);
+    __shared__ uint32_t totals_list[kCompactWarps], totals_other[kCompactWarps];
+    const uint32_t run = (n + kCompactThreads - 1) / kCompactThreads;
+    const uint32_t begin = min(n, threadIdx.x * run), end = min(n, begin + run);
+    uint32_t c_list = 0, c_other = 0;
+#pragma unroll 4
+    for (uint32_t i = begin; i < end; ++i) {
+        if (s[i] >= threshold) {  // a NaN score is never active
+            const bool hot = !slot || slot[i] >= 0;
+            c_list += hot;
+            c_other += !hot;
         }
-        __syncthreads();
-        // Exclusive prefix over the warps, computed redundantly by each thread from 32 shared values (cheap, and
-        // no second barrier for a broadcast).
-        uint32_t off_list = 0, off_other = 0, tot_list = 0, tot_other = 0;
-        for (int w = 0; w < kCompactWarps; ++w) {
-            if (w == warp) off_list = tot_list, off_other = tot_other;
-            tot_list += warp_list[w];
-            tot_other += warp_other[w];
-        }
-        if (to_list) list[base_list + off_list + __popc(m_list & lanes_below)] = slot ? sl : int32_t(i);
-        if (to_other) other[base_other + off_other + __popc(m_other & lanes_below)] = int32_t(i);
-        base_list += tot_list;
-        base_other += tot_other;
-        __syncthreads();  // warp_list is rewritten by the next round
+    }
+    uint32_t all_list = 0, all_other = 0;
+    uint32_t o_list = block_inclusive_scan(c_list, totals_list, &all_list) - c_list;
+    uint32_t o_other = block_inclusive_scan(c_other, totals_other, &all_other) - c_other;
+    for (uint32_t i = begin; i < end; ++i) {
+        if (!(s[i] >= threshold)) continue;
+        const int32_t sl = slot ? slot[i] : 0;
+        if (sl >= 0) list[o_list++] = slot ? sl : int32_t(i);
+        else other[o_other++] = int32_t(i);
     }
     if (threadIdx.x == 0) {
-        *n_list = base_list;
-        if (n_other) *n_other = base_other;
+        *n_list = all_list;
+        if (n_other) *n_other = all_other;
     }
 }
 

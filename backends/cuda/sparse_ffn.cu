@@ -20,7 +20,7 @@ namespace {
 constexpr int kChunk = 8;  // list entries per block = warps per block
 constexpr int kThreads = kChunk * dev::kWarp;
 constexpr int kUnitMax = 16;
-constexpr int kReduceCols = 32, kReduceLanes = 8;
+constexpr int kReduceCols = 32, kReduceLanes = 16;
 
 // The CPU's sparse-path formulas (backends/cpu/sparse_ffn.h): comparisons written so that a NaN gate or up gives
 // 0 and a zero gate gives 0 even when u is inf.
@@ -31,6 +31,31 @@ __device__ __forceinline__ float activate(uint32_t act, float g, float u) {
         case PI_BK_ACT_DRELU: return g > 0.0f && u > 0.0f ? g * u : 0.0f;
         default: return u > 0.0f ? u : 0.0f;
     }
+}
+
+// The gate and up dots of one neuron in one pass (float types, vec layout): twice the loads in flight of two
+// separate dots, for the latency-bound phase 1. Each row's sum is formed exactly as dot_float_partial forms it, so
+// the values equal two separate dots. For ReGLU/dReLU this reads the up row also behind a non-positive gate (the
+// activation is 0 either way): on the device the extra bytes cost less than the second round of load latency.
+template <uint32_t T>
+__device__ __forceinline__ void row_dot_pair(const uint8_t *gate, const uint8_t *up, uint32_t n_cols, const float *x,
+                                             float &g, float &u) {
+    const int lane = threadIdx.x % dev::kWarp;
+    float ag = 0.0f, au = 0.0f;
+#pragma unroll 4
+    for (uint32_t k = lane * 8; k < n_cols; k += dev::kWarp * 8) {
+        float wg[8], wu[8];
+        dev::load_weight8<T>(gate, k, wg);
+        dev::load_weight8<T>(up, k, wu);
+        const float4 *xp = reinterpret_cast<const float4 *>(x + k);
+        const float4 a = __ldg(xp), b = __ldg(xp + 1);
+        ag += wg[0] * a.x + wg[1] * a.y + wg[2] * a.z + wg[3] * a.w + wg[4] * b.x + wg[5] * b.y + wg[6] * b.z +
+              wg[7] * b.w;
+        au += wu[0] * a.x + wu[1] * a.y + wu[2] * a.z + wu[3] * a.w + wu[4] * b.x + wu[5] * b.y + wu[6] * b.z +
+              wu[7] * b.w;
+    }
+    g = dev::warp_sum(ag);
+    u = dev::warp_sum(au);
 }
 
 template <uint32_t T, bool VEC>
@@ -122,7 +147,13 @@ __global__ void __launch_bounds__(kThreads)
     int32_t r = -1;
     if (j < count) {
         r = list[j];
-        if (r >= 0 && uint32_t(r) < f.n_rows) {  // an out-of-range index contributes nothing rather than faulting
+        constexpr bool kPaired = VEC && (T == PI_BK_F32 || T == PI_BK_F16 || T == PI_BK_BF16);
+        if (kPaired && r >= 0 && uint32_t(r) < f.n_rows && f.activation != PI_BK_ACT_RELU) {
+            float g, u;
+            row_dot_pair<T>(f.gate + size_t(r) * f.gate_stride, f.up + size_t(r) * f.up_stride, f.n_in, x, g, u);
+            if (f.up_bias) u += f.up_bias[r];
+            a = activate(f.activation, g, u);
+        } else if (r >= 0 && uint32_t(r) < f.n_rows) {  // an out-of-range index contributes nothing, not a fault
             float g = 0.0f;
             if (f.activation != PI_BK_ACT_RELU) g = row_dot<T, VEC>(f.gate + size_t(r) * f.gate_stride, f.n_in, x, xq, xd);
             const bool gated_off = (f.activation == PI_BK_ACT_REGLU || f.activation == PI_BK_ACT_DRELU) && !(g > 0.0f);
@@ -165,6 +196,7 @@ __global__ void __launch_bounds__(kReduceCols *kReduceLanes)
     const uint32_t lane = threadIdx.x / kReduceCols;
     float s = 0.0f;
     if (c < n_out) {
+#pragma unroll 4
         for (uint32_t k = lane; k < n_chunks; k += kReduceLanes) s += partial[size_t(k) * n_out + c];
     }
     sums[lane][threadIdx.x % kReduceCols] = s;

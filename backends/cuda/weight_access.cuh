@@ -112,6 +112,9 @@ __device__ __forceinline__ void dot_float_partial(const uint8_t *row, uint32_t n
                                                   int nt, float (&acc)[NT]) {
     const int lane = threadIdx.x % kWarp;
     if constexpr (VEC) {
+        // Unrolled so that each lane has several 16-byte loads in flight (a GPU does not run ahead past a load whose
+        // result the next FMA needs): one outstanding load per warp leaves HBM idle between requests.
+#pragma unroll 4
         for (uint32_t k = lane * 8; k < n_cols; k += kWarp * 8) {
             float w[8];
             load_weight8<T>(row, k, w);
@@ -143,6 +146,7 @@ __device__ __forceinline__ void dot_quant_partial(const uint8_t *row, uint32_t n
                                                   const float *xd, int nt, float (&acc)[NT]) {
     const int lane = threadIdx.x % kWarp;
     const uint32_t nb = n_cols / 32;
+#pragma unroll 2
     for (uint32_t b = lane; b < nb; b += kWarp) {
         int q[8];
         const float dw = load_block_codes<T>(row + size_t(b) * Block<T>::bytes, q);

@@ -88,7 +88,8 @@ std::unique_ptr<File> File::open(const std::string &path, const OpenOptions &opt
     }
 
     if (options.use_mmap && size > 0) {
-        void *p = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
+        const int flags = MAP_PRIVATE | (options.populate ? MAP_POPULATE : 0);
+        void *p = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, flags, fd, 0);
         // When mapping fails (filesystems without mmap, address-space limits) we fall back to reading.
         if (p != MAP_FAILED) {
             file->mapping_ = p;

@@ -95,6 +95,7 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
 
     gguf::OpenOptions open_options;
     open_options.use_mmap = options.use_mmap;
+    open_options.populate = true;  // decode touches rows at random: map them now, not one fault at a time
     model->file_ = gguf::File::open(path, open_options);
     report(options, 0.05f);
 

@@ -53,7 +53,7 @@ LayerOptions build_layer_options(const CostParams &params, const LayerInput &lay
 
     // k = 0 .. n_groups - 1 whole groups: without a partial group k = n_groups is the "all on the GPU" option;
     // with one, k = full_groups = n_groups - 1 leaves just the partial group on the CPU.
-    const size_t n_split = n_groups;
+    const size_t n_split = layer.splittable ? n_groups : 1;  // unsplittable: k = 0 only (FFN on the CPU)
     o.hot_active.resize(n_split);
     o.cold_active.resize(n_split);
     double hot = 0.0;

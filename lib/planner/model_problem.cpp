@@ -124,6 +124,7 @@ PlacementProblem assemble_problem(const ModelObjects &objects, const ModelShape 
         in.kv_bytes = uint64_t(options.plan_n_sessions) * kv_allocation_bytes(o, options.plan_n_ctx, objects.alignment);
         in.kv_read_bytes = o.kv_bytes_per_token * options.plan_n_ctx;
         in.hidden_bytes = uint64_t(shape.n_embd) * 4;
+        in.splittable = o.predictor_bytes > 0;  // the executor splits a decode step by the predicted list
     }
     p.output_bytes = objects.output_block;
     p.logits_bytes = uint64_t(shape.n_vocab) * 4;

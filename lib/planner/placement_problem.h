@@ -18,6 +18,10 @@ struct LayerInput {
     uint64_t kv_read_bytes = 0;  // KV bytes one decode step reads at the planning context (one session)
     uint64_t pred_bytes = 0;     // predictor fc1 + fc2 (read whole every step)
     uint64_t hidden_bytes = 0;   // one hidden-state vector as copied between the devices (n_embd x 4)
+    // Whether the FFN may be split between the devices. A split decode step needs the predictor's list of active
+    // neurons to hand the cold ones to the CPU, so a layer without a predictor (a dense model) is all or nothing:
+    // FFN on the GPU, or FFN on the CPU (attention may still be on the GPU).
+    bool splittable = true;
 };
 
 struct PlacementProblem {

@@ -398,6 +398,12 @@ void DeviceModel::upload(const Model &model, const planner::ModelObjects &object
         D.wk = as_matrix(L.wk, at[1]);
         D.wv = as_matrix(L.wv, at[2]);
         D.wqkv = as_matrix(L.wqkv, at[3]);
+        if (L.wq && L.wk && L.wv && L.wq.type() == L.wk.type() && L.wq.type() == L.wv.type() &&
+            L.wq.cols() == L.wk.cols() && L.wq.cols() == L.wv.cols() &&
+            at[1] == static_cast<const uint8_t *>(at[0]) + L.wq.info->n_bytes &&
+            at[2] == static_cast<const uint8_t *>(at[1]) + L.wk.info->n_bytes) {
+            D.wqkv_stacked = matrix_at(at[0], L.wq.type(), L.wq.rows() + L.wk.rows() + L.wv.rows(), L.wq.cols());
+        }
         D.wo = as_matrix(L.wo, at[4]);
         D.fc1 = as_matrix(L.fc1, at[5]);
         D.fc2 = as_matrix(L.fc2, at[6]);
@@ -425,8 +431,21 @@ void DeviceModel::upload(const Model &model, const planner::ModelObjects &object
             }
             return matrix_at(dst, v.type(), D.n_hot, v.cols());
         };
-        D.hot.gate = rows(L.ffn_gate, "ffn_gate");
-        D.hot.up = rows(L.ffn_up, "ffn_up");
+        if (D.dense_ffn && L.ffn_gate && L.ffn_up && L.ffn_gate.type() == L.ffn_up.type() &&
+            L.ffn_gate.cols() == L.ffn_up.cols() && L.ffn_gate.rows() == L.ffn_up.rows()) {
+            // A dense layer's gate and up in one allocation, back to back: a decode step takes both in one product.
+            const uint64_t bytes = L.ffn_gate.info->n_bytes;
+            buffers_.push_back(memory_->allocate(2 * bytes, name + " ffn_gate and ffn_up"));
+            uint8_t *dst = static_cast<uint8_t *>(buffers_.back().address());
+            up.copy(dst, L.ffn_gate.data, bytes);
+            up.copy(dst + bytes, L.ffn_up.data, bytes);
+            D.hot.gate = matrix_at(dst, L.ffn_gate.type(), L.ffn_gate.rows(), L.ffn_gate.cols());
+            D.hot.up = matrix_at(dst + bytes, L.ffn_up.type(), L.ffn_up.rows(), L.ffn_up.cols());
+            D.gate_up_stacked = matrix_at(dst, L.ffn_gate.type(), 2 * L.ffn_gate.rows(), L.ffn_gate.cols());
+        } else {
+            D.hot.gate = rows(L.ffn_gate, "ffn_gate");
+            D.hot.up = rows(L.ffn_up, "ffn_up");
+        }
         if (L.ffn_up_b) {
             buffers_.push_back(memory_->allocate(uint64_t(D.n_hot) * 4, name + " ffn_up bias hot rows"));
             std::vector<uint8_t> &s = up.stage(uint64_t(D.n_hot) * 4);

@@ -91,6 +91,11 @@ struct DeviceLayer {
     const float *ffn_norm = nullptr, *ffn_norm_b = nullptr, *ffn_down_b = nullptr;
     const float *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
     pi_bk_matrix wq{}, wk{}, wv{}, wqkv{}, wo{}, fc1{}, fc2{};
+    // wq, wk and wv as one matrix (their rows are packed back to back on the device): a decode step's q, k and v in
+    // one product, [q | k | v] being exactly the one-token layout. Empty when the three are not contiguous.
+    pi_bk_matrix wqkv_stacked{};
+    // dense_ffn layers: ffn_gate and ffn_up stacked the same way ([gate | up] in one decode product), else empty.
+    pi_bk_matrix gate_up_stacked{};
     pi_bk_ffn hot{};        // n_hot rows of gate/up/down_t (dense_ffn: gate/up of every neuron, down_t unset)
     pi_bk_matrix down{};    // dense_ffn only: ffn_down (n_embd x n_ff)
     const int32_t *slot = nullptr;  // split layers: neuron -> hot row or -1 (n_ff entries)

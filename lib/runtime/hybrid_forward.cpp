@@ -1,7 +1,9 @@
 #include "runtime/hybrid_forward.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -22,6 +24,49 @@ namespace pi {
 namespace {
 
 using cpu::WeightMatrix;
+
+// PI_HYBRID_PROFILE=1: where a session's host thread spends a decode step (DESIGN §8 asks benchmarks to say where
+// the time goes): waiting for the device (the block of a split layer, counts, outputs), computing cold neurons, and
+// everything else (launching device work, host layers). Printed to stderr when the session ends.
+class StepProfile {
+public:
+    using Clock = std::chrono::steady_clock;
+    static bool enabled() {
+        static const bool on = [] {
+            const char *v = std::getenv("PI_HYBRID_PROFILE");
+            return v && *v && *v != '0';
+        }();
+        return on;
+    }
+    void begin_step() { step_start_ = Clock::now(); }
+    void end_step(size_t n_tokens) {
+        if (n_tokens != 1) return;  // decode steps only
+        total_ += seconds(step_start_);
+        ++steps_;
+    }
+    Clock::time_point now() const { return Clock::now(); }
+    void add_wait(Clock::time_point t0) { wait_ += seconds(t0); }
+    void add_cold(Clock::time_point t0, size_t n_cold) {
+        cold_ += seconds(t0);
+        cold_rows_ += n_cold;
+        ++splits_;
+    }
+    void print() const {
+        if (!steps_) return;
+        const double k = 1e6 / double(steps_);
+        std::fprintf(stderr,
+                     "PI_HYBRID_PROFILE: %llu decode steps, per step: %.1f us total, %.1f us waiting for the device, "
+                     "%.1f us cold neurons on the CPU (%.1f split layers, %.0f cold rows), %.1f us other host work\n",
+                     (unsigned long long)steps_, total_ * k, wait_ * k, cold_ * k, double(splits_) / double(steps_),
+                     double(cold_rows_) / double(steps_), (total_ - wait_ - cold_) * k);
+    }
+
+private:
+    static double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+    Clock::time_point step_start_{};
+    double total_ = 0, wait_ = 0, cold_ = 0;
+    uint64_t steps_ = 0, splits_ = 0, cold_rows_ = 0;
+};
 
 // One session's hybrid executor. The residual stream x lives on the side of the layer that last ran (x_on_device_);
 // moving it is one copy, needed only where CPU and device layers meet. The host half mirrors the CPU executor
@@ -47,7 +92,12 @@ public:
     }
 
     ~HybridForward() override {
+        if (profile_) profile_->print();
+        release_waits();
         if (queue_) bk_->queue_synchronize(queue_);
+        for (pi_bk_event *e : block_ev_) {
+            if (e) bk_->event_free(e);
+        }
         if (ev_) bk_->event_free(ev_);
         if (queue_) bk_->queue_free(queue_);
         dm_.release_session(dkv_);
@@ -66,7 +116,18 @@ public:
                 if (q) bk->queue_synchronize(q);
             }
         } drain{bk_, queue_};
+        // Declared after the drain, so it runs first: a step that fails between enqueuing a wait for the CPU's
+        // partial sum and writing it must still let the device's queue finish.
+        struct ReleaseWaits {
+            HybridForward *self;
+            ~ReleaseWaits() { self->release_waits(); }
+        } release{this};
         if (host_kv_authoritative_) push_kv_to_device();
+        if (profile_) profile_->begin_step();
+        if (n == 1 && graphs_ && decode_steps_++ > 0 && run_recorded_step(tokens, start_pos, logits, cancel)) {
+            if (profile_) profile_->end_step(n);
+            return;
+        }
         const size_t step = (n == 1 || tokenwise_) ? 1 : (chunk_ ? chunk_ : n);
         size_t done = 0, last = 0;
         while (done < n) {
@@ -75,6 +136,7 @@ public:
             done += last;
         }
         output(last - 1, logits);
+        if (profile_) profile_->end_step(n);
     }
 
     // Device layers' KV rows live on the device: they are copied into the host cache here (the session saves or
@@ -124,6 +186,39 @@ private:
         logits_h_ = mem.allocate_pinned(uint64_t(hp_.n_vocab) * 4, "logits");
         counts_h_ = mem.allocate_pinned(uint64_t(hp_.n_layer) * 8, "predictor counts");
         pending_cold_.assign(hp_.n_layer, -1);
+        pipelined_ = pipeline_possible();
+        graphs_ = graph_step_possible();
+        if (pipelined_) {
+            flag_h_ = mem.allocate_pinned(64, "partial-ready flag");
+            flag_word() = 0;
+            for (pi_bk_event *&e : block_ev_) check(bk_->event_create(dm_.context(), &e), "event_create");
+        }
+    }
+
+    // Pipelined sparse decode (DESIGN §1, "spin-waits on mapped flags"): when every layer's attention is on the
+    // device, the host enqueues layer l+1's device work -- behind a device-side wait for the flag that says the
+    // CPU's partial sum of layer l is written -- before it computes layer l's cold neurons. The device then starts
+    // layer l+1 the moment the flag is set, without waiting for the host to launch it, and the launches overlap the
+    // device's own work. Needs the backend's wait_value (queues asynchronous to the host); PI_HYBRID_PIPELINE=0
+    // turns it off (for measurements). Profiling sessions copy lists back per layer and do not pipeline.
+    bool pipeline_possible() const {
+        if (!PI_BK_HAS_OP(bk_, wait_value) || !stats_ || !sparse_.sparse || sparse_.profile) return false;
+        const char *env = std::getenv("PI_HYBRID_PIPELINE");
+        if (env && std::strcmp(env, "0") == 0) return false;
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            if (!dm_.layer(l).attention) return false;
+        }
+        return true;
+    }
+
+    uint32_t &flag_word() const { return *static_cast<uint32_t *>(flag_h_.host_address()); }
+
+    // Lets every wait enqueued so far pass (the data behind it may be stale: only on a failed step).
+    void release_waits() {
+        if (!flag_h_ || completed_seq_ == enqueued_seq_) return;
+        __atomic_store_n(&flag_word(), enqueued_seq_, __ATOMIC_RELEASE);
+        completed_seq_ = enqueued_seq_;
+        deferred_.clear();
     }
 
     float *dev(uint64_t offset) const { return dm_.scratch() + offset; }
@@ -184,12 +279,22 @@ private:
     // Waits for everything enqueued so far through an event (not a stream synchronization), then records the
     // predictor counts that came back with it.
     void wait_device() {
+        enqueue_counts_copy();
+        sync_device();
+    }
+
+    void enqueue_counts_copy() {
         if (counts_pending_) {
             check(bk_->copy_to_host(queue_, counts_h_.host_address(), dev_counts(), uint64_t(hp_.n_layer) * 8),
                   "copy counts");
         }
+    }
+
+    void sync_device() {
         check(bk_->event_record(ev_, queue_), "event_record");
+        const auto t0 = profile_ ? profile_->now() : StepProfile::Clock::time_point{};
         check(bk_->event_synchronize(ev_), "event_synchronize");
+        if (profile_) profile_->add_wait(t0);
         if (counts_pending_) record_pending_counts();
     }
 
@@ -228,17 +333,23 @@ private:
             }
         }
         x_on_device_ = false;
+        defer_ = pipelined_ && n == 1;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
             if (dm_.layer(l).attention) {
                 to_device(n);
+                const size_t before = deferred_.size();
                 device_layer(l, n, pos0);
+                // The CPU's share of earlier layers, now that this layer's device work is queued behind it.
+                const size_t keep = deferred_.size() > before ? 1 : 0;  // this layer's own share waits
+                while (deferred_.size() > keep) finish_cold(0);
             } else {
                 to_host(n);
                 if (hp_.arch == Arch::Falcon) host_falcon_layer(l, n, pos0);
                 else host_sequential_layer(l, n, pos0);
             }
         }
+        while (!deferred_.empty()) finish_cold(0);
     }
 
     void output(size_t t, float *logits) {
@@ -250,7 +361,9 @@ private:
                             dev(lay_.xn)), "norm");
             check(bk_->matmul(queue_, &dm_.output(), dev(lay_.xn), 1, dev(lay_.logits)), "output matmul");
             check(bk_->copy_to_host(queue_, logits_h_.host_address(), dev(lay_.logits), uint64_t(V) * 4), "logits copy");
-            wait_device();
+            enqueue_counts_copy();
+            if (recording_) return;  // run_recorded_step launches the recording, then finishes
+            sync_device();
             std::memcpy(logits, logits_h_.host_address(), size_t(V) * 4);
             return;
         }
@@ -312,14 +425,22 @@ private:
             v = k + n * kv_dim_;
             q_stride = q_dim_;
             kv_stride = kv_dim_;
-            check(bk_->matmul(queue_, &D.wq, xn, n, q), "matmul q");
-            check(bk_->matmul(queue_, &D.wk, xn, n, k), "matmul k");
-            check(bk_->matmul(queue_, &D.wv, xn, n, v), "matmul v");
+            if (n == 1 && D.wqkv_stacked.data) {
+                check(bk_->matmul(queue_, &D.wqkv_stacked, xn, 1, qkv), "matmul qkv");  // q, k, v back to back
+            } else {
+                check(bk_->matmul(queue_, &D.wq, xn, n, q), "matmul q");
+                check(bk_->matmul(queue_, &D.wk, xn, n, k), "matmul k");
+                check(bk_->matmul(queue_, &D.wv, xn, n, v), "matmul v");
+            }
             if (D.bq) check(bk_->add(queue_, q, D.bq, n, q_dim_, 0), "add");
             if (D.bk) check(bk_->add(queue_, k, D.bk, n, kv_dim_, 0), "add");
             if (D.bv) check(bk_->add(queue_, v, D.bv, n, kv_dim_, 0), "add");
         }
-        if (hp_.rope_mode != RopeMode::None) {
+        if (hp_.rope_mode != RopeMode::None && n == 1 && k == q + q_dim_) {
+            // One token: the key heads follow the query heads, so one launch rotates both.
+            check(bk_->rope(queue_, q, 1, q_dim_ + kv_dim_, hp_.n_head + hp_.n_head_kv, hd, hp_.rope_dim, pos0,
+                            hp_.rope_freq_base, rope_mode), "rope");
+        } else if (hp_.rope_mode != RopeMode::None) {
             check(bk_->rope(queue_, q, n, q_stride, hp_.n_head, hd, hp_.rope_dim, pos0, hp_.rope_freq_base, rope_mode), "rope");
             check(bk_->rope(queue_, k, n, kv_stride, hp_.n_head_kv, hd, hp_.rope_dim, pos0, hp_.rope_freq_base, rope_mode),
                   "rope");
@@ -400,9 +521,16 @@ private:
             // gate/up/down_t is the plan's (a permutation of the neurons), the same for all three, so the sum is.
             float *gate = dev(lay_.gate), *up = dev(lay_.up), *tmp = dev(lay_.tmp);
             const uint64_t rows = D.hot.up.n_rows;
-            check(bk_->matmul(queue_, &D.hot.up, h, n, up), "matmul up");
-            if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, rows, 0), "add");
-            if (D.hot.gate.data) check(bk_->matmul(queue_, &D.hot.gate, h, n, gate), "matmul gate");
+            if (n == 1 && D.gate_up_stacked.data && dm_.chunk_tokens() >= 2) {
+                // One product for both; the gate region holds chunk_tokens x n_ff floats, so [gate | up] fits.
+                up = gate + rows;
+                check(bk_->matmul(queue_, &D.gate_up_stacked, h, 1, gate), "matmul gate+up");
+                if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, rows, 0), "add");
+            } else {
+                check(bk_->matmul(queue_, &D.hot.up, h, n, up), "matmul up");
+                if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, rows, 0), "add");
+                if (D.hot.gate.data) check(bk_->matmul(queue_, &D.hot.gate, h, n, gate), "matmul gate");
+            }
             check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, rows, gate),
                   "ffn_activation");
             if (D.dense_ffn) check(bk_->matmul(queue_, &D.down, gate, n, tmp), "matmul down");
@@ -437,12 +565,34 @@ private:
         // A sparse step implies predictors (sparse_settings), so device_predict filled the block's cold list.
         const uint64_t down_bytes = (ScratchLayout::kBlockHeader + E + F) * 4;
         check(bk_->copy_to_host(queue_, block_h(), block, down_bytes), "copy to host");
+        if (defer_) {
+            // The block arrives behind an event of its own; the device goes on with the hot rows, then waits for the
+            // flag and adds the partial sum straight from pinned host memory (no copy).
+            pi_bk_event *ev = block_ev_[next_event_];
+            next_event_ ^= 1;
+            check(bk_->event_record(ev, queue_), "event_record");
+            if (D.n_hot > 0) {
+                const int32_t *hot = reinterpret_cast<const int32_t *>(block + ScratchLayout::kBlockHeader + E + F);
+                check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
+            }
+            const uint32_t seq = enqueued_seq_ + 1;
+            check(bk_->wait_value(queue_, static_cast<const uint32_t *>(flag_h_.address()), seq), "wait_value");
+            enqueued_seq_ = seq;
+            deferred_.push_back({l, ev, seq});
+            check(bk_->add(queue_, x, static_cast<const float *>(partial_h_.address()), 1, E, E), "add");
+            return;
+        }
         check(bk_->event_record(ev_, queue_), "event_record");
         if (D.n_hot > 0) {
             const int32_t *hot = reinterpret_cast<const int32_t *>(block + ScratchLayout::kBlockHeader + E + F);
             check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
         }
+        auto t0 = profile_ ? profile_->now() : StepProfile::Clock::time_point{};
         check(bk_->event_synchronize(ev_), "event_synchronize");
+        if (profile_) {
+            profile_->add_wait(t0);
+            t0 = profile_->now();
+        }
         const float *h_host = block_h() + ScratchLayout::kBlockHeader;
         const uint32_t n_cold = *reinterpret_cast<const uint32_t *>(block_h());
         const uint32_t *cold = reinterpret_cast<const uint32_t *>(h_host + E);
@@ -450,8 +600,78 @@ private:
         float *partial = static_cast<float *>(partial_h_.host_address());
         std::fill(partial, partial + E, 0.0f);
         host_sparse_ffn_rows(l, h_host, cold, n_cold, partial);
+        if (profile_) profile_->add_cold(t0, n_cold);
         check(bk_->copy_to_device(queue_, dev(lay_.partial), partial, uint64_t(E) * 4), "copy to device");
         check(bk_->add(queue_, x, dev(lay_.partial), 1, E, E), "add");
+    }
+
+    // A decode step with every layer and the output head on the device records its ~400 operations and launches
+    // them as one unit (capture_begin/capture_end: a CUDA graph), without the gap between launches. The first decode
+    // step runs unrecorded (it sizes the queue's workspace). If recording fails (an operation that cannot be
+    // recorded), the recording is discarded -- nothing of it ran -- recording stays off for this session, and the
+    // caller runs the step the ordinary way. PI_CUDA_GRAPH=0 turns it off (for measurements).
+    bool graph_step_possible() const {
+        if (!PI_BK_HAS_OP(bk_, capture_begin) || !PI_BK_HAS_OP(bk_, capture_end) || !dm_.output_on_device()) return false;
+        if (pipelined_ || sparse_.profile) return false;
+        const char *env = std::getenv("PI_CUDA_GRAPH");
+        if (env && std::strcmp(env, "0") == 0) return false;
+        for (uint32_t l = 0; l < hp_.n_layer; ++l) {
+            const DeviceLayer &D = dm_.layer(l);
+            if (!D.attention || !D.all_neurons) return false;  // host work inside the step needs synchronizations
+        }
+        return true;
+    }
+
+    bool run_recorded_step(const Token *tokens, size_t start_pos, float *logits, const std::atomic<bool> &cancel) {
+        if (bk_->capture_begin(queue_) != PI_BK_OK) {  // e.g. PI_CUDA_PROFILE's timing events cannot be recorded
+            graphs_ = false;
+            return false;
+        }
+        recording_ = true;
+        try {
+            forward(tokens, 1, static_cast<uint32_t>(start_pos), cancel);
+            output(0, logits);
+        } catch (const Error &e) {
+            recording_ = false;
+            bk_->capture_end(queue_, 0);
+            if (e.status() == PI_ERR_CANCELLED) throw;
+            graphs_ = false;
+            return false;
+        } catch (...) {
+            recording_ = false;
+            bk_->capture_end(queue_, 0);
+            throw;
+        }
+        recording_ = false;
+        check(bk_->capture_end(queue_, 1), "launching the recorded step");
+        sync_device();
+        std::memcpy(logits, logits_h_.host_address(), size_t(hp_.n_vocab) * 4);
+        return true;
+    }
+
+    // The host half of a deferred split layer: wait for its block, compute its cold neurons into the pinned partial
+    // sum, then set the flag its device work waits for. The partial buffer is free again by then: the device read
+    // the previous layer's before this layer's block was copied (queue order).
+    void finish_cold(size_t i) {
+        const Deferred d = deferred_[i];
+        deferred_.erase(deferred_.begin() + long(i));
+        const uint32_t E = hp_.n_embd;
+        auto t0 = profile_ ? profile_->now() : StepProfile::Clock::time_point{};
+        check(bk_->event_synchronize(d.block_ready), "event_synchronize");
+        if (profile_) {
+            profile_->add_wait(t0);
+            t0 = profile_->now();
+        }
+        const float *h_host = block_h() + ScratchLayout::kBlockHeader;
+        const uint32_t n_cold = *reinterpret_cast<const uint32_t *>(block_h());
+        const uint32_t *cold = reinterpret_cast<const uint32_t *>(h_host + E);
+        pending_cold_[d.layer] = int64_t(n_cold);
+        float *partial = static_cast<float *>(partial_h_.host_address());
+        std::fill(partial, partial + E, 0.0f);
+        host_sparse_ffn_rows(d.layer, h_host, cold, n_cold, partial);
+        if (profile_) profile_->add_cold(t0, n_cold);
+        __atomic_store_n(&flag_word(), d.seq, __ATOMIC_RELEASE);
+        completed_seq_ = d.seq;
     }
 
     // ---- the host half: the CPU executor's kernels ------------------------------------------------------------
@@ -625,6 +845,24 @@ private:
     bool host_kv_authoritative_ = false;
     bool counts_pending_ = false;
     std::vector<int64_t> pending_cold_;  // per layer: cold count of this step (-1: nothing pending)
+    std::unique_ptr<StepProfile> profile_{StepProfile::enabled() ? new StepProfile : nullptr};
+
+    // Pipelined decode (pipeline_possible): the flag the device waits on, sequence numbers of the waits enqueued and
+    // released, the split layers whose CPU share is still to run, and two block events (layer l+1's is recorded
+    // before layer l's is waited for).
+    struct Deferred {
+        uint32_t layer;
+        pi_bk_event *block_ready;
+        uint32_t seq;
+    };
+    bool pipelined_ = false, defer_ = false;
+    bool graphs_ = false, recording_ = false;  // decode steps recorded as one launch (graph_step_possible)
+    uint64_t decode_steps_ = 0;
+    DeviceBuffer flag_h_;
+    uint32_t enqueued_seq_ = 0, completed_seq_ = 0;
+    std::vector<Deferred> deferred_;
+    pi_bk_event *block_ev_[2] = {nullptr, nullptr};
+    int next_event_ = 0;
 };
 
 }  // namespace

@@ -30,18 +30,20 @@ struct Options {
     std::string mode = "both";
     bool use_mmap = true;
     std::string backend = "cpu";
-    double vram_gib = -1.0;  // < 0: the library's default (all free device memory)  // dense | sparse | both (both: sparse only for models with predictors)
+    double vram_gib = -1.0;  // < 0: the library's default (all free device memory)
+    std::string profile;     // activation profile for the planner (pi_model_params.profile_path), or empty
 };
 
 void usage(const char *argv0) {
     std::printf(
         "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--mode dense|sparse|both]\n"
-        "          [--json] [--no-bandwidth] [--no-mmap] [--backend cpu|cuda|auto] [--vram-budget GIB]\n"
+        "          [--json] [--no-bandwidth] [--no-mmap] [--backend cpu|cuda|auto] [--vram-budget GIB] [--profile FILE]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
         "  prints median tokens/s with min and max, the memory read bandwidth measured in this process, the weight\n"
         "  bytes a decode step reads, and the fraction of the bandwidth roofline reached. --mode both (default) runs\n"
         "  the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid executor with the\n"
-        "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX.\n",
+        "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX; --profile FILE\n"
+        "  gives the planner measured activation frequencies (powerinfer-cli --profile-out), as a deployment would.\n",
         argv0);
 }
 
@@ -71,6 +73,7 @@ bool parse(int argc, char **argv, Options &o) {
             o.vram_gib = std::strtod(argv[++i], &end);
             if (*end != '\0' || !(o.vram_gib >= 0)) return false;
         }
+        else if (a == "--profile" && i + 1 < argc) o.profile = argv[++i];
         else if (a == "--no-bandwidth") o.measure_bandwidth = false;
         else return false;
     }
@@ -163,6 +166,7 @@ int main(int argc, char **argv) {
     mp.use_mmap = o.use_mmap ? 1 : 0;
     if (o.vram_gib >= 0) mp.vram_budget = static_cast<uint64_t>(o.vram_gib * 1073741824.0);
     mp.plan_n_ctx = static_cast<uint32_t>(o.n_ctx);  // reserve the KV cache the benchmark uses, not 2048
+    if (!o.profile.empty()) mp.profile_path = o.profile.c_str();
     pi_model *model = nullptr;
     pi_status st = pi_model_load(o.model.c_str(), &mp, &model);
     if (st != PI_OK) return die("load", st);

@@ -241,3 +241,29 @@ TEST_CASE("planner: bad input is an error naming the problem", "[planner]") {
     c.gpu_bandwidth = std::numeric_limits<double>::infinity();
     CHECK(status_of(good, c).first == PI_ERR_INVALID_ARGUMENT);
 }
+
+TEST_CASE("planner: a layer without a predictor is never split", "[planner]") {
+    // Dense models: the executor can split a decode step only by a predicted list, so every budget must give each
+    // layer all of its neurons on the GPU or none -- even where a split would look faster to the cost model (a
+    // fast CPU next to the GPU makes splitting attractive: the same problem with splittable layers does split).
+    PlacementProblem p = small_model();
+    for (LayerInput &in : p.layers) std::fill(in.act_freq.begin(), in.act_freq.end(), 1.0f);
+    CostParams fast_cpu = slow_gpu_link();
+    fast_cpu.cpu_bandwidth = fast_cpu.gpu_bandwidth / 4;
+    const uint64_t all = model_bytes(p) + p.scratch_bytes;
+    bool split_when_allowed = false;
+    for (int i = 0; i <= 40; ++i) {
+        p.budget_bytes = all * i / 40;
+        for (LayerInput &in : p.layers) in.splittable = true;
+        for (const LayerPlacement &lp : plan(p, fast_cpu).layers) split_when_allowed |= lp.kind == LayerKind::split;
+        for (LayerInput &in : p.layers) in.splittable = false;
+        const Placement pl = plan(p, fast_cpu);
+        INFO("budget " << p.budget_bytes);
+        CHECK(pl.gpu_bytes <= p.budget_bytes);
+        for (const LayerPlacement &lp : pl.layers) {
+            CHECK((lp.n_gpu_neurons == 0 || lp.n_gpu_neurons == lp.gpu_neurons.size()));
+            CHECK((lp.n_gpu_neurons == 0 || lp.n_gpu_neurons == 300));
+        }
+    }
+    CHECK(split_when_allowed);
+}

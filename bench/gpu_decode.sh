@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU decode measurements of issue 6 in one call of the lent machine (each call starts bare): builds the library
+# and the CUDA module while both bench-7b F16 files (sparse layout and dense) are written, profiles activations on the
+# GPU (powerinfer-cli --profile-out over a generated text, as a deployment would), then measures
+#   hybrid-8g   sparse file, VRAM budget 8 GiB, the planner fed the profile
+#   gpu-dense   dense file, everything on the GPU
+#   prefill-512 dense file, everything on the GPU
+# each once plain and once with PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 (per-operation GPU time and host waits: the
+# "where the time goes" tables). usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
+set -u
+OUT=${OUT:-$PWD/gpu-bench-out}
+T=${1:-16}
+source "$(dirname "$0")/gpu_build.sh"
+mkdir -p "$OUT" /tmp/m /tmp/py
+python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1
+t0=$(date +%s)
+[ -s /tmp/m/bench-7b-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-f16.gguf > "$OUT/make-sparse.log" 2>&1 &
+[ -s /tmp/m/bench-7b-dense-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-dense-f16.gguf --dense > "$OUT/make-dense.log" 2>&1 &
+gpu_build powerinfer-bench powerinfer-cli pi_conformance pi_kernel_bench || exit 1
+PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
+grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"
+[ -n "${KERNELS:-}" ] && { PI_BACKEND_PATH=/tmp/b/lib timeout 60 /tmp/b/tests/conformance/pi_kernel_bench cuda > "$OUT/kernels.txt" 2>&1; head -40 "$OUT/kernels.txt"; }
+# Accuracy of the pipelined split step (every layer split, so that the hybrid executor pipelines) on tiny sparse
+# models from ACC_DIR: cuda vs cpu greedy tokens and logits, pipelining on and off.
+ACC_DIR=${ACC_DIR:-build/models}
+gcc -std=c99 -O2 -Iinclude tests/reference/engine_run.c -L/tmp/b/lib -lpowerinfer -Wl,-rpath,/tmp/b/lib -o /tmp/b/run || exit 1
+P=$(python3 -c "print(','.join(str(3 + (i * 37) % 200) for i in range(12)))")
+for f in $ACC_DIR/*.gguf; do
+  n=$(PI_TEST_BACKEND=cuda PI_TEST_PLAN=x /tmp/b/run $f 1 1 /tmp/x.f32 2>&1 | sed -n 's/.*model of \([0-9]*\) layers.*/\1/p')
+  split=$(python3 -c "print(','.join(['split:37']*$n+['out']))"); gpu=$(python3 -c "print(','.join(['gpu']*$n+['out']))")
+  for sparse in on off; do
+    cpu=$(PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cpu /tmp/b/run $f $P 24 /tmp/cpu.f32 2>/tmp/err) || { echo "$f cpu FAILED"; continue; }
+    # split layers pipeline (PI_HYBRID_PIPELINE) only in sparse steps; all-GPU steps are recorded (PI_CUDA_GRAPH)
+    for variant in "split PI_HYBRID_PIPELINE=1" "split PI_HYBRID_PIPELINE=0" "gpu PI_CUDA_GRAPH=1" "gpu PI_CUDA_GRAPH=0"; do
+      set -- $variant; plan=$([ $1 = split ] && echo $split || echo $gpu)
+      out=$(env $2 PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cuda timeout 60 /tmp/b/run $f $P 24 /tmp/gpu.f32 2>/tmp/err) || {
+        echo "acc $(basename $f) sparse=$sparse $variant FAILED $(head -c 300 /tmp/err)"; continue; }
+      err=$(python3 -c "
+import array
+a=array.array('f'); a.frombytes(open('/tmp/cpu.f32','rb').read())
+b=array.array('f'); b.frombytes(open('/tmp/gpu.f32','rb').read())
+print('%.2e' % (max(abs(x-y) for x,y in zip(a,b))/max(abs(x) for x in a)))")
+      echo "acc $(basename $f) sparse=$sparse $variant rel_err=$err tokens=$([ "$cpu" = "$out" ] && echo same || echo DIFF)"
+    done
+  done
+done
+wait
+echo "models written, $(( $(date +%s) - t0 )) s after the start"; ls -la /tmp/m
+S=/tmp/m/bench-7b-f16.gguf D=/tmp/m/bench-7b-dense-f16.gguf
+timeout 120 /tmp/b/bin/powerinfer-cli -m $S -t $T --backend cuda --vram-budget 60 -n 160 --seed 1 --temp 0.8 \
+  -p "The history of the city begins with a small settlement on the river" --profile-out /tmp/m/profile.gguf \
+  > "$OUT/profile.log" 2>&1; echo "profile rc=$? $(grep -a -E 'tok/s' "$OUT/profile.log" | tail -2)"
+B="/tmp/b/bin/powerinfer-bench -t $T -c 512 --json --backend cuda"
+run() {  # name, args...
+  local name=$1; shift
+  timeout 150 $B "$@" > "$OUT/$name.json" 2> "$OUT/$name.err"
+  echo "$name rc=$? $(cut -c1-700 "$OUT/$name.json")"; grep -a -A40 "PI_CUDA_PROFILE\|PI_HYBRID_PROFILE" "$OUT/$name.err" | grep -v "copy_to_device.*[0-9] *$" | head -${LINES_SHOWN:-30}
+}
+run hybrid-8g -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse
+run hybrid-8g-nommap -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth --no-mmap
+PI_HYBRID_PIPELINE=0 run hybrid-8g-nopipe -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
+PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 run hybrid-8g-prof -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 1 --mode sparse --no-bandwidth
+run gpu-dense -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
+PI_CUDA_GRAPH=0 run gpu-dense-nograph -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
+run gpu-sparse -m $S --vram-budget 60 -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
+PI_CUDA_PROFILE=1 run gpu-dense-prof -m $D --vram-budget 60 -p 32 -n 64 -r 1 --mode dense --no-bandwidth
+run prefill-512 -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth
+PI_CUDA_PROFILE=1 LINES_SHOWN=24 run prefill-512-prof -m $D --vram-budget 60 -p 512 -n 0 -r 1 --mode dense --no-bandwidth
+[ -n "${EXTRA:-}" ] && eval "$EXTRA"
+echo "total $(( $(date +%s) - t0 )) s"
