@@ -213,6 +213,10 @@ typedef struct pi_backend_ops {
      * step without it. Work recorded is launched with the arguments it was recorded with. Optional (NULL: none). */
     int32_t (*capture_begin)(pi_bk_queue *queue);
     int32_t (*capture_end)(pi_bk_queue *queue, int32_t launch);
+    /* y (n x w.n_rows) += x (n x w.n_cols) . w^T: matmul's product (the same rounding of x for quantized weights)
+     * added to y -- a residual connection in one operation. A backend may refuse n above its decode size (CUDA:
+     * 16) with PI_BK_ERR_UNSUPPORTED; callers then use matmul and add. */
+    int32_t (*matmul_add)(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 } pi_backend_ops;
 
 /* Whether a table (of any accepted size) has the entry `member` set. */

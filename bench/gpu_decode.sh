@@ -51,20 +51,26 @@ timeout 120 /tmp/b/bin/powerinfer-cli -m $S -t $T --backend cuda --vram-budget 6
   -p "The history of the city begins with a small settlement on the river" --profile-out /tmp/m/profile.gguf \
   > "$OUT/profile.log" 2>&1; echo "profile rc=$? $(grep -a -E 'tok/s' "$OUT/profile.log" | tail -2)"
 B="/tmp/b/bin/powerinfer-bench -t $T -c 512 --json --backend cuda"
-run() {  # name, args...
+run() {  # name, args...   (peak device memory in use while it runs, from nvidia-smi, incl. the CUDA context)
   local name=$1; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/vram-$name.txt" 2>/dev/null &
+  local smi=$!
   timeout 150 $B "$@" > "$OUT/$name.json" 2> "$OUT/$name.err"
   echo "$name rc=$? $(cut -c1-700 "$OUT/$name.json")"; grep -a -A40 "PI_CUDA_PROFILE\|PI_HYBRID_PROFILE" "$OUT/$name.err" | grep -v "copy_to_device.*[0-9] *$" | head -${LINES_SHOWN:-30}
+  kill $smi 2>/dev/null; echo "  peak VRAM used (MiB): $(sort -n "$OUT/vram-$name.txt" | tail -1)"
 }
 run hybrid-8g -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse
-run hybrid-8g-nommap -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth --no-mmap
 PI_HYBRID_PIPELINE=0 run hybrid-8g-nopipe -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
 PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 run hybrid-8g-prof -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 1 --mode sparse --no-bandwidth
 run gpu-dense -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
 PI_CUDA_GRAPH=0 run gpu-dense-nograph -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
 run gpu-sparse -m $S --vram-budget 60 -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
-PI_CUDA_PROFILE=1 run gpu-dense-prof -m $D --vram-budget 60 -p 32 -n 64 -r 1 --mode dense --no-bandwidth
+[ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 run gpu-dense-prof -m $D --vram-budget 60 -p 32 -n 64 -r 1 --mode dense --no-bandwidth
 run prefill-512 -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth
-PI_CUDA_PROFILE=1 LINES_SHOWN=24 run prefill-512-prof -m $D --vram-budget 60 -p 512 -n 0 -r 1 --mode dense --no-bandwidth
+[ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 LINES_SHOWN=24 run prefill-512-prof -m $D --vram-budget 60 -p 512 -n 0 -r 1 --mode dense --no-bandwidth
+if [ -n "${FINAL:-}" ]; then  # the budget sweep (the profile given to the planner) and the CPU-only run
+  for g in 2 4 12 16; do run sweep-$g -m $S --vram-budget $g --profile /tmp/m/profile.gguf -p 32 -n 64 -r 2 --mode sparse --no-bandwidth; done
+  B="/tmp/b/bin/powerinfer-bench -t $T -c 512 --json --backend cpu" run cpu-only -m $S -p 32 -n 64 -r 2 --mode sparse
+fi
 [ -n "${EXTRA:-}" ] && eval "$EXTRA"
 echo "total $(( $(date +%s) - t0 )) s"

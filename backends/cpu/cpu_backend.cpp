@@ -172,6 +172,19 @@ int32_t matmul(pi_bk_queue *q, const pi_bk_matrix *wm, const float *x, uint64_t 
     });
 }
 
+// y += x . W^T: matmul into a scratch, then the add (the same sums as matmul, each added with one rounding).
+int32_t matmul_add(pi_bk_queue *q, const pi_bk_matrix *wm, const float *x, uint64_t n, float *y) {
+    std::vector<float> product;
+    const int32_t status = guarded("matmul_add", [&] {
+        require(q && wm && x && y && n > 0, "null argument or n == 0");
+        product.assign(n * wm->n_rows, 0.0f);
+    });
+    if (status != PI_BK_OK) return status;
+    if (const int32_t s = matmul(q, wm, x, n, product.data())) return s;
+    for (size_t i = 0; i < product.size(); ++i) y[i] += product[i];
+    return PI_BK_OK;
+}
+
 // y (n x C) = x (n x R) . W for W of R rows of C: per token the axpy over all rows (the sparse FFN's down product
 // with every neuron listed), so a prompt through down_t matches what decode computes, bit for bit.
 int32_t matmul_t(pi_bk_queue *q, const pi_bk_matrix *wm, const float *x, uint64_t n, float *y) {
@@ -355,6 +368,7 @@ pi_backend_ops make_table() {
     t.embedding = embedding;
     t.add = add;
     t.matmul_t = matmul_t;
+    t.matmul_add = matmul_add;
     return t;
 }
 

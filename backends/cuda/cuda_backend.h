@@ -71,10 +71,12 @@ int32_t quantize_q8(cudaStream_t stream, const float *x, uint64_t n, uint64_t n_
 // The same rounding written back as floats (fp16(d) * q): the activation of a dense product with quantized weights,
 // so that prefill rounds x as decode does.
 int32_t quantize_q8_values(cudaStream_t stream, const float *x, uint64_t n, uint64_t n_cols, float *out);
-// y (n x w.n_rows) = x . w^T through the warp-per-row GEMV kernels (one launch per 4 tokens); relu_out applies
-// max(., 0). x is read as floats for float weights and as (xq, xd) (quantize_q8 of x) for quantized ones.
+// What a GEMV does with each sum: store it, store max(sum, 0), or add it to y.
+enum class GemvOut : int { store, relu, add };
+// y (n x w.n_rows) = x . w^T (or as `out` says) through the warp-per-row GEMV kernels (one launch per 4 tokens). x is
+// read as floats for float weights and as (xq, xd) (quantize_q8 of x) for quantized ones.
 int32_t gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const int8_t *xq, const float *xd,
-             uint64_t n, bool relu_out, float *y);
+             uint64_t n, GemvOut out, float *y);
 // Workspace bytes an activation of n x n_cols needs in q8 form (int8 values then block scales, 256-aligned).
 size_t q8_bytes(uint64_t n, uint64_t n_cols);
 
@@ -99,6 +101,7 @@ int32_t attention(pi_bk_queue *queue, const float *q, const void *k_cache, const
 int32_t embedding(pi_bk_queue *queue, const pi_bk_matrix *table, const int32_t *tokens, uint64_t n, float *out);
 int32_t add(pi_bk_queue *queue, float *y, const float *x, uint64_t n, uint64_t dim, uint64_t x_row_stride);
 int32_t matmul_t(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
+int32_t matmul_add(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t wait_value(pi_bk_queue *queue, const uint32_t *flag, uint32_t value);
 int32_t capture_begin(pi_bk_queue *queue);
 int32_t capture_end(pi_bk_queue *queue, int32_t launch);

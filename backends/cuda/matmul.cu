@@ -35,7 +35,7 @@ template <uint32_t T, bool VEC, int NT>
 __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     gemv_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_rows, uint32_t n_cols,
                 const float *__restrict__ x, const int8_t *__restrict__ xq, const float *__restrict__ xd, int nt,
-                bool relu, float *__restrict__ y) {
+                GemvOut out, float *__restrict__ y) {
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
     if (r >= n_rows) return;
     const uint8_t *row = w + size_t(r) * row_stride;
@@ -52,23 +52,25 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     if (threadIdx.x % dev::kWarp == 0) {
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
-            if (t < nt) y[size_t(t) * n_rows + r] = relu && acc[t] < 0.0f ? 0.0f : acc[t];
+            if (t >= nt) continue;
+            float &dst = y[size_t(t) * n_rows + r];
+            dst = out == GemvOut::relu ? (acc[t] < 0.0f ? 0.0f : acc[t]) : out == GemvOut::add ? dst + acc[t] : acc[t];
         }
     }
 }
 
 template <uint32_t T, bool VEC>
 void launch_gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const int8_t *xq, const float *xd,
-                 int nt, bool relu, float *y) {
+                 int nt, GemvOut out, float *y) {
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const auto *data = static_cast<const uint8_t *>(w->data);
     const uint32_t rows = uint32_t(w->n_rows), cols = uint32_t(w->n_cols);
     if (nt == 1) {
         gemv_kernel<T, VEC, 1><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, xq,
-                                                                              xd, nt, relu, y);
+                                                                              xd, nt, out, y);
     } else {
         gemv_kernel<T, VEC, kTokensPerLaunch><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(
-            data, w->row_stride, rows, cols, x, xq, xd, nt, relu, y);
+            data, w->row_stride, rows, cols, x, xq, xd, nt, out, y);
     }
 }
 
@@ -252,7 +254,7 @@ int32_t matmul_t_blas(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x,
 }  // namespace
 
 int32_t gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const int8_t *xq, const float *xd,
-             uint64_t n, bool relu_out, float *y) {
+             uint64_t n, GemvOut relu_out, float *y) {
     const bool vec = w->n_cols % 8 == 0 && aligned16(w->data) && (w->n_rows <= 1 || w->row_stride % 16 == 0) &&
                      aligned16(x);
     for (uint64_t t0 = 0; t0 < n; t0 += kTokensPerLaunch) {
@@ -294,13 +296,34 @@ int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64
     }
     if (!is_quantized(w->type)) {
         if (int32_t s = prepare(queue, 0)) return s;
-        return gemv(queue->stream, w, x, nullptr, nullptr, n, false, y);
+        return gemv(queue->stream, w, x, nullptr, nullptr, n, GemvOut::store, y);
     }
     if (int32_t s = prepare(queue, q8_bytes(n, w->n_cols))) return s;
     auto *xq = static_cast<int8_t *>(queue->workspace);
     auto *xd = reinterpret_cast<float *>(xq + ((n * w->n_cols + 255) & ~uint64_t(255)));
     if (int32_t s = quantize_q8(queue->stream, x, n, w->n_cols, xq, xd)) return s;
-    return gemv(queue->stream, w, x, xq, xd, n, false, y);
+    return gemv(queue->stream, w, x, xq, xd, n, GemvOut::store, y);
+}
+
+// y += x . w^T for decode-sized n: the GEMV with its sum added to y (one kernel instead of a product and an add).
+int32_t matmul_add(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
+    if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_add: NULL queue");
+    if (int32_t s = check_matrix(w, "matmul_add weight")) return s;
+    if (n == 0 || w->n_rows == 0) return PI_BK_OK;
+    if (!x || !y) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_add: NULL x or y");
+    if (n > kGemvMaxTokens) {
+        return fail(PI_BK_ERR_UNSUPPORTED, "cuda: matmul_add: more than " + std::to_string(kGemvMaxTokens) +
+                                               " tokens (use matmul and add)");
+    }
+    if (!is_quantized(w->type)) {
+        if (int32_t s = prepare(queue, 0)) return s;
+        return gemv(queue->stream, w, x, nullptr, nullptr, n, GemvOut::add, y);
+    }
+    if (int32_t s = prepare(queue, q8_bytes(n, w->n_cols))) return s;
+    auto *xq = static_cast<int8_t *>(queue->workspace);
+    auto *xd = reinterpret_cast<float *>(xq + ((n * w->n_cols + 255) & ~uint64_t(255)));
+    if (int32_t s = quantize_q8(queue->stream, x, n, w->n_cols, xq, xd)) return s;
+    return gemv(queue->stream, w, x, xq, xd, n, GemvOut::add, y);
 }
 
 }  // namespace pi::cuda

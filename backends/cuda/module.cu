@@ -110,6 +110,7 @@ const pi_backend_ops kOps = {
     wait_value,
     capture_begin,
     capture_end,
+    matmul_add,
 };
 
 }  // namespace

@@ -108,6 +108,11 @@ int32_t timed_matmul(pi_bk_queue *q, const pi_bk_matrix *w, const float *x, uint
     return matmul(q, w, x, n, y);
 }
 
+int32_t timed_matmul_add(pi_bk_queue *q, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
+    Scope s(q, matrix_name("matmul_add", w, n));
+    return matmul_add(q, w, x, n, y);
+}
+
 int32_t timed_matmul_t(pi_bk_queue *q, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
     Scope s(q, matrix_name("matmul_t", w, n));
     return matmul_t(q, w, x, n, y);
@@ -147,6 +152,7 @@ const pi_backend_ops *profiled_table(const pi_backend_ops *ops) {
         t.add = wrap<add>("add");
         t.matmul_t = timed_matmul_t;
         t.wait_value = wrap<wait_value>("wait_value");
+        t.matmul_add = timed_matmul_add;
         return t;
     }();
     return &table;

@@ -106,11 +106,11 @@ int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix 
     if (q_h) {
         if (int32_t st = quantize_q8(queue->stream, h, 1, n_embd, h_q, h_d)) return st;
     }
-    if (int32_t st = gemv(queue->stream, fc1, h, h_q, h_d, 1, true, t)) return st;
+    if (int32_t st = gemv(queue->stream, fc1, h, h_q, h_d, 1, GemvOut::relu, t)) return st;
     if (q_t) {
         if (int32_t st = quantize_q8(queue->stream, t, 1, n_pred, t_q, t_d)) return st;
     }
-    if (int32_t st = gemv(queue->stream, fc2, t, t_q, t_d, 1, false, s)) return st;
+    if (int32_t st = gemv(queue->stream, fc2, t, t_q, t_d, 1, GemvOut::store, s)) return st;
     compact_kernel<<<1, kCompactThreads, 0, queue->stream>>>(s, uint32_t(n_ff), threshold, slot, list, n_list, other,
                                                              n_other);
     return check_launch("predict compaction");

@@ -391,21 +391,22 @@ private:
             } else if (split_step) {
                 check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, h), "norm");
             }
-            device_attention(l, n, pos0);
-            check(bk_->add(queue_, x, tmp, n, E, E), "add");
+            if (!device_attention(l, n, pos0)) check(bk_->add(queue_, x, tmp, n, E, E), "add");
         } else {
             check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, xn), "norm");
-            device_attention(l, n, pos0);
-            if (D.bo) check(bk_->add(queue_, tmp, D.bo, n, E, 0), "add");
-            check(bk_->add(queue_, x, tmp, n, E, E), "add");
+            if (!device_attention(l, n, pos0)) {
+                if (D.bo) check(bk_->add(queue_, tmp, D.bo, n, E, 0), "add");
+                check(bk_->add(queue_, x, tmp, n, E, E), "add");
+            }
             device_predict(l, n, x);  // the tap: the FFN input before its norm
             check(bk_->norm(queue_, x, D.ffn_norm, D.ffn_norm_b, n, E, hp_.norm_eps, h), "norm");
         }
         device_ffn(l, n, h);
     }
 
-    // Q, K, V, RoPE, the KV store, attention and the output projection: tmp = attention output (n x n_embd).
-    void device_attention(uint32_t l, size_t n, uint32_t pos0) {
+    // Q, K, V, RoPE, the KV store, attention and the output projection: tmp = attention output (n x n_embd), or --
+    // returning true -- for one token without an output bias, the output projection already added to x (matmul_add).
+    bool device_attention(uint32_t l, size_t n, uint32_t pos0) {
         const DeviceLayer &D = dm_.layer(l);
         const uint32_t hd = hp_.head_dim;
         float *xn = dev(lay_.xn), *qkv = dev(lay_.qkv), *att = dev(lay_.att), *tmp = dev(lay_.tmp);
@@ -456,7 +457,12 @@ private:
                                      hd, pos0 + uint32_t(t), 1, scale, att + t * q_dim_), "attention");
             }
         }
+        if (n == 1 && !D.bo && has_matmul_add_) {
+            check(bk_->matmul_add(queue_, &D.wo, att, 1, dev(lay_.x)), "matmul_add o");  // x += o . att
+            return true;
+        }
         check(bk_->matmul(queue_, &D.wo, att, n, tmp), "matmul o");
+        return false;
     }
 
     // The predictor on the device. A split decode step splits the active list by the slot table: hot rows (as their
@@ -533,9 +539,13 @@ private:
             }
             check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, rows, gate),
                   "ffn_activation");
-            if (D.dense_ffn) check(bk_->matmul(queue_, &D.down, gate, n, tmp), "matmul down");
-            else check(bk_->matmul_t(queue_, &D.hot.down_t, gate, n, tmp), "matmul_t down");
-            check(bk_->add(queue_, x, tmp, n, E, E), "add");
+            if (D.dense_ffn && n == 1 && has_matmul_add_) {
+                check(bk_->matmul_add(queue_, &D.down, gate, 1, x), "matmul_add down");  // x += down . a
+            } else {
+                if (D.dense_ffn) check(bk_->matmul(queue_, &D.down, gate, n, tmp), "matmul down");
+                else check(bk_->matmul_t(queue_, &D.hot.down_t, gate, n, tmp), "matmul_t down");
+                check(bk_->add(queue_, x, tmp, n, E, E), "add");
+            }
         } else if (D.all_neurons) {
             // Every neuron over the transposed down rows: the fused sparse FFN over the full row list, per token.
             for (size_t t = 0; t < n; ++t) {
@@ -828,6 +838,7 @@ private:
     cpu::TokenOps ops_;
     const SparseSettings sparse_;
     const bool has_matmul_t_;  // the table has matmul_t (added after the first tables): prompts of down_t layers
+    const bool has_matmul_add_ = PI_BK_HAS_OP(bk_, matmul_add);  // decode: residual adds fused into the product
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
     WeightMatrix output_;

@@ -93,6 +93,36 @@ void matmul_t_cases(Env &env) {
     }
 }
 
+// y += x . W^T (decode sizes: the residual connection fused into the product), on a y that holds random values
+// before the call; same tolerance as matmul. Skipped when the candidate's table lacks the entry.
+void matmul_add_cases(Env &env) {
+    if (!PI_BK_HAS_OP(&env.cand.ops(), matmul_add)) return;
+    // Its own random stream: rows added later must not change the inputs of the existing ones (a Q8_0 predictor row
+    // sits near its tolerance for some inputs: 8-bit rounding of the hidden layer is discontinuous).
+    decltype(env.rng) rng(20261126);
+    const uint64_t shapes[][3] = {{4096, 4096, 1}, {100, 352, 1}, {300, 256, 4}, {64, 11008, 1}};
+    for (uint32_t type : all_weight_types()) {
+        for (const auto &s : shapes) {
+            const uint64_t rows = s[0], cols = s[1], n = s[2];
+            env.row("matmul_add", type_name(type), dims({rows, cols, n}, "rcn"), 2e-5, [&](std::string *) {
+                const HostMatrix w = random_matrix(rng, type, rows, cols);
+                const std::vector<float> x = random_floats(rng, n * cols), y0 = random_floats(rng, n * rows);
+                std::vector<float> out[2];
+                Device *devs[2] = {&env.ref, &env.cand};
+                for (int d = 0; d < 2; ++d) {
+                    Device &dev = *devs[d];
+                    const pi_bk_matrix wm = dev.put(w);
+                    const float *xd = dev.put(x);
+                    float *y = dev.put(y0);
+                    dev.check(dev.ops().matmul_add(dev.queue(), &wm, xd, n, y), "matmul_add");
+                    out[d] = dev.get(y, n * rows);
+                }
+                return relative_error(out[1], out[0]);
+            });
+        }
+    }
+}
+
 // Rows of the table dequantized: exact on both sides (tolerance 0).
 void embedding_cases(Env &env) {
     for (uint32_t type : all_weight_types()) {
@@ -165,6 +195,7 @@ void activation_cases(Env &env) {
 void dense_cases(Env &env) {
     matmul_cases(env);
     matmul_t_cases(env);
+    matmul_add_cases(env);
     embedding_cases(env);
     add_cases(env);
     activation_cases(env);
