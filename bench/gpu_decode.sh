@@ -29,11 +29,11 @@ for f in $ACC_DIR/*.gguf; do
   n=$(PI_TEST_BACKEND=cuda PI_TEST_PLAN=x /tmp/b/run $f 1 1 /tmp/x.f32 2>&1 | sed -n 's/.*model of \([0-9]*\) layers.*/\1/p')
   split=$(python3 -c "print(','.join(['split:37']*$n+['out']))"); gpu=$(python3 -c "print(','.join(['gpu']*$n+['out']))")
   for sparse in on off; do
-    cpu=$(PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cpu /tmp/b/run $f $P 24 /tmp/cpu.f32 2>/tmp/err) || { echo "$f cpu FAILED"; continue; }
+    cpu=$(PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cpu /tmp/b/run $f $P ${ACC_STEPS:-64} /tmp/cpu.f32 2>/tmp/err) || { echo "$f cpu FAILED"; continue; }
     # split layers pipeline (PI_HYBRID_PIPELINE) only in sparse steps; all-GPU steps are recorded (PI_CUDA_GRAPH)
     for variant in "split PI_HYBRID_PIPELINE=1" "split PI_HYBRID_PIPELINE=0" "gpu PI_CUDA_GRAPH=1" "gpu PI_CUDA_GRAPH=0"; do
       set -- $variant; plan=$([ $1 = split ] && echo $split || echo $gpu)
-      out=$(env $2 PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cuda timeout 60 /tmp/b/run $f $P 24 /tmp/gpu.f32 2>/tmp/err) || {
+      out=$(env $2 PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cuda timeout 60 /tmp/b/run $f $P ${ACC_STEPS:-64} /tmp/gpu.f32 2>/tmp/err) || {
         echo "acc $(basename $f) sparse=$sparse $variant FAILED $(head -c 300 /tmp/err)"; continue; }
       err=$(python3 -c "
 import array
@@ -63,7 +63,7 @@ run hybrid-8g -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r
 PI_HYBRID_PIPELINE=0 run hybrid-8g-nopipe -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
 PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 run hybrid-8g-prof -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 1 --mode sparse --no-bandwidth
 run gpu-dense -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
-PI_CUDA_GRAPH=0 run gpu-dense-nograph -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
+PI_CUDA_GRAPH=1 run gpu-dense-graph -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
 run gpu-sparse -m $S --vram-budget 60 -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
 [ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 run gpu-dense-prof -m $D --vram-budget 60 -p 32 -n 64 -r 1 --mode dense --no-bandwidth
 run prefill-512 -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth
@@ -72,5 +72,6 @@ if [ -n "${FINAL:-}" ]; then  # the budget sweep (the profile given to the plann
   for g in 2 4 12 16; do run sweep-$g -m $S --vram-budget $g --profile /tmp/m/profile.gguf -p 32 -n 64 -r 2 --mode sparse --no-bandwidth; done
   B="/tmp/b/bin/powerinfer-bench -t $T -c 512 --json --backend cpu" run cpu-only -m $S -p 32 -n 64 -r 2 --mode sparse
 fi
+echo "cost cache (the planner's parameters measured on this machine):"; cat ${XDG_CACHE_HOME:-$HOME/.cache}/powerinfer/cost-*.txt
 [ -n "${EXTRA:-}" ] && eval "$EXTRA"
 echo "total $(( $(date +%s) - t0 )) s"

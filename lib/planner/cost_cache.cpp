@@ -35,6 +35,53 @@ double measure_cpu_short(int n_threads) {
 
 bool usable(double v) { return std::isfinite(v) && v > 0.0; }
 
+// Cache keys of a device's numbers: "gpu.<name>.<field>", spaces in the name as '_'.
+std::string gpu_key(const std::string &name, const char *field) {
+    std::string n = name;
+    for (char &c : n) {
+        if (c == ' ' || c == '\t' || c == '#') c = '_';
+    }
+    return "gpu." + n + "." + field;
+}
+
+// The device's numbers from the cache, else measured now (and added to `cache`, which the caller writes back).
+// Fills only the parameters the caller did not pin. Returns the source, or default_value when nothing was usable.
+CostSource resolve_gpu(const CostOverrides &o, const CostCacheOptions &options, std::map<std::string, double> &cache,
+                       bool &cache_changed, CostParams &p) {
+    if (options.gpu_name.empty() || !options.measure_gpu) return CostSource::default_value;
+    const char *fields[4] = {"bandwidth_gbps", "launch_us", "transfer_latency_us", "transfer_gbps"};
+    double v[4] = {0, 0, 0, 0};
+    bool all_cached = true;
+    for (int i = 0; i < 4; ++i) {
+        auto it = cache.find(gpu_key(options.gpu_name, fields[i]));
+        if (it == cache.end()) all_cached = false;
+        else v[i] = it->second;
+    }
+    CostSource source = CostSource::cached;
+    if (!all_cached) {
+        const GpuMeasurement m = options.measure_gpu();
+        const double measured[4] = {m.bandwidth_gbps, m.launch_us, m.transfer_latency_us, m.transfer_gbps};
+        bool any = false;
+        for (int i = 0; i < 4; ++i) {
+            v[i] = usable(measured[i]) ? measured[i] : 0.0;
+            if (v[i] > 0) {
+                cache[gpu_key(options.gpu_name, fields[i])] = v[i];
+                any = cache_changed = true;
+            }
+        }
+        if (!any) {
+            log_warn("cost model: the device probe measured nothing usable; GPU parameters keep their defaults");
+            return CostSource::default_value;
+        }
+        source = CostSource::measured;
+    }
+    if (o.gpu_bandwidth_gbps <= 0 && v[0] > 0) p.gpu_bandwidth = v[0] * 1e9;
+    if (o.launch_us <= 0 && v[1] > 0) p.gpu_launch_s = v[1] * 1e-6;
+    if (o.transfer_latency_us <= 0 && v[2] > 0) p.d2h_latency_s = p.h2d_latency_s = v[2] * 1e-6;
+    if (o.transfer_gbps <= 0 && v[3] > 0) p.d2h_bandwidth = p.h2d_bandwidth = v[3] * 1e9;
+    return source;
+}
+
 std::string host_name() {
     char name[256] = {};
     if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
@@ -140,35 +187,43 @@ ResolvedCosts resolve_costs(const CostOverrides &o, const CostCacheOptions &opti
     if (o.launch_us > 0) p.gpu_launch_s = o.launch_us * 1e-6;
     if (o.transfer_latency_us > 0) p.d2h_latency_s = p.h2d_latency_s = o.transfer_latency_us * 1e-6;
     if (o.transfer_gbps > 0) p.d2h_bandwidth = p.h2d_bandwidth = o.transfer_gbps * 1e9;
+    const bool gpu_pinned = o.gpu_bandwidth_gbps > 0 && o.sync_us > 0 && o.launch_us > 0 &&
+                            o.transfer_latency_us > 0 && o.transfer_gbps > 0;
+    const bool gpu_wanted = !gpu_pinned && !options.gpu_name.empty() && options.measure_gpu;
     if (o.gpu_bandwidth_gbps > 0 && o.sync_us > 0 && o.launch_us > 0) r.gpu_source = CostSource::pinned;
-
     if (o.cpu_bandwidth_gbps > 0) {
         p.cpu_bandwidth = o.cpu_bandwidth_gbps * 1e9;
         r.cpu_bandwidth_source = CostSource::pinned;
-        return r;
+        if (!gpu_wanted) return r;
     }
     const int threads = options.n_threads > 0 ? options.n_threads : 1;
     r.cache_path = options.cache_path.empty() ? default_cost_cache_path() : options.cache_path;
-    const std::string key = cpu_bandwidth_key(threads);
     std::map<std::string, double> cache;
     if (!r.cache_path.empty()) cache = read_cost_cache(r.cache_path);
-    if (auto it = cache.find(key); it != cache.end()) {
-        p.cpu_bandwidth = it->second * 1e9;
-        r.cpu_bandwidth_source = CostSource::cached;
-        return r;
+    bool cache_changed = false;
+    if (gpu_wanted) {
+        const CostSource s = resolve_gpu(o, options, cache, cache_changed, p);
+        if (s != CostSource::default_value) r.gpu_source = s;
     }
-    const double gbps = options.measure_cpu_gbps ? options.measure_cpu_gbps(threads) : measure_cpu_short(threads);
-    if (!usable(gbps)) {
-        log_warn("cost model: the CPU bandwidth probe gave " + std::to_string(gbps) + " GB/s; using the default");
-        return r;
-    }
-    p.cpu_bandwidth = gbps * 1e9;
-    r.cpu_bandwidth_source = CostSource::measured;
-    if (!r.cache_path.empty()) {
-        cache[key] = gbps;
-        if (!write_cost_cache(r.cache_path, cache)) {
-            log_info("cost model: cannot write the cache " + r.cache_path + " (the measurement is used anyway)");
+    if (r.cpu_bandwidth_source != CostSource::pinned) {
+        const std::string key = cpu_bandwidth_key(threads);
+        if (auto it = cache.find(key); it != cache.end()) {
+            p.cpu_bandwidth = it->second * 1e9;
+            r.cpu_bandwidth_source = CostSource::cached;
+        } else {
+            const double gbps = options.measure_cpu_gbps ? options.measure_cpu_gbps(threads) : measure_cpu_short(threads);
+            if (!usable(gbps)) {
+                log_warn("cost model: the CPU bandwidth probe gave " + std::to_string(gbps) + " GB/s; using the default");
+            } else {
+                p.cpu_bandwidth = gbps * 1e9;
+                r.cpu_bandwidth_source = CostSource::measured;
+                cache[key] = gbps;
+                cache_changed = true;
+            }
         }
+    }
+    if (cache_changed && !r.cache_path.empty() && !write_cost_cache(r.cache_path, cache)) {
+        log_info("cost model: cannot write the cache " + r.cache_path + " (the measurement is used anyway)");
     }
     return r;
 }

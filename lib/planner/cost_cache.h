@@ -3,7 +3,9 @@
 //   - a parameter the caller pins (a non-zero override) is used as given;
 //   - the CPU read bandwidth is measured by the CPU backend's probe (a short run) at the model's thread count, and
 //     cached in a small text file per host, so the next load reads it instead of measuring;
-//   - GPU numbers come from the GPU backend when there is one (none yet: the CostParams defaults).
+//   - GPU numbers (read bandwidth of a large product, host time per launched operation, a small copy's round trip,
+//     copy bandwidth) are measured by the device backend at load (runtime/device_probe.h) and cached per device
+//     name in the same file; without a device or a probe, the CostParams defaults.
 // Pinning every override gives reproducible plans (tests, benchmarks): nothing is measured and no file is touched.
 #pragma once
 
@@ -45,12 +47,23 @@ struct ResolvedCosts {
     std::string cache_path;                             // the cache consulted ("" when none was)
 };
 
+// What the device probe measured (0 = not measured: that parameter keeps its default).
+struct GpuMeasurement {
+    double bandwidth_gbps = 0.0;       // a large matrix-vector product's weight bytes over its time
+    double launch_us = 0.0;            // host time per enqueued small operation
+    double transfer_latency_us = 0.0;  // one small copy to the host and a wait for it
+    double transfer_gbps = 0.0;        // a large pinned host-to-device copy
+};
+
 struct CostCacheOptions {
     std::string cache_path;  // "" = default_cost_cache_path()
     int n_threads = 1;       // CPU threads the model runs with: the bandwidth depends on it, so it is part of the key
     // Measures the CPU read bandwidth in GB/s with n threads; empty = the CPU backend's probe, short run. Tests
     // inject a counter here.
     std::function<double(int n_threads)> measure_cpu_gbps;
+    // The device's GPU numbers, keyed in the cache by gpu_name; empty: no device (GPU parameters keep defaults).
+    std::string gpu_name;
+    std::function<GpuMeasurement()> measure_gpu;
 };
 
 // $XDG_CACHE_HOME/powerinfer/cost-<hostname>.txt, else $HOME/.cache/powerinfer/cost-<hostname>.txt; "" when neither

@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "model/model.h"
 #include "planner/cost_cache.h"
+#include "runtime/device_probe.h"
 #include "planner/neuron_order.h"
 #include "planner/planner.h"
 
@@ -309,6 +310,18 @@ std::unique_ptr<DeviceModel> DeviceModel::create(const Model &model, const pi_ba
     } else {
         planner::CostCacheOptions cache;
         cache.n_threads = std::max(1, options.n_threads);
+        // The GPU numbers measured on this device once (then cached per device name). Not for the CPU-backed test
+        // devices, whose "device" is this CPU: a probe there would only slow the tests down.
+        const std::string backend = ops->name;
+        if (backend != "cpu" && backend != "sim") {
+            pi_bk_device_info info{};
+            info.struct_size = sizeof info;
+            if (ops->device_info(dm->ctx_, &info) == PI_BK_OK) {
+                cache.gpu_name = std::string(backend) + "." + info.name;
+                pi_bk_context *ctx = dm->ctx_;
+                cache.measure_gpu = [ops, ctx] { return probe_device(ops, ctx); };
+            }
+        }
         const planner::ResolvedCosts costs = planner::resolve_costs(options.cost, cache);
         dm->placement_ = planner::plan(mp.problem, costs.params);
     }

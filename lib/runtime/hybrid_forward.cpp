@@ -615,16 +615,19 @@ private:
         check(bk_->add(queue_, x, dev(lay_.partial), 1, E, E), "add");
     }
 
-    // A decode step with every layer and the output head on the device records its ~400 operations and launches
-    // them as one unit (capture_begin/capture_end: a CUDA graph), without the gap between launches. The first decode
-    // step runs unrecorded (it sizes the queue's workspace). If recording fails (an operation that cannot be
-    // recorded), the recording is discarded -- nothing of it ran -- recording stays off for this session, and the
-    // caller runs the step the ordinary way. PI_CUDA_GRAPH=0 turns it off (for measurements).
+    // Opt-in (PI_CUDA_GRAPH=1): a decode step with every layer and the output head on the device records its ~400
+    // operations and launches them as one unit (capture_begin/capture_end: a CUDA graph). The first decode step runs
+    // unrecorded (it sizes the queue's workspace). If recording fails (an operation that cannot be recorded), the
+    // recording is discarded -- nothing of it ran -- recording stays off for this session, and the caller runs the
+    // step the ordinary way. Off by default because it measured slower: re-recording every step (positions change)
+    // keeps the device idle while the host records, which costs more than the launch gaps it removes (bench-7b
+    // dense on the H100: 153 tok/s recorded, 160 not; docs/PERFORMANCE.md). A recording replayed unchanged, with
+    // positions read from device memory, is what would pay.
     bool graph_step_possible() const {
         if (!PI_BK_HAS_OP(bk_, capture_begin) || !PI_BK_HAS_OP(bk_, capture_end) || !dm_.output_on_device()) return false;
         if (pipelined_ || sparse_.profile) return false;
         const char *env = std::getenv("PI_CUDA_GRAPH");
-        if (env && std::strcmp(env, "0") == 0) return false;
+        if (!env || std::strcmp(env, "1") != 0) return false;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             const DeviceLayer &D = dm_.layer(l);
             if (!D.attention || !D.all_neurons) return false;  // host work inside the step needs synchronizations

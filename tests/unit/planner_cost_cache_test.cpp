@@ -216,3 +216,80 @@ TEST_CASE("cost cache: the default path follows XDG_CACHE_HOME, then HOME", "[pl
     CHECK(r.cache_path.empty());
     CHECK(r.params.cpu_bandwidth == 5e9);
 }
+
+TEST_CASE("cost cache: the device's numbers are measured once per device name, pinned ones win", "[planner][cost]") {
+    TempDir dir;
+    int probes = 0;
+    CostCacheOptions options;
+    options.cache_path = dir.path + "/cost-host.txt";
+    options.measure_cpu_gbps = [](int) { return 50.0; };
+    options.gpu_name = "cuda.NVIDIA H100 80GB HBM3";
+    options.measure_gpu = [&] {
+        ++probes;
+        GpuMeasurement m;
+        m.bandwidth_gbps = 2500.0;
+        m.launch_us = 3.0;
+        m.transfer_latency_us = 15.0;
+        m.transfer_gbps = 0.0;  // not measured: keeps its default
+        return m;
+    };
+    const CostOverrides none;
+    const ResolvedCosts first = resolve_costs(none, options);
+    CHECK(probes == 1);
+    CHECK(first.gpu_source == CostSource::measured);
+    CHECK(first.params.gpu_bandwidth == 2500e9);
+    CHECK(first.params.gpu_launch_s == Approx(3e-6));
+    CHECK(first.params.d2h_latency_s == Approx(15e-6));
+    CHECK(first.params.h2d_latency_s == Approx(15e-6));
+    CHECK(first.params.h2d_bandwidth == CostParams{}.h2d_bandwidth);
+    const auto entries = read_cost_cache(options.cache_path);
+    CHECK(entries.at("gpu.cuda.NVIDIA_H100_80GB_HBM3.bandwidth_gbps") == 2500.0);
+    CHECK(entries.count("gpu.cuda.NVIDIA_H100_80GB_HBM3.transfer_gbps") == 0);
+
+    // An incomplete entry set is measured again; a complete one is read.
+    resolve_costs(none, options);
+    CHECK(probes == 2);
+    options.measure_gpu = [&] {
+        ++probes;
+        GpuMeasurement m;
+        m.bandwidth_gbps = 2600.0;
+        m.launch_us = 2.5;
+        m.transfer_latency_us = 12.0;
+        m.transfer_gbps = 40.0;
+        return m;
+    };
+    CHECK(resolve_costs(none, options).params.h2d_bandwidth == 40e9);
+    CHECK(probes == 3);
+    const ResolvedCosts cached = resolve_costs(none, options);
+    CHECK(probes == 3);
+    CHECK(cached.gpu_source == CostSource::cached);
+    CHECK(cached.params.gpu_bandwidth == 2600e9);
+
+    // A pinned field wins over the cache; everything pinned: no probe, no file read for the GPU.
+    CostOverrides some;
+    some.gpu_bandwidth_gbps = 1000.0;
+    CHECK(resolve_costs(some, options).params.gpu_bandwidth == 1000e9);
+    CHECK(resolve_costs(some, options).params.gpu_launch_s == Approx(2.5e-6));
+    CostOverrides all;
+    all.gpu_bandwidth_gbps = 1000.0;
+    all.sync_us = 5.0;
+    all.launch_us = 4.0;
+    all.transfer_latency_us = 9.0;
+    all.transfer_gbps = 30.0;
+    all.cpu_bandwidth_gbps = 20.0;
+    options.gpu_name = "cuda.another device";
+    const ResolvedCosts pinned = resolve_costs(all, options);
+    CHECK(probes == 3);
+    CHECK(pinned.gpu_source == CostSource::pinned);
+    CHECK(pinned.params.d2h_bandwidth == 30e9);
+
+    // A probe that measures nothing leaves the defaults and writes nothing for that device.
+    options.measure_gpu = [&] {
+        ++probes;
+        return GpuMeasurement{};
+    };
+    const ResolvedCosts failed = resolve_costs(none, options);
+    CHECK(probes == 4);
+    CHECK(failed.gpu_source == CostSource::default_value);
+    CHECK(failed.params.gpu_bandwidth == CostParams{}.gpu_bandwidth);
+}
