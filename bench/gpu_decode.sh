@@ -60,10 +60,10 @@ run() {  # name, args...   (peak device memory in use while it runs, from nvidia
   kill $smi 2>/dev/null; echo "  peak VRAM used (MiB): $(sort -n "$OUT/vram-$name.txt" | tail -1)"
 }
 run hybrid-8g -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse
-PI_HYBRID_PIPELINE=0 run hybrid-8g-nopipe -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
+[ -n "${AB:-}" ] && PI_HYBRID_PIPELINE=0 run hybrid-8g-nopipe -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
 PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 run hybrid-8g-prof -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 1 --mode sparse --no-bandwidth
 run gpu-dense -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
-PI_CUDA_GRAPH=1 run gpu-dense-graph -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
+[ -n "${AB:-}" ] && PI_CUDA_GRAPH=1 run gpu-dense-graph -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
 run gpu-sparse -m $S --vram-budget 60 -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
 [ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 run gpu-dense-prof -m $D --vram-budget 60 -p 32 -n 64 -r 1 --mode dense --no-bandwidth
 run prefill-512 -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth
