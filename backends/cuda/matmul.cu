@@ -284,6 +284,19 @@ int32_t gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const i
     return PI_BK_OK;
 }
 
+// A decode-sized product (n <= kGemvMaxTokens) through the GEMV, x quantized first for Q8_0/Q4_0 weights.
+static int32_t decode_gemv(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, GemvOut out, float *y) {
+    if (!is_quantized(w->type)) {
+        if (int32_t s = prepare(queue, 0)) return s;
+        return gemv(queue->stream, w, x, nullptr, nullptr, n, out, y);
+    }
+    if (int32_t s = prepare(queue, q8_bytes(n, w->n_cols))) return s;
+    auto *xq = static_cast<int8_t *>(queue->workspace);
+    auto *xd = reinterpret_cast<float *>(xq + ((n * w->n_cols + 255) & ~uint64_t(255)));
+    if (int32_t s = quantize_q8(queue->stream, x, n, w->n_cols, xq, xd)) return s;
+    return gemv(queue->stream, w, x, xq, xd, n, out, y);
+}
+
 int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y) {
     if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul: NULL queue");
     if (int32_t s = check_matrix(w, "matmul weight")) return s;
@@ -294,15 +307,7 @@ int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64
         if (int32_t s = prepare(queue, 0)) return s;
         return matmul_blas(queue, w, x, n, y);
     }
-    if (!is_quantized(w->type)) {
-        if (int32_t s = prepare(queue, 0)) return s;
-        return gemv(queue->stream, w, x, nullptr, nullptr, n, GemvOut::store, y);
-    }
-    if (int32_t s = prepare(queue, q8_bytes(n, w->n_cols))) return s;
-    auto *xq = static_cast<int8_t *>(queue->workspace);
-    auto *xd = reinterpret_cast<float *>(xq + ((n * w->n_cols + 255) & ~uint64_t(255)));
-    if (int32_t s = quantize_q8(queue->stream, x, n, w->n_cols, xq, xd)) return s;
-    return gemv(queue->stream, w, x, xq, xd, n, GemvOut::store, y);
+    return decode_gemv(queue, w, x, n, GemvOut::store, y);
 }
 
 // y += x . w^T for decode-sized n: the GEMV with its sum added to y (one kernel instead of a product and an add).
@@ -315,15 +320,7 @@ int32_t matmul_add(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, ui
         return fail(PI_BK_ERR_UNSUPPORTED, "cuda: matmul_add: more than " + std::to_string(kGemvMaxTokens) +
                                                " tokens (use matmul and add)");
     }
-    if (!is_quantized(w->type)) {
-        if (int32_t s = prepare(queue, 0)) return s;
-        return gemv(queue->stream, w, x, nullptr, nullptr, n, GemvOut::add, y);
-    }
-    if (int32_t s = prepare(queue, q8_bytes(n, w->n_cols))) return s;
-    auto *xq = static_cast<int8_t *>(queue->workspace);
-    auto *xd = reinterpret_cast<float *>(xq + ((n * w->n_cols + 255) & ~uint64_t(255)));
-    if (int32_t s = quantize_q8(queue->stream, x, n, w->n_cols, xq, xd)) return s;
-    return gemv(queue->stream, w, x, xq, xd, n, GemvOut::add, y);
+    return decode_gemv(queue, w, x, n, GemvOut::add, y);
 }
 
 }  // namespace pi::cuda

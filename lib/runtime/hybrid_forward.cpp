@@ -597,20 +597,7 @@ private:
             const int32_t *hot = reinterpret_cast<const int32_t *>(block + ScratchLayout::kBlockHeader + E + F);
             check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
         }
-        auto t0 = profile_ ? profile_->now() : StepProfile::Clock::time_point{};
-        check(bk_->event_synchronize(ev_), "event_synchronize");
-        if (profile_) {
-            profile_->add_wait(t0);
-            t0 = profile_->now();
-        }
-        const float *h_host = block_h() + ScratchLayout::kBlockHeader;
-        const uint32_t n_cold = *reinterpret_cast<const uint32_t *>(block_h());
-        const uint32_t *cold = reinterpret_cast<const uint32_t *>(h_host + E);
-        if (!sparse_.profile) pending_cold_[l] = int64_t(n_cold);
-        float *partial = static_cast<float *>(partial_h_.host_address());
-        std::fill(partial, partial + E, 0.0f);
-        host_sparse_ffn_rows(l, h_host, cold, n_cold, partial);
-        if (profile_) profile_->add_cold(t0, n_cold);
+        const float *partial = cold_partial(l, ev_);
         check(bk_->copy_to_device(queue_, dev(lay_.partial), partial, uint64_t(E) * 4), "copy to device");
         check(bk_->add(queue_, x, dev(lay_.partial), 1, E, E), "add");
     }
@@ -662,15 +649,11 @@ private:
         return true;
     }
 
-    // The host half of a deferred split layer: wait for its block, compute its cold neurons into the pinned partial
-    // sum, then set the flag its device work waits for. The partial buffer is free again by then: the device read
-    // the previous layer's before this layer's block was copied (queue order).
-    void finish_cold(size_t i) {
-        const Deferred d = deferred_[i];
-        deferred_.erase(deferred_.begin() + long(i));
+    // Waits for split layer l's block (the event `ready`), then computes its cold neurons into the pinned partial sum.
+    const float *cold_partial(uint32_t l, pi_bk_event *ready) {
         const uint32_t E = hp_.n_embd;
         auto t0 = profile_ ? profile_->now() : StepProfile::Clock::time_point{};
-        check(bk_->event_synchronize(d.block_ready), "event_synchronize");
+        check(bk_->event_synchronize(ready), "event_synchronize");
         if (profile_) {
             profile_->add_wait(t0);
             t0 = profile_->now();
@@ -678,11 +661,21 @@ private:
         const float *h_host = block_h() + ScratchLayout::kBlockHeader;
         const uint32_t n_cold = *reinterpret_cast<const uint32_t *>(block_h());
         const uint32_t *cold = reinterpret_cast<const uint32_t *>(h_host + E);
-        pending_cold_[d.layer] = int64_t(n_cold);
+        if (!sparse_.profile) pending_cold_[l] = int64_t(n_cold);
         float *partial = static_cast<float *>(partial_h_.host_address());
         std::fill(partial, partial + E, 0.0f);
-        host_sparse_ffn_rows(d.layer, h_host, cold, n_cold, partial);
+        host_sparse_ffn_rows(l, h_host, cold, n_cold, partial);
         if (profile_) profile_->add_cold(t0, n_cold);
+        return partial;
+    }
+
+    // The host half of a deferred split layer: wait for its block, compute its cold neurons into the pinned partial
+    // sum, then set the flag its device work waits for. The partial buffer is free again by then: the device read
+    // the previous layer's before this layer's block was copied (queue order).
+    void finish_cold(size_t i) {
+        const Deferred d = deferred_[i];
+        deferred_.erase(deferred_.begin() + long(i));
+        cold_partial(d.layer, d.block_ready);
         __atomic_store_n(&flag_word(), d.seq, __ATOMIC_RELEASE);
         completed_seq_ = d.seq;
     }
