@@ -23,3 +23,32 @@ gpu_write_bench_7b() {
         tail -5 "$OUT/make.log"; return 1; }
     echo "bench-7b written in $(( $(date +%s) - t0 )) s"
 }
+
+# End-to-end accuracy helpers of the GPU scripts (tests/reference/engine_run.c against the built library).
+# gpu_acc_setup: builds /tmp/b/run. gpu_layers MODEL: the model's layer count. gpu_acc_cpu MODEL PROMPT STEPS SPARSE:
+# the CPU backend's run (tokens on stdout, logits in /tmp/cpu.f32). gpu_acc_compare LABEL CPU_TOKENS MODEL PROMPT
+# STEPS SPARSE PLAN [VAR=VALUE...]: the same run on $GPU_BACKEND (default cuda) with the forced plan and the given
+# environment; prints "acc LABEL rel_err=<max |logit difference| / max |cpu logit|> tokens=same|DIFF" or FAILED.
+gpu_acc_setup() {
+    gcc -std=c99 -O2 -Iinclude tests/reference/engine_run.c -L/tmp/b/lib -lpowerinfer -Wl,-rpath,/tmp/b/lib -o /tmp/b/run
+}
+gpu_layers() {
+    PI_TEST_BACKEND=${GPU_BACKEND:-cuda} PI_TEST_PLAN=x /tmp/b/run "$1" 1 1 /tmp/x.f32 2>&1 |
+        sed -n 's/.*model of \([0-9]*\) layers.*/\1/p'
+}
+gpu_acc_cpu() {
+    PI_TEST_SPARSE=$4 PI_TEST_BACKEND=cpu /tmp/b/run "$1" "$2" "$3" /tmp/cpu.f32 2>/tmp/err
+}
+gpu_acc_compare() {
+    local label=$1 cpu=$2 f=$3 prompt=$4 steps=$5 sparse=$6 plan=$7 out err
+    shift 7
+    out=$(env "$@" PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=${GPU_BACKEND:-cuda} timeout 60 \
+          /tmp/b/run "$f" "$prompt" "$steps" /tmp/gpu.f32 2>/tmp/err) || {
+        echo "acc $label FAILED $(head -c 300 /tmp/err)"; return; }
+    err=$(python3 -c "
+import array
+a=array.array('f'); a.frombytes(open('/tmp/cpu.f32','rb').read())
+b=array.array('f'); b.frombytes(open('/tmp/gpu.f32','rb').read())
+print('%.2e' % (max(abs(x-y) for x,y in zip(a,b))/max(abs(x) for x in a)))")
+    echo "acc $label rel_err=$err tokens=$([ "$cpu" = "$out" ] && echo same || echo DIFF)"
+}

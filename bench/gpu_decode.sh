@@ -5,8 +5,9 @@
 #   hybrid-8g   sparse file, VRAM budget 8 GiB, the planner fed the profile
 #   gpu-dense   dense file, everything on the GPU
 #   prefill-512 dense file, everything on the GPU
-# each once plain and once with PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 (per-operation GPU time and host waits: the
-# "where the time goes" tables). usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
+# plus a run with PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 (per-operation GPU time and host waits: the "where the time
+# goes" tables); PROFILES=1 profiles the all-GPU runs too, AB=1 adds pipelining-off and graphs-on runs, FINAL=1 the
+# budget sweep and the CPU-only run. usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
 set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
@@ -23,24 +24,18 @@ grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"
 # Accuracy of the pipelined split step (every layer split, so that the hybrid executor pipelines) on tiny sparse
 # models from ACC_DIR: cuda vs cpu greedy tokens and logits, pipelining on and off.
 ACC_DIR=${ACC_DIR:-build/models}
-gcc -std=c99 -O2 -Iinclude tests/reference/engine_run.c -L/tmp/b/lib -lpowerinfer -Wl,-rpath,/tmp/b/lib -o /tmp/b/run || exit 1
+gpu_acc_setup || exit 1
 P=$(python3 -c "print(','.join(str(3 + (i * 37) % 200) for i in range(12)))")
 for f in $ACC_DIR/*.gguf; do
-  n=$(PI_TEST_BACKEND=cuda PI_TEST_PLAN=x /tmp/b/run $f 1 1 /tmp/x.f32 2>&1 | sed -n 's/.*model of \([0-9]*\) layers.*/\1/p')
+  [ -f "$f" ] || continue
+  n=$(gpu_layers $f)
   split=$(python3 -c "print(','.join(['split:37']*$n+['out']))"); gpu=$(python3 -c "print(','.join(['gpu']*$n+['out']))")
   for sparse in on off; do
-    cpu=$(PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cpu /tmp/b/run $f $P ${ACC_STEPS:-64} /tmp/cpu.f32 2>/tmp/err) || { echo "$f cpu FAILED"; continue; }
+    cpu=$(gpu_acc_cpu $f $P ${ACC_STEPS:-64} $sparse) || { echo "$f sparse=$sparse cpu FAILED"; continue; }
     # split layers pipeline (PI_HYBRID_PIPELINE) only in sparse steps; all-GPU steps are recorded (PI_CUDA_GRAPH)
     for variant in "split PI_HYBRID_PIPELINE=1" "split PI_HYBRID_PIPELINE=0" "gpu PI_CUDA_GRAPH=1" "gpu PI_CUDA_GRAPH=0"; do
       set -- $variant; plan=$([ $1 = split ] && echo $split || echo $gpu)
-      out=$(env $2 PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cuda timeout 60 /tmp/b/run $f $P ${ACC_STEPS:-64} /tmp/gpu.f32 2>/tmp/err) || {
-        echo "acc $(basename $f) sparse=$sparse $variant FAILED $(head -c 300 /tmp/err)"; continue; }
-      err=$(python3 -c "
-import array
-a=array.array('f'); a.frombytes(open('/tmp/cpu.f32','rb').read())
-b=array.array('f'); b.frombytes(open('/tmp/gpu.f32','rb').read())
-print('%.2e' % (max(abs(x-y) for x,y in zip(a,b))/max(abs(x) for x in a)))")
-      echo "acc $(basename $f) sparse=$sparse $variant rel_err=$err tokens=$([ "$cpu" = "$out" ] && echo same || echo DIFF)"
+      gpu_acc_compare "$(basename $f) sparse=$sparse $variant" "$cpu" $f $P ${ACC_STEPS:-64} $sparse $plan $2
     done
   done
 done

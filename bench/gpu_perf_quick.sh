@@ -13,22 +13,15 @@ PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/
 grep -E "FAIL|matmul(_t)? .*n=(20|24|40)" "$OUT/conformance.txt" | head -40; tail -2 "$OUT/conformance.txt"
 # End-to-end accuracy of prompts > 16 tokens (the cuBLAS paths) on the tiny models of build/models (carried):
 # backend cuda vs cpu, everything on the GPU and alternate split:37/cpu layers, sparse on and off.
-gcc -std=c99 -O2 -Iinclude tests/reference/engine_run.c -L/tmp/b/lib -lpowerinfer -Wl,-rpath,/tmp/b/lib -o /tmp/b/run || exit 1
+gpu_acc_setup || exit 1
 P=$(python3 -c "print(','.join(str(3 + (i * 37) % 200) for i in range(40)))")
 for m in ${ACC_MODELS-llama-f16 llama-bf16 llama-q8_0 relu-llama-f16 relu-llama-bf16 prosparse-bf16 bamboo-f16 falcon-f16 opt-f16}; do
   f=build/models/$m.gguf; [ -f $f ] || continue
-  n=$(PI_TEST_BACKEND=cuda PI_TEST_PLAN=x /tmp/b/run $f 1 1 /tmp/x.f32 2>&1 | sed -n 's/.*model of \([0-9]*\) layers.*/\1/p')
+  n=$(gpu_layers $f)
   for sparse in on off; do
-    cpu=$(PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cpu /tmp/b/run $f $P 16 /tmp/cpu.f32 2>/tmp/err) || continue
+    cpu=$(gpu_acc_cpu $f $P 16 $sparse) || continue
     for plan in $(python3 -c "print(','.join(['gpu']*$n+['out']), ','.join(['split:37' if i%2==0 else 'cpu' for i in range($n)]))"); do
-      gpu=$(PI_TEST_PLAN=$plan PI_TEST_SPARSE=$sparse PI_TEST_BACKEND=cuda /tmp/b/run $f $P 16 /tmp/gpu.f32 2>/tmp/err) || {
-        echo "$m $sparse $plan FAILED $(cat /tmp/err)"; continue; }
-      err=$(python3 -c "
-import array
-a=array.array('f'); a.frombytes(open('/tmp/cpu.f32','rb').read())
-b=array.array('f'); b.frombytes(open('/tmp/gpu.f32','rb').read())
-print('%.2e' % (max(abs(x-y) for x,y in zip(a,b))/max(abs(x) for x in a)))")
-      echo "acc $m sparse=$sparse plan=${plan:0:12} rel_err=$err tokens=$([ "$cpu" = "$gpu" ] && echo same || echo DIFF)"
+      gpu_acc_compare "$m sparse=$sparse plan=${plan:0:12}" "$cpu" $f $P 16 $sparse $plan
     done
   done
 done

@@ -254,7 +254,7 @@ int32_t matmul_t_blas(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x,
 }  // namespace
 
 int32_t gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const int8_t *xq, const float *xd,
-             uint64_t n, GemvOut relu_out, float *y) {
+             uint64_t n, GemvOut out, float *y) {
     const bool vec = w->n_cols % 8 == 0 && aligned16(w->data) && (w->n_rows <= 1 || w->row_stride % 16 == 0) &&
                      aligned16(x);
     for (uint64_t t0 = 0; t0 < n; t0 += kTokensPerLaunch) {
@@ -265,19 +265,19 @@ int32_t gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const i
         float *yt = y + t0 * w->n_rows;
         switch (w->type) {
             case PI_BK_F32:
-                vec ? launch_gemv<PI_BK_F32, true>(stream, w, xt, xqt, xdt, nt, relu_out, yt)
-                    : launch_gemv<PI_BK_F32, false>(stream, w, xt, xqt, xdt, nt, relu_out, yt);
+                vec ? launch_gemv<PI_BK_F32, true>(stream, w, xt, xqt, xdt, nt, out, yt)
+                    : launch_gemv<PI_BK_F32, false>(stream, w, xt, xqt, xdt, nt, out, yt);
                 break;
             case PI_BK_F16:
-                vec ? launch_gemv<PI_BK_F16, true>(stream, w, xt, xqt, xdt, nt, relu_out, yt)
-                    : launch_gemv<PI_BK_F16, false>(stream, w, xt, xqt, xdt, nt, relu_out, yt);
+                vec ? launch_gemv<PI_BK_F16, true>(stream, w, xt, xqt, xdt, nt, out, yt)
+                    : launch_gemv<PI_BK_F16, false>(stream, w, xt, xqt, xdt, nt, out, yt);
                 break;
             case PI_BK_BF16:
-                vec ? launch_gemv<PI_BK_BF16, true>(stream, w, xt, xqt, xdt, nt, relu_out, yt)
-                    : launch_gemv<PI_BK_BF16, false>(stream, w, xt, xqt, xdt, nt, relu_out, yt);
+                vec ? launch_gemv<PI_BK_BF16, true>(stream, w, xt, xqt, xdt, nt, out, yt)
+                    : launch_gemv<PI_BK_BF16, false>(stream, w, xt, xqt, xdt, nt, out, yt);
                 break;
-            case PI_BK_Q8_0: launch_gemv<PI_BK_Q8_0, false>(stream, w, xt, xqt, xdt, nt, relu_out, yt); break;
-            case PI_BK_Q4_0: launch_gemv<PI_BK_Q4_0, false>(stream, w, xt, xqt, xdt, nt, relu_out, yt); break;
+            case PI_BK_Q8_0: launch_gemv<PI_BK_Q8_0, false>(stream, w, xt, xqt, xdt, nt, out, yt); break;
+            case PI_BK_Q4_0: launch_gemv<PI_BK_Q4_0, false>(stream, w, xt, xqt, xdt, nt, out, yt); break;
         }
         if (int32_t s = check_launch("gemv")) return s;
     }

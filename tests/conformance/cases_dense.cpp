@@ -1,5 +1,6 @@
 // matmul, embedding, add, ffn_activation.
 #include <cmath>
+#include <functional>
 
 #include "cases.h"
 
@@ -21,6 +22,24 @@ std::string dims(std::initializer_list<uint64_t> v, const char *names) {
 
 bool quantized(uint32_t t) { return t == PI_BK_Q8_0 || t == PI_BK_Q4_0; }
 
+// One product on both devices, the candidate's result against the reference's (relative L2). y starts as y0, or
+// uninitialized memory of y_count floats when y0 is empty (the product overwrites it).
+using Product = std::function<int32_t(Device &, const pi_bk_matrix *w, const float *x, float *y)>;
+double compare_product(Env &env, const char *what, const HostMatrix &w, const std::vector<float> &x,
+                       const std::vector<float> &y0, uint64_t y_count, const Product &product) {
+    std::vector<float> out[2];
+    Device *devs[2] = {&env.ref, &env.cand};
+    for (int d = 0; d < 2; ++d) {
+        Device &dev = *devs[d];
+        const pi_bk_matrix wm = dev.put(w);
+        const float *xd = dev.put(x);
+        float *y = y0.empty() ? static_cast<float *>(dev.alloc(y_count * 4)) : dev.put(y0);
+        dev.check(product(dev, &wm, xd, y), what);
+        out[d] = dev.get(y, y_count);
+    }
+    return relative_error(out[1], out[0]);
+}
+
 // y = x . W^T. Both sides round x to 8-bit blocks for Q8_0/Q4_0 (backends/backend.h) and sum exactly-converted
 // weights in binary32; only the order of the additions differs. Tolerance: 2e-5 relative L2, about 100 ulp of the
 // per-element error budget of a 4096-term f32 dot with random signs (measured differences are ~1e-7..1e-6).
@@ -40,17 +59,10 @@ void matmul_cases(Env &env) {
             env.row("matmul", type_name(type), dims({s.rows, s.cols, s.n, s.pad}, "rcnp"), 2e-5, [&](std::string *) {
                 const HostMatrix w = random_matrix(env.rng, type, s.rows, s.cols, 1.0f, s.pad);
                 const std::vector<float> x = random_floats(env.rng, s.n * s.cols);
-                std::vector<float> out[2];
-                Device *devs[2] = {&env.ref, &env.cand};
-                for (int d = 0; d < 2; ++d) {
-                    Device &dev = *devs[d];
-                    const pi_bk_matrix wm = dev.put(w);
-                    const float *xd = dev.put(x);
-                    float *y = static_cast<float *>(dev.alloc(s.n * s.rows * 4));
-                    dev.check(dev.ops().matmul(dev.queue(), &wm, xd, s.n, y), "matmul");
-                    out[d] = dev.get(y, s.n * s.rows);
-                }
-                return relative_error(out[1], out[0]);
+                const auto product = [&](Device &dev, auto *wm, auto *xd, float *y) {
+                    return dev.ops().matmul(dev.queue(), wm, xd, s.n, y);
+                };
+                return compare_product(env, "matmul", w, x, {}, s.n * s.rows, product);
             });
         }
     }
@@ -77,17 +89,10 @@ void matmul_t_cases(Env &env) {
             env.row("matmul_t", type_name(type), dims({s.rows, s.cols, s.n, s.pad}, "rcnp"), 2e-5, [&](std::string *) {
                 const HostMatrix w = random_matrix(env.rng, type, s.rows, s.cols, 1.0f, s.pad);
                 const std::vector<float> x = random_floats(env.rng, s.n * s.rows);
-                std::vector<float> out[2];
-                Device *devs[2] = {&env.ref, &env.cand};
-                for (int d = 0; d < 2; ++d) {
-                    Device &dev = *devs[d];
-                    const pi_bk_matrix wm = dev.put(w);
-                    const float *xd = dev.put(x);
-                    float *y = static_cast<float *>(dev.alloc(s.n * s.cols * 4));
-                    dev.check(dev.ops().matmul_t(dev.queue(), &wm, xd, s.n, y), "matmul_t");
-                    out[d] = dev.get(y, s.n * s.cols);
-                }
-                return relative_error(out[1], out[0]);
+                const auto product = [&](Device &dev, auto *wm, auto *xd, float *y) {
+                    return dev.ops().matmul_t(dev.queue(), wm, xd, s.n, y);
+                };
+                return compare_product(env, "matmul_t", w, x, {}, s.n * s.cols, product);
             });
         }
     }
@@ -107,17 +112,10 @@ void matmul_add_cases(Env &env) {
             env.row("matmul_add", type_name(type), dims({rows, cols, n}, "rcn"), 2e-5, [&](std::string *) {
                 const HostMatrix w = random_matrix(rng, type, rows, cols);
                 const std::vector<float> x = random_floats(rng, n * cols), y0 = random_floats(rng, n * rows);
-                std::vector<float> out[2];
-                Device *devs[2] = {&env.ref, &env.cand};
-                for (int d = 0; d < 2; ++d) {
-                    Device &dev = *devs[d];
-                    const pi_bk_matrix wm = dev.put(w);
-                    const float *xd = dev.put(x);
-                    float *y = dev.put(y0);
-                    dev.check(dev.ops().matmul_add(dev.queue(), &wm, xd, n, y), "matmul_add");
-                    out[d] = dev.get(y, n * rows);
-                }
-                return relative_error(out[1], out[0]);
+                const auto product = [&](Device &dev, auto *wm, auto *xd, float *y) {
+                    return dev.ops().matmul_add(dev.queue(), wm, xd, n, y);
+                };
+                return compare_product(env, "matmul_add", w, x, y0, n * rows, product);
             });
         }
     }
