@@ -66,6 +66,7 @@ enum pi_bk_activation {
     PI_BK_ACT_DRELU = 2, /* relu(gate) * relu(up) */
     PI_BK_ACT_RELU = 3   /* relu(up); no gate */
 };
+#define PI_BK_NO_ACTIVATION 0xffffffffu /* matmul_rmsnorm: a plain product */
 
 enum pi_bk_rope_mode {
     PI_BK_ROPE_NORMAL = 0, /* rotate adjacent pairs (x[2i], x[2i+1]): llama */
@@ -100,6 +101,19 @@ typedef struct pi_bk_ffn {
     uint32_t activation;    /* enum pi_bk_activation */
     uint32_t reserved;
 } pi_bk_ffn;
+
+/* One decode token's attention block (attention_decode): the shapes, the rotation and the layer's cache. */
+typedef struct pi_bk_decode_attention {
+    uint32_t n_head, n_head_kv, head_dim;
+    uint32_t rope_dim;     /* values rotated per head; 0: no rotation */
+    uint32_t rope_mode;    /* enum pi_bk_rope_mode */
+    float rope_freq_base;
+    float scale;           /* softmax scale of the scores */
+    uint32_t kv_type;      /* enum pi_bk_kv_type */
+    uint32_t max_positions; /* positions the cache holds */
+    uint32_t reserved;
+    void *k_cache, *v_cache; /* the layer's cache, as kv_store takes it */
+} pi_bk_decode_attention;
 
 typedef struct pi_bk_context_params {
     uint32_t struct_size;
@@ -217,6 +231,31 @@ typedef struct pi_backend_ops {
      * added to y -- a residual connection in one operation. A backend may refuse n above its decode size (CUDA:
      * 16) with PI_BK_ERR_UNSUPPORTED; callers then use matmul and add. */
     int32_t (*matmul_add)(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
+    /* One decode token's attention in one operation: RoPE of its query heads q (n_head * head_dim) and key heads k
+     * (n_head_kv * head_dim) at position pos, k and v stored at pos in the cache (rounded to the cache type), then
+     * every query head's attention over positions [0, pos] into out -- what rope, kv_store and attention do for one
+     * token, with their results; q and k are read only (the rotated heads are not written back). pos_word != NULL:
+     * the position is read on the device from *pos_word (backend memory) when the work runs and `pos` is ignored, so a
+     * recording can be relaunched at later positions (capture_relaunch); the caller keeps *pos_word <
+     * a->max_positions. A backend refuses what it cannot serve this way (CUDA: max_positions > 2048) with
+     * PI_BK_ERR_UNSUPPORTED; callers then use the three operations. */
+    int32_t (*attention_decode)(pi_bk_queue *queue, const pi_bk_decode_attention *a, const float *q, const float *k,
+                                const float *v, uint32_t pos, const uint32_t *pos_word, float *out);
+    /* One token's FFN activations through w = [gate; up] stacked (2 * rows rows): out[i] = activation(w_i . x,
+     * w_{rows+i} . x) for i < rows -- matmul then ffn_activation, in one operation (SILU, REGLU or DRELU; x rounded
+     * as matmul rounds it for quantized weights). */
+    int32_t (*matmul_glu)(pi_bk_queue *queue, const pi_bk_matrix *w, uint32_t activation, const float *x, float *out);
+    /* Launches the queue's last recording (capture_end with launch = 1) again, unchanged: the same operations with the
+     * same arguments and addresses; what changes between launches must be read from memory when the work runs
+     * (attention_decode's pos_word, inputs the host writes to pinned memory first). PI_BK_ERR_INVALID_ARGUMENT when
+     * there is no recording. Optional (NULL: none). */
+    int32_t (*capture_relaunch)(pi_bk_queue *queue);
+    /* One token's product with the RMS norm before it folded in: y = w . (x * g / sqrt(mean(x^2) + eps)) -- norm (no
+     * bias) then matmul, or then matmul_glu (w = [gate; up], y of w.n_rows / 2) when activation is not
+     * PI_BK_NO_ACTIVATION -- without writing the normalized x. Quantized weights round the normalized x as matmul
+     * does. The sums may be formed in another order than the two operations form them (float rounding apart). */
+    int32_t (*matmul_rmsnorm)(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, const float *g, float eps,
+                              uint32_t activation, float *y);
 } pi_backend_ops;
 
 /* Whether a table (of any accepted size) has the entry `member` set. */

@@ -7,7 +7,7 @@
 #   prefill-512 dense file, everything on the GPU
 # plus a run with PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 (per-operation GPU time and host waits: the "where the time
 # goes" tables); PROFILES=1 profiles the all-GPU runs too, AB=1 adds pipelining-off and graphs-on runs, FINAL=1 the
-# budget sweep and the CPU-only run. usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
+# budget sweep and the CPU-only run, KERNELS=1 the kernel bench under each of KERNEL_ENVS. usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
 set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
@@ -20,7 +20,15 @@ t0=$(date +%s)
 gpu_build powerinfer-bench powerinfer-cli pi_conformance pi_kernel_bench || exit 1
 PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
 grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"
-[ -n "${KERNELS:-}" ] && { PI_BACKEND_PATH=/tmp/b/lib timeout 60 /tmp/b/tests/conformance/pi_kernel_bench cuda > "$OUT/kernels.txt" 2>&1; head -40 "$OUT/kernels.txt"; }
+# KERNELS=1: the decode kernels' times under each of KERNEL_ENVS (settings of matmul.cu: PI_CUDA_GEMV, PI_CUDA_GLU,
+# PI_CUDA_SPLITK; "-" the defaults).
+if [ -n "${KERNELS:-}" ]; then
+  for v in ${KERNEL_ENVS:--}; do
+    env $([ "$v" = - ] || echo "$v") PI_BACKEND_PATH=/tmp/b/lib timeout 60 /tmp/b/tests/conformance/pi_kernel_bench cuda 100 \
+      > "$OUT/kernels-$v.txt" 2>&1
+    echo "== kernels $v"; grep -E "F16|attention|predict" "$OUT/kernels-$v.txt" | head -16
+  done
+fi
 # Accuracy of the pipelined split step (every layer split, so that the hybrid executor pipelines) on tiny sparse
 # models from ACC_DIR: cuda vs cpu greedy tokens and logits, pipelining on and off.
 ACC_DIR=${ACC_DIR:-build/models}
@@ -38,7 +46,10 @@ for f in $ACC_DIR/*.gguf; do
       gpu_acc_compare "$(basename $f) sparse=$sparse $variant" "$cpu" $f $P ${ACC_STEPS:-64} $sparse $plan $2
     done
   done
-done
+done > "$OUT/accuracy.txt"
+echo "accuracy: $(grep -c 'tokens=same' "$OUT/accuracy.txt") runs with the CPU's tokens of $(grep -c '^acc' "$OUT/accuracy.txt");" \
+  "largest rel_err $(grep -o 'rel_err=[0-9.e+-]*' "$OUT/accuracy.txt" | cut -d= -f2 | sort -g | tail -1)"
+grep -E "DIFF|FAILED" "$OUT/accuracy.txt" | head
 wait
 echo "models written, $(( $(date +%s) - t0 )) s after the start"; ls -la /tmp/m
 S=/tmp/m/bench-7b-f16.gguf D=/tmp/m/bench-7b-dense-f16.gguf
@@ -70,3 +81,5 @@ fi
 echo "cost cache (the planner's parameters measured on this machine):"; cat ${XDG_CACHE_HOME:-$HOME/.cache}/powerinfer/cost-*.txt
 [ -n "${EXTRA:-}" ] && eval "$EXTRA"
 echo "total $(( $(date +%s) - t0 )) s"
+# The lent machine returns only a few files: everything goes back as one archive.
+(cd "$OUT" && tar czf /tmp/gpu-results.tgz . && find . -mindepth 1 -delete && mv /tmp/gpu-results.tgz .)

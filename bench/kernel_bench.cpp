@@ -262,7 +262,11 @@ void bench_matvec(const Args &args) {
         size_t rows, cols;
         const char *name;
     };
-    const Shape shapes[] = {{11008, 4096, "11008x4096 (gate/up)"}, {4096, 11008, "4096x11008 (down)"}};
+    // The last two are bench-7b's predictor (fc1 1024 x 4096, fc2 11008 x 1024: short rows, per-row overhead).
+    const Shape shapes[] = {{11008, 4096, "11008x4096 (gate/up)"},
+                            {4096, 11008, "4096x11008 (down)"},
+                            {1024, 4096, "1024x4096 (pred fc1)"},
+                            {11008, 1024, "11008x1024 (pred fc2)"}};
     std::printf(
         "\n== dense matvec y = W x: GB/s of weights (%% of the streaming read GB/s, same threads, same period) ==\n");
     std::printf("%-22s %-5s", "shape", "type");

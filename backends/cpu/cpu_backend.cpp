@@ -333,6 +333,63 @@ int32_t add(pi_bk_queue *q, float *y, const float *x, uint64_t n, uint64_t dim, 
     });
 }
 
+// The three operations in sequence on copies of q and k (the operation leaves its inputs as they were).
+int32_t attention_decode(pi_bk_queue *q, const pi_bk_decode_attention *a, const float *qv, const float *k,
+                         const float *v, uint32_t pos, const uint32_t *pos_word, float *out) {
+    std::vector<float> q_rot, k_rot;
+    const int32_t status = guarded("attention_decode", [&] {
+        require(q && a && qv && k && v && out, "null argument");
+        if (pos_word) pos = *pos_word;  // operations run at the call: the word holds the position now
+        require(pos < a->max_positions, "pos beyond the cache's max_positions");
+        q_rot.assign(qv, qv + size_t(a->n_head) * a->head_dim);
+        k_rot.assign(k, k + size_t(a->n_head_kv) * a->head_dim);
+    });
+    if (status != PI_BK_OK) return status;
+    if (a->rope_dim > 0) {
+        if (int32_t s = rope_op(q, q_rot.data(), 1, q_rot.size(), a->n_head, a->head_dim, a->rope_dim, pos,
+                                a->rope_freq_base, a->rope_mode)) {
+            return s;
+        }
+        if (int32_t s = rope_op(q, k_rot.data(), 1, k_rot.size(), a->n_head_kv, a->head_dim, a->rope_dim, pos,
+                                a->rope_freq_base, a->rope_mode)) {
+            return s;
+        }
+    }
+    const uint32_t kv_dim = a->n_head_kv * a->head_dim;
+    if (int32_t s = kv_store(q, a->k_cache, a->v_cache, a->kv_type, kv_dim, pos, 1, k_rot.data(), v, kv_dim)) return s;
+    return attention(q, q_rot.data(), a->k_cache, a->v_cache, a->kv_type, a->n_head, a->n_head_kv, a->head_dim, pos, 1,
+                     a->scale, out);
+}
+
+// matmul into a scratch of 2 x rows, then the activation (the same values as the two operations).
+int32_t matmul_glu(pi_bk_queue *q, const pi_bk_matrix *wm, uint32_t activation, const float *x, float *out) {
+    std::vector<float> gate_up;
+    const int32_t status = guarded("matmul_glu", [&] {
+        require(q && wm && x && out, "null argument");
+        require(activation < PI_BK_ACT_RELU, "matmul_glu needs an activation with a gate");
+        require(wm->n_rows % 2 == 0, "matmul_glu needs [gate; up]: an even number of rows");
+        gate_up.assign(wm->n_rows, 0.0f);
+    });
+    if (status != PI_BK_OK) return status;
+    if (int32_t s = matmul(q, wm, x, 1, gate_up.data())) return s;
+    const uint64_t rows = wm->n_rows / 2;
+    return ffn_activation(q, activation, gate_up.data(), gate_up.data() + rows, 1, rows, out);
+}
+
+// norm into a scratch, then matmul or matmul_glu (the values the operations in sequence give).
+int32_t matmul_rmsnorm(pi_bk_queue *q, const pi_bk_matrix *wm, const float *x, const float *g, float eps,
+                       uint32_t activation, float *y) {
+    std::vector<float> xn;
+    const int32_t status = guarded("matmul_rmsnorm", [&] {
+        require(q && wm && x && g && y, "null argument");
+        xn.assign(wm->n_cols, 0.0f);
+    });
+    if (status != PI_BK_OK) return status;
+    if (int32_t s = norm(q, x, g, nullptr, 1, wm->n_cols, eps, xn.data())) return s;
+    if (activation == PI_BK_NO_ACTIVATION) return matmul(q, wm, xn.data(), 1, y);
+    return matmul_glu(q, wm, activation, xn.data(), y);
+}
+
 pi_backend_ops make_table() {
     pi_backend_ops t{};
     t.struct_size = sizeof(pi_backend_ops);
@@ -369,6 +426,9 @@ pi_backend_ops make_table() {
     t.add = add;
     t.matmul_t = matmul_t;
     t.matmul_add = matmul_add;
+    t.attention_decode = attention_decode;
+    t.matmul_glu = matmul_glu;
+    t.matmul_rmsnorm = matmul_rmsnorm;
     return t;
 }
 

@@ -32,24 +32,20 @@ __device__ __forceinline__ float4 load4(const E *p) {
     }
 }
 
+// One query head qh (16-byte aligned) over n_pos cache rows of its KV head (k_head, v_head: rows kv_dim apart) into
+// oh; the whole block takes part. k_last/v_last != NULL: the last position's key and value rows are read from there
+// (a decode step's own row, already rounded to the cache type) instead of the cache.
 template <typename E>
-__global__ void __launch_bounds__(kThreads)
-    attention_short_kernel(const float *__restrict__ q, const E *__restrict__ k_cache, const E *__restrict__ v_cache,
-                           uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0, float scale,
-                           float *__restrict__ out) {
+__device__ __forceinline__ void attend_short(const float *qh, const E *__restrict__ k_head,
+                                             const E *__restrict__ v_head, uint64_t kv_dim, uint32_t head_dim,
+                                             uint32_t n_pos, float scale, const float *k_last, const float *v_last,
+                                             float *__restrict__ oh) {
     __shared__ float p_s[kShortMaxPositions];
     __shared__ float acc_s[kWarps][kMaxChunks * 128];
     __shared__ float red_s[kWarps];
-    const uint32_t h = blockIdx.x % n_head;
-    const uint64_t t = blockIdx.x / n_head;
-    const uint32_t kvh = h / (n_head / n_head_kv);
-    const uint64_t kv_dim = uint64_t(n_head_kv) * head_dim;
-    const uint32_t n_pos = pos0 + uint32_t(t) + 1;
     const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
     const int n_chunks = int((head_dim + 127) / 128);
-    const float *qh = q + t * uint64_t(n_head) * head_dim + uint64_t(h) * head_dim;
-    const E *k_head = k_cache + uint64_t(kvh) * head_dim;
-    const E *v_head = v_cache + uint64_t(kvh) * head_dim;
+    const uint32_t last = k_last ? n_pos - 1 : n_pos;  // positions from k_last/v_last, not the cache
 
     // Phase 1: scores.
     float4 qv[kMaxChunks];
@@ -69,7 +65,8 @@ __global__ void __launch_bounds__(kThreads)
             for (int c = 0; c < kMaxChunks; ++c) {
                 const uint32_t d = uint32_t(c) * 128 + uint32_t(lane) * 4;
                 if (c >= n_chunks || d >= head_dim) continue;
-                const float4 k = load4(k_head + uint64_t(p) * kv_dim + d);
+                const float4 k = p == last ? *reinterpret_cast<const float4 *>(k_last + d)
+                                           : load4(k_head + uint64_t(p) * kv_dim + d);
                 s[r] += qv[c].x * k.x + qv[c].y * k.y + qv[c].z * k.z + qv[c].w * k.w;
             }
         }
@@ -119,7 +116,8 @@ __global__ void __launch_bounds__(kThreads)
             for (int c = 0; c < kMaxChunks; ++c) {
                 const uint32_t d = uint32_t(c) * 128 + uint32_t(lane) * 4;
                 if (c >= n_chunks || d >= head_dim) continue;
-                const float4 v = load4(v_head + uint64_t(p) * kv_dim + d);
+                const float4 v = p == last ? *reinterpret_cast<const float4 *>(v_last + d)
+                                           : load4(v_head + uint64_t(p) * kv_dim + d);
                 acc[c].x += e * v.x, acc[c].y += e * v.y, acc[c].z += e * v.z, acc[c].w += e * v.w;
             }
         }
@@ -130,7 +128,6 @@ __global__ void __launch_bounds__(kThreads)
         if (c < n_chunks && d < head_dim) *reinterpret_cast<float4 *>(&acc_s[warp][d]) = acc[c];
     }
     __syncthreads();
-    float *oh = out + t * uint64_t(n_head) * head_dim + uint64_t(h) * head_dim;
     const float inv = 1.0f / l;
     for (uint32_t d = threadIdx.x; d < head_dim; d += kThreads) {
         float o = 0.0f;
@@ -138,6 +135,20 @@ __global__ void __launch_bounds__(kThreads)
         for (int w = 0; w < kWarps; ++w) o += acc_s[w][d];
         oh[d] = o * inv;
     }
+}
+
+template <typename E>
+__global__ void __launch_bounds__(kThreads)
+    attention_short_kernel(const float *__restrict__ q, const E *__restrict__ k_cache, const E *__restrict__ v_cache,
+                           uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0, float scale,
+                           float *__restrict__ out) {
+    const uint32_t h = blockIdx.x % n_head;
+    const uint64_t t = blockIdx.x / n_head;
+    const uint32_t kvh = h / (n_head / n_head_kv);
+    const uint64_t kv_dim = uint64_t(n_head_kv) * head_dim;
+    const uint64_t at = t * uint64_t(n_head) * head_dim + uint64_t(h) * head_dim;
+    attend_short<E>(q + at, k_cache + uint64_t(kvh) * head_dim, v_cache + uint64_t(kvh) * head_dim, kv_dim, head_dim,
+                    pos0 + uint32_t(t) + 1, scale, nullptr, nullptr, out + at);
 }
 
 }  // namespace pi::cuda::short_attention

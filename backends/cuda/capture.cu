@@ -39,4 +39,11 @@ int32_t capture_end(pi_bk_queue *queue, int32_t launch) {
     return check(cudaGraphLaunch(queue->graph_exec, queue->stream), "cudaGraphLaunch");
 }
 
+int32_t capture_relaunch(pi_bk_queue *queue) {
+    if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: capture_relaunch: NULL queue");
+    if (!queue->graph_exec) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: capture_relaunch: nothing recorded");
+    if (int32_t s = check(cudaSetDevice(queue->device), "cudaSetDevice")) return s;
+    return check(cudaGraphLaunch(queue->graph_exec, queue->stream), "cudaGraphLaunch");
+}
+
 }  // namespace pi::cuda

@@ -103,6 +103,12 @@ int32_t add(pi_bk_queue *queue, float *y, const float *x, uint64_t n, uint64_t d
 int32_t matmul_t(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t matmul_add(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t wait_value(pi_bk_queue *queue, const uint32_t *flag, uint32_t value);
+int32_t attention_decode(pi_bk_queue *queue, const pi_bk_decode_attention *a, const float *q, const float *k,
+                         const float *v, uint32_t pos, const uint32_t *pos_word, float *out);
+int32_t matmul_glu(pi_bk_queue *queue, const pi_bk_matrix *w, uint32_t activation, const float *x, float *out);
+int32_t capture_relaunch(pi_bk_queue *queue);
+int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, const float *g, float eps,
+                       uint32_t activation, float *y);
 int32_t capture_begin(pi_bk_queue *queue);
 int32_t capture_end(pi_bk_queue *queue, int32_t launch);
 

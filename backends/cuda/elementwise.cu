@@ -39,20 +39,7 @@ __global__ void add_kernel(float *y, const float *x, uint64_t n, uint64_t dim, u
 __global__ void activation_kernel(uint32_t act, const float *gate, const float *up, uint64_t total, float *out) {
     for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < total;
          i += uint64_t(gridDim.x) * blockDim.x) {
-        const float u = up[i];
-        float a;
-        switch (act) {
-            case PI_BK_ACT_SILU: {
-                const float g = gate[i];
-                a = g / (1.0f + expf(-g)) * u;
-                break;
-            }
-            // The CPU's apply_activation formulas (backends/cpu/token_ops.cpp), NaN behaviour included.
-            case PI_BK_ACT_REGLU: a = (gate[i] > 0.0f ? gate[i] : 0.0f) * u; break;
-            case PI_BK_ACT_DRELU: a = (gate[i] > 0.0f ? gate[i] : 0.0f) * (u > 0.0f ? u : 0.0f); break;
-            default: a = u > 0.0f ? u : 0.0f; break;
-        }
-        out[i] = a;
+        out[i] = dev::dense_activation(act, act == PI_BK_ACT_RELU ? 0.0f : gate[i], up[i]);
     }
 }
 

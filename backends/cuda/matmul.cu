@@ -17,6 +17,7 @@
 //   for matmul x is first rounded as decode rounds it (quantize_q8_values), as the CPU's quantized GEMM does; matmul_t
 //   uses x as given (backends/backend.h).
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -31,24 +32,29 @@ constexpr int kTokensPerLaunch = 4;
 constexpr uint64_t kGemvMaxTokens = 16;
 constexpr size_t kPanelBytes = size_t(64) << 20;  // f32 panel of rows for cuBLAS
 
-template <uint32_t T, bool VEC, int NT>
+// NORM (one token, float weights): x is a norm's input and g its weight; each warp sums the squares of the x values
+// its lanes load anyway and takes the norm's scale from them (warp_rms_scale: no block barrier, no pass before the
+// weights stream), so the normalized x is never written (matmul_rmsnorm).
+template <uint32_t T, bool VEC, int NT, bool NORM = false>
 __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     gemv_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_rows, uint32_t n_cols,
                 const float *__restrict__ x, const int8_t *__restrict__ xq, const float *__restrict__ xd, int nt,
-                GemvOut out, float *__restrict__ y) {
+                GemvOut out, float *__restrict__ y, const float *__restrict__ g = nullptr, float eps = 0.0f) {
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
     if (r >= n_rows) return;
     const uint8_t *row = w + size_t(r) * row_stride;
-    float acc[NT];
+    float acc[NT], scale = 1.0f;
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
     if constexpr (T == PI_BK_Q8_0 || T == PI_BK_Q4_0) {
         dev::dot_quant_partial<T, NT>(row, n_cols, xq, xd, nt, acc);
     } else {
-        dev::dot_float_partial<T, VEC, NT>(row, n_cols, x, n_cols, nt, acc);
+        double ss = 0.0;
+        dev::dot_float_partial<T, VEC, NT, NORM>(row, n_cols, x, n_cols, nt, acc, g, &ss);
+        if constexpr (NORM) scale = dev::warp_rms_scale(ss, n_cols, eps);
     }
 #pragma unroll
-    for (int t = 0; t < NT; ++t) acc[t] = dev::warp_sum(acc[t]);
+    for (int t = 0; t < NT; ++t) acc[t] = dev::warp_sum(acc[t]) * scale;
     if (threadIdx.x % dev::kWarp == 0) {
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
@@ -59,12 +65,236 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     }
 }
 
+// One token, 16-bit weights in the vec layout (rows and x 16-byte aligned, n_cols % 8 == 0): each lane issues BATCH
+// 16-byte loads of each of its warp's ROWS rows before the first multiply, so a warp has ROWS x BATCH x 512 bytes in
+// flight (the loop of gemv_kernel leaves the number to the compiler's unrolling). ROWS > 1 also shares each x load
+// between the rows. GLU: the warp's two rows are gate row r and up row r + n_out of a stacked [gate; up] matrix, and
+// it stores act(gate . x, up . x) (matmul_glu). Each row's sum is formed in the order of dot_float_partial.
+template <uint32_t T, int ROWS, int BATCH, bool GLU, bool NORM = false>
+__global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
+    gemv16_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_out, uint32_t n_cols,
+                  const float *__restrict__ x, GemvOut out, uint32_t act, float *__restrict__ y,
+                  const float *__restrict__ g = nullptr, float eps = 0.0f) {
+    static_assert(!GLU || ROWS == 2, "a GLU warp takes its gate and up rows");
+    const uint32_t warp = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
+    const uint32_t r0 = GLU ? warp : warp * ROWS;
+    if (r0 >= n_out) return;
+    const int lane = threadIdx.x % dev::kWarp;
+    const uint4 *row[ROWS];
+#pragma unroll
+    for (int i = 0; i < ROWS; ++i) {
+        const uint32_t r = GLU ? r0 + uint32_t(i) * n_out : min(r0 + uint32_t(i), n_out - 1);
+        row[i] = reinterpret_cast<const uint4 *>(w + size_t(r) * row_stride);
+    }
+    const uint32_t units = n_cols / 8;
+    double ss = 0.0;  // NORM: this lane's squares of x
+    float acc[ROWS];
+#pragma unroll
+    for (int i = 0; i < ROWS; ++i) acc[i] = 0.0f;
+    for (uint32_t u0 = lane; u0 < units; u0 += dev::kWarp * BATCH) {
+        uint4 wv[ROWS][BATCH];
+#pragma unroll
+        for (int b = 0; b < BATCH; ++b) {
+            const uint32_t u = u0 + uint32_t(b) * dev::kWarp;
+#pragma unroll
+            for (int i = 0; i < ROWS; ++i) {
+                if (u < units) wv[i][b] = __ldg(row[i] + u);
+            }
+        }
+#pragma unroll
+        for (int b = 0; b < BATCH; ++b) {
+            const uint32_t u = u0 + uint32_t(b) * dev::kWarp;
+            if (u >= units) break;
+            const float4 a = dev::load_x4<NORM>(x, g, size_t(u) * 8, ss),
+                         c = dev::load_x4<NORM>(x, g, size_t(u) * 8 + 4, ss);
+#pragma unroll
+            for (int i = 0; i < ROWS; ++i) {
+                float f[8];
+                dev::unpack8<T>(wv[i][b], f);
+                acc[i] += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * c.x + f[5] * c.y + f[6] * c.z +
+                          f[7] * c.w;
+            }
+        }
+    }
+    const float scale = NORM ? dev::warp_rms_scale(ss, n_cols, eps) : 1.0f;  // as gemv_kernel's NORM
+#pragma unroll
+    for (int i = 0; i < ROWS; ++i) acc[i] = dev::warp_sum(acc[i]) * scale;
+    if (lane != 0) return;
+    if constexpr (GLU) {
+        y[r0] = dev::dense_activation(act, acc[0], acc[1]);
+    } else {
+#pragma unroll
+        for (int i = 0; i < ROWS; ++i) {
+            const uint32_t r = r0 + uint32_t(i);
+            if (r >= n_out) break;
+            y[r] = out == GemvOut::relu ? (acc[i] < 0.0f ? 0.0f : acc[i]) : out == GemvOut::add ? y[r] + acc[i] : acc[i];
+        }
+    }
+}
+
+// Any type, one token: the GLU rows through the generic per-row dots (x quantized for Q8_0/Q4_0).
+template <uint32_t T, bool VEC>
+__global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
+    glu_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_out, uint32_t n_cols,
+               const float *__restrict__ x, const int8_t *__restrict__ xq, const float *__restrict__ xd, uint32_t act,
+               float *__restrict__ y) {
+    const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
+    if (r >= n_out) return;
+    float g[1] = {0.0f}, u[1] = {0.0f};
+    const uint8_t *gate = w + size_t(r) * row_stride, *up = w + size_t(r + n_out) * row_stride;
+    if constexpr (T == PI_BK_Q8_0 || T == PI_BK_Q4_0) {
+        dev::dot_quant_partial<T, 1>(gate, n_cols, xq, xd, 1, g);
+        dev::dot_quant_partial<T, 1>(up, n_cols, xq, xd, 1, u);
+    } else {
+        dev::dot_float_partial<T, VEC, 1>(gate, n_cols, x, n_cols, 1, g);
+        dev::dot_float_partial<T, VEC, 1>(up, n_cols, x, n_cols, 1, u);
+    }
+    g[0] = dev::warp_sum(g[0]);
+    u[0] = dev::warp_sum(u[0]);
+    if (threadIdx.x % dev::kWarp == 0) y[r] = dev::dense_activation(act, g[0], u[0]);
+}
+
+// One token, float weights in the vec layout, few rows: kSplit warps share a row, each taking a contiguous quarter of
+// its 16-byte units, and the block adds the kSplit partial sums in warp order (deterministic). A product with few
+// rows (the predictor's fc1: 1024 rows; the 4096-row output and down projections) then runs kSplit times as many
+// warps, each with a quarter of the latency chain (the plain kernel leaves 1024 rows at ~8 warps per SM).
+constexpr int kSplit = 4;
+template <uint32_t T>
+__global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
+    gemv_split_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_rows, uint32_t n_cols,
+                      const float *__restrict__ x, GemvOut out, float *__restrict__ y) {
+    __shared__ float part[kRowsPerBlock];
+    const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
+    const uint32_t r = blockIdx.x * (kRowsPerBlock / kSplit) + uint32_t(warp / kSplit);
+    const int piece = warp % kSplit;
+    float acc = 0.0f;
+    if (r < n_rows) {
+        const uint32_t units = n_cols / 8, per = (units + kSplit - 1) / kSplit;
+        const uint32_t u_begin = uint32_t(piece) * per, u_end = min(units, u_begin + per);
+        const uint8_t *row = w + size_t(r) * row_stride;
+#pragma unroll 4
+        for (uint32_t u = u_begin + uint32_t(lane); u < u_end; u += dev::kWarp) {
+            float f[8];
+            dev::load_weight8<T>(row, u * 8, f);
+            const float4 a = __ldg(reinterpret_cast<const float4 *>(x) + 2 * u),
+                         b = __ldg(reinterpret_cast<const float4 *>(x) + 2 * u + 1);
+            acc += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * b.x + f[5] * b.y + f[6] * b.z + f[7] * b.w;
+        }
+    }
+    acc = dev::warp_sum(acc);
+    if (lane == 0) part[warp] = acc;
+    __syncthreads();
+    if (piece != 0 || lane != 0 || r >= n_rows) return;
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kSplit; ++i) sum += part[warp + i];
+    y[r] = out == GemvOut::relu ? (sum < 0.0f ? 0.0f : sum) : out == GemvOut::add ? y[r] + sum : sum;
+}
+
+// PI_CUDA_SPLITK=0 turns the split kernel off (measurements); it takes one-token products of at most 4096 rows.
+bool split_wanted(const pi_bk_matrix *w) {
+    static const bool on = [] {
+        const char *v = std::getenv("PI_CUDA_SPLITK");
+        return !(v && std::strcmp(v, "0") == 0);
+    }();
+    return on && w->n_rows <= 4096 && w->n_cols >= 1024;
+}
+
+// PI_CUDA_GEMV=<batch>x<rows> picks the one-token 16-bit GEMV (measurements: docs/PERFORMANCE.md); "loop" the
+// generic kernel.
+struct Gemv16Shape {
+    int batch = 0, rows = 0;  // the generic kernel until a shape is measured better
+};
+Gemv16Shape gemv16_shape() {
+    static const Gemv16Shape shape = [] {
+        Gemv16Shape s;
+        const char *v = std::getenv("PI_CUDA_GEMV");
+        if (!v) return s;
+        if (std::strcmp(v, "loop") == 0) return Gemv16Shape{0, 0};
+        int b = 0, r = 0;
+        if (std::sscanf(v, "%dx%d", &b, &r) == 2 && (b == 4 || b == 8 || b == 16) && (r == 1 || r == 2)) {
+            s.batch = b;
+            s.rows = r;
+        }
+        return s;
+    }();
+    return shape;
+}
+
+template <uint32_t T, int ROWS, int BATCH>
+void launch_gemv16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, GemvOut out, float *y) {
+    const uint64_t warps = (w->n_rows + ROWS - 1) / ROWS;
+    const unsigned grid = unsigned((warps + kRowsPerBlock - 1) / kRowsPerBlock);
+    gemv16_kernel<T, ROWS, BATCH, false><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(
+        static_cast<const uint8_t *>(w->data), w->row_stride, uint32_t(w->n_rows), uint32_t(w->n_cols), x, out, 0, y);
+}
+
+// true when it launched (one token, F16/BF16, vec layout, a shape selected).
+template <uint32_t T>
+bool try_gemv16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, GemvOut out, float *y) {
+    const Gemv16Shape s = gemv16_shape();
+    switch (s.batch * 10 + s.rows) {
+        case 41: launch_gemv16<T, 1, 4>(stream, w, x, out, y); return true;
+        case 81: launch_gemv16<T, 1, 8>(stream, w, x, out, y); return true;
+        case 161: launch_gemv16<T, 1, 16>(stream, w, x, out, y); return true;
+        case 42: launch_gemv16<T, 2, 4>(stream, w, x, out, y); return true;
+        case 82: launch_gemv16<T, 2, 8>(stream, w, x, out, y); return true;
+        case 162: launch_gemv16<T, 2, 16>(stream, w, x, out, y); return true;
+        default: return false;
+    }
+}
+
+// The GLU kernel's loads in flight per lane: 2 rows x PI_CUDA_GLU (2, 4 or 8). Default 2: bench-7b dense decode on
+// the H100 measured 179.4 tok/s with 2, 171.2 with 4, 174.7 with 8 (docs/PERFORMANCE.md) -- as the plain GEMV,
+// where a few loads per lane and full occupancy beat deep batches.
+int glu_batch() {
+    static const int batch = [] {
+        const char *v = std::getenv("PI_CUDA_GLU");
+        const int b = v ? std::atoi(v) : 2;
+        return b == 4 || b == 8 ? b : 2;
+    }();
+    return batch;
+}
+
+// [gate; up] x -> act(gate . x, up . x) for 16-bit weights in the vec layout; NORM: x * g / rms(x) (matmul_rmsnorm).
+template <uint32_t T, bool NORM>
+void launch_glu16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const float *g, float eps, uint32_t act,
+                  float *y) {
+    const uint32_t n_out = uint32_t(w->n_rows / 2), cols = uint32_t(w->n_cols);
+    const unsigned grid = unsigned((n_out + kRowsPerBlock - 1) / kRowsPerBlock), threads = kRowsPerBlock * dev::kWarp;
+    const auto *data = static_cast<const uint8_t *>(w->data);
+    switch (glu_batch()) {
+        default:
+            gemv16_kernel<T, 2, 2, true, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x,
+                                                                             GemvOut::store, act, y, g, eps);
+            break;
+        case 8:
+            gemv16_kernel<T, 2, 8, true, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x,
+                                                                             GemvOut::store, act, y, g, eps);
+            break;
+        case 4:
+            gemv16_kernel<T, 2, 4, true, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x,
+                                                                             GemvOut::store, act, y, g, eps);
+            break;
+    }
+}
+
 template <uint32_t T, bool VEC>
 void launch_gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const int8_t *xq, const float *xd,
                  int nt, GemvOut out, float *y) {
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const auto *data = static_cast<const uint8_t *>(w->data);
     const uint32_t rows = uint32_t(w->n_rows), cols = uint32_t(w->n_cols);
+    if constexpr (VEC && (T == PI_BK_F16 || T == PI_BK_BF16)) {
+        if (nt == 1 && try_gemv16<T>(stream, w, x, out, y)) return;
+    }
+    if constexpr (VEC && T != PI_BK_Q8_0 && T != PI_BK_Q4_0) {
+        if (nt == 1 && split_wanted(w)) {
+            const unsigned g = unsigned((w->n_rows + kRowsPerBlock / kSplit - 1) / (kRowsPerBlock / kSplit));
+            gemv_split_kernel<T><<<g, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, out, y);
+            return;
+        }
+    }
     if (nt == 1) {
         gemv_kernel<T, VEC, 1><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, xq,
                                                                               xd, nt, out, y);
@@ -321,6 +551,109 @@ int32_t matmul_add(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, ui
                                                " tokens (use matmul and add)");
     }
     return decode_gemv(queue, w, x, n, GemvOut::add, y);
+}
+
+// out[i] = act(gate_i . x, up_i . x) over w = [gate; up]: one kernel instead of a product and an activation pass.
+int32_t matmul_glu(pi_bk_queue *queue, const pi_bk_matrix *w, uint32_t activation, const float *x, float *out) {
+    if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_glu: NULL queue");
+    if (int32_t s = check_matrix(w, "matmul_glu weight")) return s;
+    if (activation >= PI_BK_ACT_RELU) {
+        return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_glu: the activation must have a gate (SILU, REGLU, DRELU)");
+    }
+    if (w->n_rows % 2) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_glu: [gate; up] needs an even row count");
+    if (w->n_rows == 0) return PI_BK_OK;
+    if (!x || !out) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_glu: NULL x or out");
+    const uint32_t n_out = uint32_t(w->n_rows / 2), cols = uint32_t(w->n_cols);
+    const unsigned grid = unsigned((n_out + kRowsPerBlock - 1) / kRowsPerBlock);
+    const auto *data = static_cast<const uint8_t *>(w->data);
+    const bool vec = w->n_cols % 8 == 0 && aligned16(w->data) && w->row_stride % 16 == 0 && aligned16(x);
+    int8_t *xq = nullptr;
+    float *xd = nullptr;
+    if (is_quantized(w->type)) {
+        if (int32_t s = prepare(queue, q8_bytes(1, w->n_cols))) return s;
+        xq = static_cast<int8_t *>(queue->workspace);
+        xd = reinterpret_cast<float *>(xq + ((w->n_cols + 255) & ~uint64_t(255)));
+        if (int32_t s = quantize_q8(queue->stream, x, 1, w->n_cols, xq, xd)) return s;
+    } else if (int32_t s = prepare(queue, 0)) {
+        return s;
+    }
+    cudaStream_t st = queue->stream;
+    constexpr int kThreads = kRowsPerBlock * dev::kWarp;
+    const uint64_t rs = w->row_stride;
+    switch (w->type) {
+        case PI_BK_F32:
+            vec ? glu_kernel<PI_BK_F32, true><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out)
+                : glu_kernel<PI_BK_F32, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+            break;
+        case PI_BK_F16:
+            vec ? launch_glu16<PI_BK_F16, false>(st, w, x, nullptr, 0.0f, activation, out)
+                : glu_kernel<PI_BK_F16, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+            break;
+        case PI_BK_BF16:
+            vec ? launch_glu16<PI_BK_BF16, false>(st, w, x, nullptr, 0.0f, activation, out)
+                : glu_kernel<PI_BK_BF16, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+            break;
+        case PI_BK_Q8_0:
+            glu_kernel<PI_BK_Q8_0, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+            break;
+        case PI_BK_Q4_0:
+            glu_kernel<PI_BK_Q4_0, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+            break;
+    }
+    return check_launch("matmul_glu");
+}
+
+// y = w . rmsnorm(x) * g without writing the normalized x: float weights in the vec layout take the GEMV kernels'
+// NORM form; other weights (quantized: x is rounded after the norm) run the norm into the workspace, then the
+// product.
+int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, const float *g, float eps,
+                       uint32_t activation, float *y) {
+    if (!queue) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_rmsnorm: NULL queue");
+    if (int32_t s = check_matrix(w, "matmul_rmsnorm weight")) return s;
+    const bool glu = activation != PI_BK_NO_ACTIVATION;
+    if (glu && (activation >= PI_BK_ACT_RELU || w->n_rows % 2)) {
+        return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_rmsnorm: a GLU needs a gated activation and [gate; up]");
+    }
+    if (w->n_rows == 0 || w->n_cols == 0) return PI_BK_OK;
+    if (!x || !g || !y) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: matmul_rmsnorm: NULL x, g or y");
+    const bool vec = w->n_cols % 8 == 0 && aligned16(w->data) && (w->n_rows <= 1 || w->row_stride % 16 == 0) &&
+                     aligned16(x) && aligned16(g);
+    const bool fused = vec && (w->type == PI_BK_F16 || w->type == PI_BK_BF16 || (w->type == PI_BK_F32 && !glu));
+    if (!fused) {
+        const size_t q8 = (q8_bytes(1, w->n_cols) + 255) & ~size_t(255);
+        if (int32_t s = prepare(queue, q8 + w->n_cols * 4)) return s;  // the products' q8 part stays below xn
+        float *xn = reinterpret_cast<float *>(static_cast<uint8_t *>(queue->workspace) + q8);
+        if (int32_t s = norm(queue, x, g, nullptr, 1, w->n_cols, eps, xn)) return s;
+        return glu ? matmul_glu(queue, w, activation, xn, y) : decode_gemv(queue, w, xn, 1, GemvOut::store, y);
+    }
+    if (int32_t s = prepare(queue, 0)) return s;
+    const auto *data = static_cast<const uint8_t *>(w->data);
+    const uint32_t cols = uint32_t(w->n_cols);
+    constexpr int kThreads = kRowsPerBlock * dev::kWarp;
+    cudaStream_t st = queue->stream;
+    if (glu) {
+        if (w->type == PI_BK_F16) launch_glu16<PI_BK_F16, true>(st, w, x, g, eps, activation, y);
+        else launch_glu16<PI_BK_BF16, true>(st, w, x, g, eps, activation, y);
+        return check_launch("matmul_rmsnorm");
+    }
+    const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
+    const uint32_t rows = uint32_t(w->n_rows);
+    switch (w->type) {
+        case PI_BK_F32:
+            gemv_kernel<PI_BK_F32, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x, nullptr,
+                                                                              nullptr, 1, GemvOut::store, y, g, eps);
+            break;
+        case PI_BK_F16:
+            gemv_kernel<PI_BK_F16, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x, nullptr,
+                                                                              nullptr, 1, GemvOut::store, y, g, eps);
+            break;
+        default:
+            gemv_kernel<PI_BK_BF16, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x,
+                                                                               nullptr, nullptr, 1, GemvOut::store, y, g,
+                                                                               eps);
+            break;
+    }
+    return check_launch("matmul_rmsnorm");
 }
 
 }  // namespace pi::cuda

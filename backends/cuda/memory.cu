@@ -14,6 +14,13 @@ int32_t prepare(pi_bk_queue *queue, size_t bytes) {
     if (cudaStreamIsCapturing(queue->stream, &capturing) == cudaSuccess && capturing != cudaStreamCaptureStatusNone) {
         return fail(PI_BK_ERR_UNSUPPORTED, "cuda: the workspace cannot grow while a step is recorded");
     }
+    // A recording (capture.cu) holds the old workspace's address: it cannot be relaunched after the move. Rare (the
+    // workspace grows with a longer prompt), so the queue is drained before the recording goes.
+    if (queue->graph_exec) {
+        if (int32_t s = check(cudaStreamSynchronize(queue->stream), "cudaStreamSynchronize")) return s;
+        cudaGraphExecDestroy(queue->graph_exec);
+        queue->graph_exec = nullptr;
+    }
     // Grow by at least half again, so a sequence of slightly larger requests does not reallocate every time.
     size_t want = bytes + bytes / 2;
     want = (want + 0xfffff) & ~size_t(0xfffff);

@@ -111,6 +111,10 @@ const pi_backend_ops kOps = {
     capture_begin,
     capture_end,
     matmul_add,
+    attention_decode,
+    matmul_glu,
+    capture_relaunch,
+    matmul_rmsnorm,
 };
 
 }  // namespace

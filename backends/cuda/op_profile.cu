@@ -118,6 +118,17 @@ int32_t timed_matmul_t(pi_bk_queue *q, const pi_bk_matrix *w, const float *x, ui
     return matmul_t(q, w, x, n, y);
 }
 
+int32_t timed_matmul_glu(pi_bk_queue *q, const pi_bk_matrix *w, uint32_t act, const float *x, float *out) {
+    Scope s(q, matrix_name("matmul_glu", w, 1));
+    return matmul_glu(q, w, act, x, out);
+}
+
+int32_t timed_matmul_rmsnorm(pi_bk_queue *q, const pi_bk_matrix *w, const float *x, const float *g, float eps,
+                             uint32_t act, float *y) {
+    Scope s(q, matrix_name(act == PI_BK_NO_ACTIVATION ? "matmul_rmsnorm" : "matmul_rmsnorm_glu", w, 1));
+    return matmul_rmsnorm(q, w, x, g, eps, act, y);
+}
+
 template <auto F>
 auto wrap(const char *name) {
     Timed<F>::name = name;
@@ -153,6 +164,9 @@ const pi_backend_ops *profiled_table(const pi_backend_ops *ops) {
         t.matmul_t = timed_matmul_t;
         t.wait_value = wrap<wait_value>("wait_value");
         t.matmul_add = timed_matmul_add;
+        t.attention_decode = wrap<attention_decode>("attention_decode");
+        t.matmul_glu = timed_matmul_glu;
+        t.matmul_rmsnorm = timed_matmul_rmsnorm;
         return t;
     }();
     return &table;

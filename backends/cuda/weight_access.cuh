@@ -58,6 +58,22 @@ __device__ __forceinline__ float load_weight(const uint8_t *row, uint32_t k) {
     }
 }
 
+// The 8 weights of 16 bytes of an F16/BF16 row.
+template <uint32_t T>
+__device__ __forceinline__ void unpack8(const uint4 v, float (&w)[8]) {
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        if constexpr (T == PI_BK_F16) {
+            const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&words[i]));
+            w[2 * i] = f.x, w[2 * i + 1] = f.y;
+        } else {
+            w[2 * i] = __uint_as_float(words[i] << 16);
+            w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+        }
+    }
+}
+
 // Weights k..k+7 of a float-type row whose address at k is 16-byte aligned.
 template <uint32_t T>
 __device__ __forceinline__ void load_weight8(const uint8_t *row, uint32_t k, float (&w)[8]) {
@@ -66,18 +82,7 @@ __device__ __forceinline__ void load_weight8(const uint8_t *row, uint32_t k, flo
         const float4 a = __ldg(p), b = __ldg(p + 1);
         w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
     } else {
-        const uint4 v = __ldg(reinterpret_cast<const uint4 *>(row + 2 * size_t(k)));
-        const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            if constexpr (T == PI_BK_F16) {
-                const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&words[i]));
-                w[2 * i] = f.x, w[2 * i + 1] = f.y;
-            } else {
-                w[2 * i] = __uint_as_float(words[i] << 16);
-                w[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-            }
-        }
+        unpack8<T>(__ldg(reinterpret_cast<const uint4 *>(row + 2 * size_t(k))), w);
     }
 }
 
@@ -106,11 +111,35 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// Four x values from k; SCALED: times g (a norm's weight, applied on the fly), their squares (unscaled) added to ss.
+template <bool SCALED>
+__device__ __forceinline__ float4 load_x4(const float *x, const float *g, size_t k, double &ss) {
+    float4 a = __ldg(reinterpret_cast<const float4 *>(x + k));
+    if constexpr (SCALED) {
+        ss += double(a.x) * a.x + double(a.y) * a.y + double(a.z) * a.z + double(a.w) * a.w;
+        const float4 w = __ldg(reinterpret_cast<const float4 *>(g + k));
+        a.x *= w.x, a.y *= w.y, a.z *= w.z, a.w *= w.w;
+    }
+    return a;
+}
+
+// The scale of an RMS norm from a warp's per-lane sums of squares that together cover the n values once (the
+// lanes' column split of the dot loops): 1 / sqrt(mean + eps) as the norm kernel forms it. Every warp that covers
+// the columns the same way gets the same bits.
+__device__ __forceinline__ float warp_rms_scale(double ss, uint32_t n, float eps) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    return 1.0f / sqrtf(float(ss / double(n)) + eps);
+}
+
 // Per-lane partial dots of one float-type row with nt <= NT activation rows (x + t * ldx); call warp_sum after.
-template <uint32_t T, bool VEC, int NT>
+// SCALED (nt == 1): the activation is x * g elementwise and ss collects the lane's squares of x (warp_rms_scale).
+template <uint32_t T, bool VEC, int NT, bool SCALED = false>
 __device__ __forceinline__ void dot_float_partial(const uint8_t *row, uint32_t n_cols, const float *x, uint32_t ldx,
-                                                  int nt, float (&acc)[NT]) {
+                                                  int nt, float (&acc)[NT], const float *g = nullptr,
+                                                  double *ss = nullptr) {
     const int lane = threadIdx.x % kWarp;
+    double sq = 0.0;
     if constexpr (VEC) {
         // Unrolled so that each lane has several 16-byte loads in flight (a GPU does not run ahead past a load whose
         // result the next FMA needs): one outstanding load per warp leaves HBM idle between requests.
@@ -121,8 +150,8 @@ __device__ __forceinline__ void dot_float_partial(const uint8_t *row, uint32_t n
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
                 if (t >= nt) break;
-                const float4 *xp = reinterpret_cast<const float4 *>(x + size_t(t) * ldx + k);
-                const float4 a = __ldg(xp), b = __ldg(xp + 1);
+                const float *xt = x + size_t(t) * ldx;
+                const float4 a = load_x4<SCALED>(xt, g, k, sq), b = load_x4<SCALED>(xt, g, size_t(k) + 4, sq);
                 acc[t] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z +
                           w[7] * b.w;
             }
@@ -133,10 +162,16 @@ __device__ __forceinline__ void dot_float_partial(const uint8_t *row, uint32_t n
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
                 if (t >= nt) break;
-                acc[t] += w * __ldg(x + size_t(t) * ldx + k);
+                float xv = __ldg(x + size_t(t) * ldx + k);
+                if constexpr (SCALED) {
+                    sq += double(xv) * xv;
+                    xv *= __ldg(g + k);
+                }
+                acc[t] += w * xv;
             }
         }
     }
+    if constexpr (SCALED) *ss = sq;
 }
 
 // Per-lane partial dots of one quantized row with nt <= NT quantized activation rows (xq + t * n_cols int8 values,
@@ -165,6 +200,17 @@ __device__ __forceinline__ void dot_quant_partial(const uint8_t *row, uint32_t n
             s = __dp4a(q[7], c.w, s);
             acc[t] += float(s) * (dw * __ldg(xd + size_t(t) * nb + b));
         }
+    }
+}
+
+// a(gate, up) of the dense path (ffn_activation, matmul_glu): the CPU's apply_activation formulas
+// (backends/cpu/token_ops.cpp), NaN behaviour included. The sparse FFN has its own (sparse_ffn.cu).
+__device__ __forceinline__ float dense_activation(uint32_t act, float g, float u) {
+    switch (act) {
+        case PI_BK_ACT_SILU: return g / (1.0f + expf(-g)) * u;
+        case PI_BK_ACT_REGLU: return (g > 0.0f ? g : 0.0f) * u;
+        case PI_BK_ACT_DRELU: return (g > 0.0f ? g : 0.0f) * (u > 0.0f ? u : 0.0f);
+        default: return u > 0.0f ? u : 0.0f;
     }
 }
 

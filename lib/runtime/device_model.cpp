@@ -221,6 +221,7 @@ ScratchLayout ScratchLayout::of(uint32_t T, uint32_t E, uint32_t F, uint32_t q_d
     s.logits = take(n_vocab);
     s.counts = take(2ull * n_layer);
     s.block = take(kBlockHeader + E + 2ull * F);
+    s.step = take(1);
     s.floats = at;
     return s;
 }

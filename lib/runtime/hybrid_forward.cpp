@@ -68,6 +68,11 @@ private:
     uint64_t steps_ = 0, splits_ = 0, cold_rows_ = 0;
 };
 
+bool env_is(const char *name, const char *value) {
+    const char *v = std::getenv(name);
+    return v && std::strcmp(v, value) == 0;
+}
+
 // One session's hybrid executor. The residual stream x lives on the side of the layer that last ran (x_on_device_);
 // moving it is one copy, needed only where CPU and device layers meet. The host half mirrors the CPU executor
 // (cpu_forward.cpp) kernel for kernel, so that CPU layers and the cold neurons compute what it computes; the device
@@ -188,6 +193,7 @@ private:
         pending_cold_.assign(hp_.n_layer, -1);
         pipelined_ = pipeline_possible();
         graphs_ = graph_step_possible();
+        if (graphs_) step_h_ = mem.allocate_pinned(64, "recorded step's position");
         if (pipelined_) {
             flag_h_ = mem.allocate_pinned(64, "partial-ready flag");
             flag_word() = 0;
@@ -321,7 +327,8 @@ private:
 
     // ---- one chunk through every layer --------------------------------------------------------------------------
 
-    void forward(const Token *tokens, size_t n, uint32_t pos0, const std::atomic<bool> &cancel) {
+    // The residual stream's first rows on the host: token embeddings (plus learned positions).
+    void embed(const Token *tokens, size_t n, uint32_t pos0) {
         reserve_x(n);
         const ModelWeights &w = m_.weights();
         const uint32_t E = hp_.n_embd;
@@ -333,6 +340,10 @@ private:
             }
         }
         x_on_device_ = false;
+    }
+
+    void forward(const Token *tokens, size_t n, uint32_t pos0, const std::atomic<bool> &cancel) {
+        embed(tokens, n, pos0);
         defer_ = pipelined_ && n == 1;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
@@ -393,25 +404,35 @@ private:
             }
             if (!device_attention(l, n, pos0)) check(bk_->add(queue_, x, tmp, n, E, E), "add");
         } else {
-            check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, xn), "norm");
-            if (!device_attention(l, n, pos0)) {
+            // One token's q|k|v product takes the attention norm with it (matmul_rmsnorm): xn is not written.
+            const bool fused_norm = n == 1 && D.wqkv_stacked.data && !D.attn_norm_b && has_matmul_rmsnorm_;
+            if (!fused_norm) check(bk_->norm(queue_, x, D.attn_norm, D.attn_norm_b, n, E, hp_.norm_eps, xn), "norm");
+            if (!device_attention(l, n, pos0, fused_norm)) {
                 if (D.bo) check(bk_->add(queue_, tmp, D.bo, n, E, 0), "add");
                 check(bk_->add(queue_, x, tmp, n, E, E), "add");
             }
             device_predict(l, n, x);  // the tap: the FFN input before its norm
+            if (glu_step(D, n) && !D.ffn_norm_b && has_matmul_rmsnorm_) {
+                // The gate|up product takes the FFN norm with it, straight from x.
+                device_ffn(l, n, x, D.ffn_norm);
+                return;
+            }
             check(bk_->norm(queue_, x, D.ffn_norm, D.ffn_norm_b, n, E, hp_.norm_eps, h), "norm");
         }
         device_ffn(l, n, h);
     }
 
+    // Whether the layer's FFN runs as one matmul_glu (a dense file's decode step, no up bias).
+    bool glu_step(const DeviceLayer &D, size_t n) const {
+        return n == 1 && D.dense_ffn && D.gate_up_stacked.data && !D.hot.up_bias && D.hot.gate.data && has_matmul_glu_;
+    }
+
     // Q, K, V, RoPE, the KV store, attention and the output projection: tmp = attention output (n x n_embd), or --
     // returning true -- for one token without an output bias, the output projection already added to x (matmul_add).
-    bool device_attention(uint32_t l, size_t n, uint32_t pos0) {
+    // fused_norm: the attention norm is still to apply (xn not written): the q|k|v product takes it.
+    bool device_attention(uint32_t l, size_t n, uint32_t pos0, bool fused_norm = false) {
         const DeviceLayer &D = dm_.layer(l);
-        const uint32_t hd = hp_.head_dim;
         float *xn = dev(lay_.xn), *qkv = dev(lay_.qkv), *att = dev(lay_.att), *tmp = dev(lay_.tmp);
-        const float scale = 1.0f / std::sqrt(float(hd));
-        const uint32_t rope_mode = hp_.rope_mode == RopeMode::Neox ? PI_BK_ROPE_NEOX : PI_BK_ROPE_NORMAL;
         float *q, *k, *v;
         uint64_t q_stride, kv_stride;
         if (hp_.arch == Arch::Falcon) {  // fused rows [query heads; key heads; value heads]
@@ -426,7 +447,11 @@ private:
             v = k + n * kv_dim_;
             q_stride = q_dim_;
             kv_stride = kv_dim_;
-            if (n == 1 && D.wqkv_stacked.data) {
+            if (fused_norm) {
+                check(bk_->matmul_rmsnorm(queue_, &D.wqkv_stacked, dev(lay_.x), D.attn_norm, hp_.norm_eps,
+                                          PI_BK_NO_ACTIVATION, qkv),
+                      "matmul_rmsnorm qkv");
+            } else if (n == 1 && D.wqkv_stacked.data) {
                 check(bk_->matmul(queue_, &D.wqkv_stacked, xn, 1, qkv), "matmul qkv");  // q, k, v back to back
             } else {
                 check(bk_->matmul(queue_, &D.wq, xn, n, q), "matmul q");
@@ -437,6 +462,24 @@ private:
             if (D.bk) check(bk_->add(queue_, k, D.bk, n, kv_dim_, 0), "add");
             if (D.bv) check(bk_->add(queue_, v, D.bv, n, kv_dim_, 0), "add");
         }
+        if (n != 1 || !decode_attention(l, q, k, v, pos0, att)) {
+            separate_attention(l, n, pos0, q, k, v, q_stride, kv_stride, att);
+        }
+        if (n == 1 && !D.bo && has_matmul_add_) {
+            check(bk_->matmul_add(queue_, &D.wo, att, 1, dev(lay_.x)), "matmul_add o");  // x += o . att
+            return true;
+        }
+        check(bk_->matmul(queue_, &D.wo, att, n, tmp), "matmul o");
+        return false;
+    }
+
+    // RoPE, the KV store and attention as three operations (prompts; backends without attention_decode).
+    void separate_attention(uint32_t l, size_t n, uint32_t pos0, float *q, float *k, float *v, uint64_t q_stride,
+                            uint64_t kv_stride, float *att) {
+        const uint32_t hd = hp_.head_dim;
+        const float scale = 1.0f / std::sqrt(float(hd));
+        const uint32_t rope_mode = hp_.rope_mode == RopeMode::Neox ? PI_BK_ROPE_NEOX : PI_BK_ROPE_NORMAL;
+        if (recording_) relaunchable_ = false;  // these take the position as an argument
         if (hp_.rope_mode != RopeMode::None && n == 1 && k == q + q_dim_) {
             // One token: the key heads follow the query heads, so one launch rotates both.
             check(bk_->rope(queue_, q, 1, q_dim_ + kv_dim_, hp_.n_head + hp_.n_head_kv, hd, hp_.rope_dim, pos0,
@@ -457,12 +500,34 @@ private:
                                      hd, pos0 + uint32_t(t), 1, scale, att + t * q_dim_), "attention");
             }
         }
-        if (n == 1 && !D.bo && has_matmul_add_) {
-            check(bk_->matmul_add(queue_, &D.wo, att, 1, dev(lay_.x)), "matmul_add o");  // x += o . att
-            return true;
+    }
+
+    // One token's RoPE, KV store and attention in one operation; false when the backend has none or refuses (then
+    // nothing was enqueued). Recording a step, the position is read from the device (pos_word), so the recording can
+    // be relaunched at the next positions; relaunchable_ remembers whether every layer took that path.
+    bool decode_attention(uint32_t l, const float *q, const float *k, const float *v, uint32_t pos0, float *att) {
+        if (!has_attention_decode_) return false;
+        pi_bk_decode_attention a{};
+        a.n_head = hp_.n_head;
+        a.n_head_kv = hp_.n_head_kv;
+        a.head_dim = hp_.head_dim;
+        a.rope_dim = hp_.rope_mode == RopeMode::None ? 0 : hp_.rope_dim;
+        a.rope_mode = hp_.rope_mode == RopeMode::Neox ? PI_BK_ROPE_NEOX : PI_BK_ROPE_NORMAL;
+        a.rope_freq_base = hp_.rope_freq_base;
+        a.scale = 1.0f / std::sqrt(float(hp_.head_dim));
+        a.kv_type = kv_type_;
+        a.max_positions = n_ctx_;
+        a.k_cache = dkv_.k[l];
+        a.v_cache = dkv_.v[l];
+        const uint32_t *pos_word = recording_ ? reinterpret_cast<const uint32_t *>(dev(lay_.step)) : nullptr;
+        int32_t rc = bk_->attention_decode(queue_, &a, q, k, v, pos0, pos_word, att);
+        if (rc == PI_BK_ERR_UNSUPPORTED && pos_word) {
+            relaunchable_ = false;  // this layer's work is recorded at this position only
+            rc = bk_->attention_decode(queue_, &a, q, k, v, pos0, nullptr, att);
         }
-        check(bk_->matmul(queue_, &D.wo, att, n, tmp), "matmul o");
-        return false;
+        if (rc == PI_BK_ERR_UNSUPPORTED) return false;
+        check(rc, "attention_decode");
+        return true;
     }
 
     // The predictor on the device. A split decode step splits the active list by the slot table: hot rows (as their
@@ -511,7 +576,8 @@ private:
         stats_->record(l, list_.data(), k);
     }
 
-    void device_ffn(uint32_t l, size_t n, float *h) {
+    // norm != NULL (glu_step only): h is the FFN norm's input and norm its weight; the gate|up product applies it.
+    void device_ffn(uint32_t l, size_t n, float *h, const float *norm = nullptr) {
         const DeviceLayer &D = dm_.layer(l);
         const uint32_t E = hp_.n_embd, F = hp_.n_ff;
         float *x = dev(lay_.x);
@@ -527,7 +593,14 @@ private:
             // gate/up/down_t is the plan's (a permutation of the neurons), the same for all three, so the sum is.
             float *gate = dev(lay_.gate), *up = dev(lay_.up), *tmp = dev(lay_.tmp);
             const uint64_t rows = D.hot.up.n_rows;
-            if (n == 1 && D.gate_up_stacked.data && dm_.chunk_tokens() >= 2) {
+            const bool glu = glu_step(D, n);
+            if (glu && norm) {
+                check(bk_->matmul_rmsnorm(queue_, &D.gate_up_stacked, h, norm, hp_.norm_eps, D.hot.activation, gate),
+                      "matmul_rmsnorm gate+up");
+            } else if (glu) {
+                // One product straight to the activations (gate holds them, as ffn_activation leaves them below).
+                check(bk_->matmul_glu(queue_, &D.gate_up_stacked, D.hot.activation, h, gate), "matmul_glu");
+            } else if (n == 1 && D.gate_up_stacked.data && dm_.chunk_tokens() >= 2) {
                 // One product for both; the gate region holds chunk_tokens x n_ff floats, so [gate | up] fits.
                 up = gate + rows;
                 check(bk_->matmul(queue_, &D.gate_up_stacked, h, 1, gate), "matmul gate+up");
@@ -537,8 +610,10 @@ private:
                 if (D.hot.up_bias) check(bk_->add(queue_, up, D.hot.up_bias, n, rows, 0), "add");
                 if (D.hot.gate.data) check(bk_->matmul(queue_, &D.hot.gate, h, n, gate), "matmul gate");
             }
-            check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, rows, gate),
-                  "ffn_activation");
+            if (!glu) {
+                check(bk_->ffn_activation(queue_, D.hot.activation, D.hot.gate.data ? gate : nullptr, up, n, rows, gate),
+                      "ffn_activation");
+            }
             if (D.dense_ffn && n == 1 && has_matmul_add_) {
                 check(bk_->matmul_add(queue_, &D.down, gate, 1, x), "matmul_add down");  // x += down . a
             } else {
@@ -602,43 +677,50 @@ private:
         check(bk_->add(queue_, x, dev(lay_.partial), 1, E, E), "add");
     }
 
-    // Opt-in (PI_CUDA_GRAPH=1): a decode step with every layer and the output head on the device records its ~400
-    // operations and launches them as one unit (capture_begin/capture_end: a CUDA graph). The first decode step runs
-    // unrecorded (it sizes the queue's workspace). If recording fails (an operation that cannot be recorded), the
-    // recording is discarded -- nothing of it ran -- recording stays off for this session, and the caller runs the
-    // step the ordinary way. Off by default because it measured slower: re-recording every step (positions change)
-    // keeps the device idle while the host records, which costs more than the launch gaps it removes (bench-7b
-    // dense on the H100: 153 tok/s recorded, 160 not; docs/PERFORMANCE.md). A recording replayed unchanged, with
-    // positions read from device memory, is what would pay.
+    // Recorded steps (PI_CUDA_GRAPH=0 turns them off): a decode step with every layer and the output head on
+    // the device is recorded once (capture_begin/capture_end: a CUDA graph of its ~230 operations) and relaunched
+    // unchanged for the following tokens (capture_relaunch): the step's inputs -- the token's embedding row and the
+    // position -- go through pinned memory that the recording's first copies read, and attention_decode reads the
+    // position from device memory (pos_word). The first decode step runs unrecorded (it sizes the queue's
+    // workspace). A step that cannot be relaunched (a layer whose attention took the position as an argument) is
+    // recorded anew each time; a recording that fails (an operation that cannot be recorded) is discarded -- none
+    // of it ran -- recording stays off for the session, and the step runs the ordinary way. (Re-recording every
+    // step measured slower than no recording: 153 against 160 tok/s, bench-7b dense on the H100; relaunching one
+    // recording measured faster: 220 against 210 tok/s dense, 264 against 241 sparse, on an H200.)
     bool graph_step_possible() const {
         if (!PI_BK_HAS_OP(bk_, capture_begin) || !PI_BK_HAS_OP(bk_, capture_end) || !dm_.output_on_device()) return false;
-        if (pipelined_ || sparse_.profile) return false;
+        if (sparse_.profile) return false;
         const char *env = std::getenv("PI_CUDA_GRAPH");
-        if (!env || std::strcmp(env, "1") != 0) return false;
+        if (env && std::strcmp(env, "0") == 0) return false;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             const DeviceLayer &D = dm_.layer(l);
             if (!D.attention || !D.all_neurons) return false;  // host work inside the step needs synchronizations
         }
-        return true;
+        return true;  // no split layer: the pipelined path has nothing to defer
     }
 
     bool run_recorded_step(const Token *tokens, size_t start_pos, float *logits, const std::atomic<bool> &cancel) {
+        const uint32_t pos0 = static_cast<uint32_t>(start_pos);
+        if (relaunchable_ && relaunch_step(tokens, pos0, logits)) return true;
         if (bk_->capture_begin(queue_) != PI_BK_OK) {  // e.g. PI_CUDA_PROFILE's timing events cannot be recorded
             graphs_ = false;
             return false;
         }
         recording_ = true;
+        relaunchable_ = PI_BK_HAS_OP(bk_, capture_relaunch);  // until a layer takes the position as an argument
         try {
-            forward(tokens, 1, static_cast<uint32_t>(start_pos), cancel);
+            step_word() = pos0;
+            check(bk_->copy_to_device(queue_, dev(lay_.step), step_h_.host_address(), 4), "copy to device");
+            forward(tokens, 1, pos0, cancel);
             output(0, logits);
         } catch (const Error &e) {
-            recording_ = false;
+            recording_ = relaunchable_ = false;
             bk_->capture_end(queue_, 0);
             if (e.status() == PI_ERR_CANCELLED) throw;
             graphs_ = false;
             return false;
         } catch (...) {
-            recording_ = false;
+            recording_ = relaunchable_ = false;
             bk_->capture_end(queue_, 0);
             throw;
         }
@@ -648,6 +730,29 @@ private:
         std::memcpy(logits, logits_h_.host_address(), size_t(hp_.n_vocab) * 4);
         return true;
     }
+
+    // The recorded step again at position pos0: the host writes the inputs its copies read, relaunches it, and keeps
+    // the books the recording's host side kept (the predictor counts coming back). False when the backend has no
+    // recording any more (its workspace moved since): the caller records anew.
+    bool relaunch_step(const Token *tokens, uint32_t pos0, float *logits) {
+        embed(tokens, 1, pos0);
+        std::memcpy(xfer_h(), x_.data(), size_t(hp_.n_embd) * 4);
+        step_word() = pos0;
+        if (bk_->capture_relaunch(queue_) != PI_BK_OK) {
+            relaunchable_ = false;
+            return false;
+        }
+        if (stats_ && sparse_.sparse) {  // device_predict of every layer, as recorded
+            counts_pending_ = true;
+            std::fill(pending_cold_.begin(), pending_cold_.end(), int64_t(0));
+        }
+        x_on_device_ = true;
+        sync_device();
+        std::memcpy(logits, logits_h_.host_address(), size_t(hp_.n_vocab) * 4);
+        return true;
+    }
+
+    uint32_t &step_word() const { return *static_cast<uint32_t *>(step_h_.host_address()); }
 
     // Waits for split layer l's block (the event `ready`), then computes its cold neurons into the pinned partial sum.
     const float *cold_partial(uint32_t l, pi_bk_event *ready) {
@@ -835,6 +940,10 @@ private:
     const SparseSettings sparse_;
     const bool has_matmul_t_;  // the table has matmul_t (added after the first tables): prompts of down_t layers
     const bool has_matmul_add_ = PI_BK_HAS_OP(bk_, matmul_add);  // decode: residual adds fused into the product
+    const bool has_matmul_glu_ = PI_BK_HAS_OP(bk_, matmul_glu);  // decode: gate|up product and activation in one
+    const bool has_attention_decode_ = PI_BK_HAS_OP(bk_, attention_decode);  // decode: RoPE + KV store + attention
+    // decode: the norm folded into a product (PI_FUSED_NORM=0: separate norms, for measurements)
+    const bool has_matmul_rmsnorm_ = PI_BK_HAS_OP(bk_, matmul_rmsnorm) && !env_is("PI_FUSED_NORM", "0");
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
     WeightMatrix output_;
@@ -864,8 +973,10 @@ private:
     };
     bool pipelined_ = false, defer_ = false;
     bool graphs_ = false, recording_ = false;  // decode steps recorded as one launch (graph_step_possible)
+    bool relaunchable_ = false;                // the last recording reads its position from device memory
     uint64_t decode_steps_ = 0;
     DeviceBuffer flag_h_;
+    DeviceBuffer step_h_;  // pinned: the position a relaunched recording copies to the device (graphs_ only)
     uint32_t enqueued_seq_ = 0, completed_seq_ = 0;
     std::vector<Deferred> deferred_;
     pi_bk_event *block_ev_[2] = {nullptr, nullptr};

@@ -121,6 +121,65 @@ void matmul_add_cases(Env &env) {
     }
 }
 
+// out = act(gate . x, up . x) over a stacked [gate; up] matrix (one token): the product's rounding as matmul's plus
+// the activation's (SiLU: a few ulp), so matmul's tolerance. Its own random stream, like matmul_add's.
+void matmul_glu_cases(Env &env) {
+    if (!PI_BK_HAS_OP(&env.cand.ops(), matmul_glu)) return;
+    decltype(env.rng) rng(20261127);
+    const char *names[] = {"silu", "reglu", "drelu"};
+    const uint64_t shapes[][2] = {{64, 256}, {300, 352}, {1000, 4096}};
+    for (uint32_t type : all_weight_types()) {
+        for (const auto &s : shapes) {
+            for (uint32_t act = PI_BK_ACT_SILU; act < PI_BK_ACT_RELU; ++act) {
+                const uint64_t rows = s[0], cols = s[1];
+                env.row("matmul_glu", std::string(type_name(type)) + " " + names[act], dims({rows, cols}, "rc"), 2e-5,
+                        [&](std::string *) {
+                            const HostMatrix w = random_matrix(rng, type, 2 * rows, cols);
+                            const std::vector<float> x = random_floats(rng, cols);
+                            const auto product = [&](Device &dev, auto *wm, auto *xd, float *y) {
+                                return dev.ops().matmul_glu(dev.queue(), wm, act, xd, y);
+                            };
+                            return compare_product(env, "matmul_glu", w, x, {}, rows, product);
+                        });
+            }
+        }
+    }
+}
+
+// y = w . rmsnorm(x) * g (a plain product, or a GLU over [gate; up]): the reference normalizes and multiplies; a
+// backend may apply the norm's scale to each sum instead (float rounding apart). matmul's tolerance.
+void matmul_rmsnorm_cases(Env &env) {
+    if (!PI_BK_HAS_OP(&env.cand.ops(), matmul_rmsnorm)) return;
+    decltype(env.rng) rng(20261129);
+    const uint64_t shapes[][2] = {{64, 256}, {300, 352}, {1000, 4096}};
+    for (uint32_t type : all_weight_types()) {
+        for (const auto &s : shapes) {
+            for (uint32_t act : {uint32_t(PI_BK_NO_ACTIVATION), uint32_t(PI_BK_ACT_SILU), uint32_t(PI_BK_ACT_REGLU)}) {
+                const uint64_t rows = s[0], cols = s[1];
+                const bool glu = act != PI_BK_NO_ACTIVATION;
+                const std::string name = std::string(type_name(type)) +
+                                         (act == PI_BK_ACT_SILU ? " glu-silu" : act == PI_BK_ACT_REGLU ? " glu-reglu" : "");
+                env.row("matmul_rmsnorm", name, dims({rows, cols}, "rc"), 2e-5, [&](std::string *) {
+                    const HostMatrix w = random_matrix(rng, type, glu ? 2 * rows : rows, cols);
+                    std::vector<float> x = random_floats(rng, cols, 3.0f);
+                    const std::vector<float> g = random_floats(rng, cols);
+                    std::vector<float> out[2];
+                    Device *devs[2] = {&env.ref, &env.cand};
+                    for (int d = 0; d < 2; ++d) {
+                        Device &dev = *devs[d];
+                        const pi_bk_matrix wm = dev.put(w);
+                        const float *xd = dev.put(x), *gd = dev.put(g);
+                        float *y = static_cast<float *>(dev.alloc(rows * 4));
+                        dev.check(dev.ops().matmul_rmsnorm(dev.queue(), &wm, xd, gd, 1e-5f, act, y), "matmul_rmsnorm");
+                        out[d] = dev.get(y, rows);
+                    }
+                    return relative_error(out[1], out[0]);
+                });
+            }
+        }
+    }
+}
+
 // Rows of the table dequantized: exact on both sides (tolerance 0).
 void embedding_cases(Env &env) {
     for (uint32_t type : all_weight_types()) {
@@ -194,6 +253,8 @@ void dense_cases(Env &env) {
     matmul_cases(env);
     matmul_t_cases(env);
     matmul_add_cases(env);
+    matmul_glu_cases(env);
+    matmul_rmsnorm_cases(env);
     embedding_cases(env);
     add_cases(env);
     activation_cases(env);

@@ -1,4 +1,5 @@
 // norm, rope, kv_store, attention.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -165,6 +166,89 @@ void attention_cases(Env &env) {
     }
 }
 
+// attention_decode against the reference's own attention_decode (the CPU's: rope, kv_store and attention in
+// sequence): the output and both whole caches compared (the stored row; every other position untouched). The
+// candidate reads the position from device memory in the pos_word rows. Tolerance 1e-4 as rope's (angles through
+// each side's powf/sincosf; at pos ~1500 an ulp of theta is ~1e-4 relative).
+void attention_decode_cases(Env &env) {
+    if (!PI_BK_HAS_OP(&env.cand.ops(), attention_decode)) return;
+    decltype(env.rng) rng(20261128);
+    struct Shape {
+        uint32_t n_head, n_head_kv, head_dim, rope_dim, pos, max_positions;
+    };
+    const Shape shapes[] = {{8, 2, 64, 64, 37, 64}, {4, 4, 128, 0, 0, 8},      {32, 32, 128, 128, 300, 512},
+                            {2, 1, 80, 40, 500, 600}, {4, 2, 64, 64, 1500, 2048}};
+    for (uint32_t kv : {uint32_t(PI_BK_KV_F16), uint32_t(PI_BK_KV_F32)}) {
+        for (uint32_t mode : {uint32_t(PI_BK_ROPE_NORMAL), uint32_t(PI_BK_ROPE_NEOX)}) {
+            for (bool word : {false, true}) {
+                for (const Shape &s : shapes) {
+                    const std::string type = kv_name(kv) + (mode == PI_BK_ROPE_NORMAL ? " normal" : " neox") +
+                                             (word ? " pos_word" : "");
+                    const std::string shape = "heads=" + std::to_string(s.n_head) + "/" + std::to_string(s.n_head_kv) +
+                                              " hd=" + std::to_string(s.head_dim) + " rd=" +
+                                              std::to_string(s.rope_dim) + " pos=" + std::to_string(s.pos);
+                    env.row("attention_decode", type, shape, 1e-4, [&](std::string *) {
+                        const uint64_t kv_dim = uint64_t(s.n_head_kv) * s.head_dim;
+                        const uint64_t q_dim = uint64_t(s.n_head) * s.head_dim;
+                        const uint64_t cache_values_n = uint64_t(s.max_positions) * kv_dim;
+                        const std::vector<float> kf = random_floats(rng, cache_values_n),
+                                                 vf = random_floats(rng, cache_values_n),
+                                                 q = random_floats(rng, q_dim, 1.0f), k = random_floats(rng, kv_dim),
+                                                 v = random_floats(rng, kv_dim);
+                        std::vector<uint8_t> kb, vb;
+                        for (const auto *src : {&kf, &vf}) {
+                            std::vector<uint8_t> &dst = src == &kf ? kb : vb;
+                            if (kv == PI_BK_KV_F32) {
+                                dst.resize(src->size() * 4);
+                                std::memcpy(dst.data(), src->data(), dst.size());
+                            } else {
+                                dst.resize(src->size() * 2);
+                                for (size_t i = 0; i < src->size(); ++i) {
+                                    const uint16_t h = cpu::fp32_to_fp16((*src)[i]);
+                                    std::memcpy(dst.data() + 2 * i, &h, 2);
+                                }
+                            }
+                        }
+                        std::vector<float> out[2], caches[2];  // compared apart: the caches would dilute out's error
+                        Device *devs[2] = {&env.ref, &env.cand};
+                        for (int d = 0; d < 2; ++d) {
+                            Device &dev = *devs[d];
+                            pi_bk_decode_attention a{};
+                            a.n_head = s.n_head;
+                            a.n_head_kv = s.n_head_kv;
+                            a.head_dim = s.head_dim;
+                            a.rope_dim = s.rope_dim;
+                            a.rope_mode = mode;
+                            a.rope_freq_base = 10000.0f;
+                            a.scale = 1.0f / std::sqrt(float(s.head_dim));
+                            a.kv_type = kv;
+                            a.max_positions = s.max_positions;
+                            a.k_cache = dev.put(kb.data(), kb.size());
+                            a.v_cache = dev.put(vb.data(), vb.size());
+                            const float *qd = dev.put(q), *kd = dev.put(k), *vd = dev.put(v);
+                            const uint32_t *pw = word && d == 1 ? dev.put(std::vector<uint32_t>{s.pos}) : nullptr;
+                            float *o = static_cast<float *>(dev.alloc(q_dim * 4));
+                            // A wrong pos argument where the word is read: the word must win.
+                            const uint32_t pos_arg = pw ? s.pos + 1 : s.pos;
+                            dev.check(dev.ops().attention_decode(dev.queue(), &a, qd, kd, vd, pos_arg, pw, o),
+                                      "attention_decode");
+                            out[d] = dev.get(o, q_dim);
+                            std::vector<uint8_t> kc(kb.size()), vc(vb.size());
+                            dev.get(kc.data(), a.k_cache, kc.size());
+                            dev.get(vc.data(), a.v_cache, vc.size());
+                            for (const auto *c : {&kc, &vc}) {
+                                const std::vector<float> w = cache_values(*c, kv);
+                                caches[d].insert(caches[d].end(), w.begin(), w.end());
+                            }
+                        }
+                        return std::max(relative_error(out[1], out[0]), relative_error(caches[1], caches[0]));
+                    });
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void layer_cases(Env &env) {
@@ -172,6 +256,7 @@ void layer_cases(Env &env) {
     rope_cases(env);
     kv_store_cases(env);
     attention_cases(env);
+    attention_decode_cases(env);
 }
 
 }  // namespace pi::conformance

@@ -55,7 +55,9 @@ int main(int argc, char **argv) {
         Rng rng(7);
         const uint64_t n_embd = 4096, n_ff = 11008, n_pred = 1024;
         for (uint32_t type : {uint32_t(PI_BK_F16), uint32_t(PI_BK_Q8_0), uint32_t(PI_BK_Q4_0)}) {
-            for (auto [rows, cols] : {std::pair<uint64_t, uint64_t>{4096, 11008}, {11008, 4096}, {4096, 4096}}) {
+            for (auto [rows, cols] : {std::pair<uint64_t, uint64_t>{4096, 11008}, {11008, 4096}, {4096, 4096},
+                                      {12288, 4096}, {22016, 4096}}) {
+                if (type != PI_BK_F16 && rows > 11008) continue;  // the stacked q|k|v and gate|up of the F16 decode
                 const HostMatrix w = random_matrix(rng, type, rows, cols);
                 const pi_bk_matrix wm = dev.put(w);
                 const float *x = dev.put(random_floats(rng, cols));
@@ -66,6 +68,17 @@ int main(int argc, char **argv) {
                        double(rows * row_bytes(type, cols)), us);
                 dev.release();
             }
+        }
+        if (PI_BK_HAS_OP(&dev.ops(), matmul_glu)) {
+            const HostMatrix w = random_matrix(rng, PI_BK_F16, 2 * n_ff, n_embd);
+            const pi_bk_matrix wm = dev.put(w);
+            const float *x = dev.put(random_floats(rng, n_embd));
+            float *y = static_cast<float *>(dev.alloc(n_ff * 4));
+            const double us = time_us(dev, iters, [&] {
+                dev.check(dev.ops().matmul_glu(dev.queue(), &wm, PI_BK_ACT_SILU, x, y), "matmul_glu");
+            });
+            report("matmul_glu F16 [gate; up] 22016x4096 silu", double(w.bytes.size()), us);
+            dev.release();
         }
         for (uint32_t type : {uint32_t(PI_BK_F16), uint32_t(PI_BK_Q4_0)}) {
             const HostMatrix fc1 = random_matrix(rng, type, n_pred, n_embd), fc2 = random_matrix(rng, type, n_ff, n_pred);
@@ -138,6 +151,24 @@ int main(int argc, char **argv) {
                           "attention");
             });
             report("attention decode kv-f16 32x128 n_pos=" + std::to_string(pos + 1), 2.0 * zeros.size(), us);
+            if (PI_BK_HAS_OP(&dev.ops(), attention_decode)) {
+                pi_bk_decode_attention a{};
+                a.n_head = a.n_head_kv = n_head;
+                a.head_dim = a.rope_dim = hd;
+                a.rope_mode = PI_BK_ROPE_NORMAL;
+                a.rope_freq_base = 10000.0f;
+                a.scale = 0.088f;
+                a.kv_type = PI_BK_KV_F16;
+                a.max_positions = pos + 1;
+                a.k_cache = kc;
+                a.v_cache = vc;
+                const float *k = dev.put(random_floats(rng, kv_dim)), *v = dev.put(random_floats(rng, kv_dim));
+                const double us2 = time_us(dev, iters, [&] {
+                    dev.check(dev.ops().attention_decode(dev.queue(), &a, q, k, v, pos, nullptr, o), "attention_decode");
+                });
+                report("attention_decode (rope + store + attention) n_pos=" + std::to_string(pos + 1),
+                       2.0 * zeros.size(), us2);
+            }
             dev.release();
         }
     } catch (const std::exception &e) {

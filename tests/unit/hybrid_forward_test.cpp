@@ -138,6 +138,28 @@ TEST_CASE("hybrid: every placement shape matches the CPU executor", "[hybrid]") 
     }
 }
 
+// A dense file (ffn_down, no predictors): device layers take the dense decode products (matmul_glu for gate|up and
+// the activation, matmul_add for down) and attention_decode, which sparse files do not reach.
+TEST_CASE("hybrid: a dense model's device layers match the CPU executor", "[hybrid]") {
+    const std::string arch = GENERATE(std::string("llama"), std::string("bamboo"));
+    TinyModelSpec spec;
+    spec.arch = arch;
+    spec.n_layer = 3;
+    spec.n_ff = 100;
+    const std::string path = write_tiny_model(spec, "hybrid_dense_" + arch);
+    pi_model *cpu = load(path, "cpu", 0);
+    const int32_t kv = GENERATE(int32_t(PI_KV_F16), int32_t(PI_KV_F32));
+    const Run cpu_dense = run(cpu, PI_SPARSE_OFF, kv, 6, 12);
+    pi_model_free(cpu);
+    for (const std::string plan : {"gpu,gpu,gpu,out", "cpu,gpu,gpu"}) {
+        INFO(arch << " kv " << kv << " plan " << plan);
+        pi_model *m = load(path, "cpu-device", PI_VRAM_BUDGET_AUTO, plan);
+        CHECK(gpu_bytes(m) > 0);
+        check_same(run(m, PI_SPARSE_OFF, kv, 6, 12), cpu_dense);
+        pi_model_free(m);
+    }
+}
+
 TEST_CASE("hybrid: the planner's placements at several budgets stay within the budget", "[hybrid]") {
     const std::string path = write_tiny_model(sparse_spec(), "hybrid_budgets");
     pi_model *cpu = load(path, "cpu", 0);
