@@ -4,43 +4,24 @@
 // at the position; the attention then takes the last position from the block's own rounded rows (never from the
 // cache, which another block may still be writing), the others from the cache -- the values the unfused sequence
 // reads. The position may come from device memory (pos_word), so a recorded step can be relaunched unchanged.
-// Angles: theta_i = pos * base^(-2i / rope_dim) with powf and sincosf, as rope_kv.cu computes them.
+// The rotation and the rounding are rope_math.cuh's, as rope_kv.cu's separate operations use them.
 #include <cuda_fp16.h>
 
 #include "backends/cuda/attention_short.cuh"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/rope_math.cuh"
 
 namespace pi::cuda {
 namespace {
 
 constexpr int kMaxHeadDim = short_attention::kMaxChunks * 128;
 
-template <typename E>
-__device__ __forceinline__ E round_to_cache(float v);
-template <>
-__device__ __forceinline__ float round_to_cache<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half round_to_cache<__half>(float v) {
-    return __float2half_rn(v);
-}
 __device__ __forceinline__ float cache_value(float v) { return v; }
 __device__ __forceinline__ float cache_value(__half v) { return __half2float(v); }
 
 // Rotates the pairs of one head in shared memory (as rope_kernel does for one row).
 __device__ __forceinline__ void rotate(float *head, uint32_t rope_dim, uint32_t mode, float base, uint32_t pos) {
-    const uint32_t half = rope_dim / 2;
-    for (uint32_t i = threadIdx.x; i < half; i += blockDim.x) {
-        const float theta = float(pos) * powf(base, -2.0f * float(i) / float(rope_dim));
-        float s, c;
-        sincosf(theta, &s, &c);
-        float *a = mode == PI_BK_ROPE_NORMAL ? head + 2 * i : head + i;
-        float *b = mode == PI_BK_ROPE_NORMAL ? head + 2 * i + 1 : head + i + half;
-        const float a0 = *a, b0 = *b;
-        *a = a0 * c - b0 * s;
-        *b = a0 * s + b0 * c;
-    }
+    for (uint32_t i = threadIdx.x; i < rope_dim / 2; i += blockDim.x) dev::rotate_pair(head, i, rope_dim, mode, base, float(pos));
 }
 
 template <typename E>
@@ -67,7 +48,7 @@ __global__ void __launch_bounds__(short_attention::kThreads)
     const bool writer = h % group == 0;
     const uint64_t at = uint64_t(pos) * kv_dim + uint64_t(kvh) * head_dim;
     for (uint32_t d = threadIdx.x; d < head_dim; d += blockDim.x) {
-        const E kr = round_to_cache<E>(k_s[d]), vr = round_to_cache<E>(v_s[d]);
+        const E kr = dev::to_cache<E>(k_s[d]), vr = dev::to_cache<E>(v_s[d]);
         k_s[d] = cache_value(kr);
         v_s[d] = cache_value(vr);
         if (writer) {

@@ -1,9 +1,9 @@
 // RoPE (in place) and the KV-cache store: elementwise kernels, one thread per rotated pair / stored value.
-// theta_i = pos * base^(-2i / rope_dim) in binary32, as lib/runtime/layer_math.cpp computes it (powf and sincosf
-// here are within a couple of ulp of the CPU's libm).
+// The rotation and the rounding are rope_math.cuh's (shared with attention_decode.cu).
 #include <cuda_fp16.h>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/rope_math.cuh"
 
 namespace pi::cuda {
 namespace {
@@ -18,27 +18,8 @@ __global__ void rope_kernel(float *x, uint64_t n, uint64_t row_stride, uint32_t 
         const uint64_t th = idx / half;
         const uint32_t h = uint32_t(th % n_heads);
         const uint64_t t = th / n_heads;
-        float *head = x + t * row_stride + uint64_t(h) * head_dim;
-        const float theta = float(pos0 + t) * powf(base, -2.0f * float(i) / float(rope_dim));
-        float s, c;
-        sincosf(theta, &s, &c);
-        float *a = mode == PI_BK_ROPE_NORMAL ? head + 2 * i : head + i;
-        float *b = mode == PI_BK_ROPE_NORMAL ? head + 2 * i + 1 : head + i + half;
-        const float a0 = *a, b0 = *b;
-        *a = a0 * c - b0 * s;
-        *b = a0 * s + b0 * c;
+        dev::rotate_pair(x + t * row_stride + uint64_t(h) * head_dim, i, rope_dim, mode, base, float(pos0 + t));
     }
-}
-
-template <typename E>
-__device__ __forceinline__ E to_cache(float v);
-template <>
-__device__ __forceinline__ float to_cache<float>(float v) {
-    return v;
-}
-template <>
-__device__ __forceinline__ __half to_cache<__half>(float v) {
-    return __float2half_rn(v);
 }
 
 template <typename E>
@@ -49,8 +30,8 @@ __global__ void kv_store_kernel(E *k_cache, E *v_cache, uint32_t kv_dim, uint32_
          idx += uint64_t(gridDim.x) * blockDim.x) {
         const uint64_t t = idx / kv_dim, i = idx % kv_dim;
         const uint64_t dst = (pos0 + t) * kv_dim + i;
-        k_cache[dst] = to_cache<E>(k[t * row_stride + i]);
-        v_cache[dst] = to_cache<E>(v[t * row_stride + i]);
+        k_cache[dst] = dev::to_cache<E>(k[t * row_stride + i]);
+        v_cache[dst] = dev::to_cache<E>(v[t * row_stride + i]);
     }
 }
 

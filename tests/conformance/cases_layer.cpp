@@ -81,6 +81,20 @@ std::vector<float> cache_values(const std::vector<uint8_t> &bytes, uint32_t kv) 
     return v;
 }
 
+// Values as a cache of type kv holds them (fp16 bits or floats).
+std::vector<uint8_t> cache_bytes(const std::vector<float> &values, uint32_t kv) {
+    std::vector<uint8_t> out(values.size() * (kv == PI_BK_KV_F16 ? 2 : 4));
+    if (kv == PI_BK_KV_F32) {
+        std::memcpy(out.data(), values.data(), out.size());
+        return out;
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+        const uint16_t h = cpu::fp32_to_fp16(values[i]);
+        std::memcpy(out.data() + 2 * i, &h, 2);
+    }
+    return out;
+}
+
 // Stores rows into a cache that already holds other positions: the stored values are one rounding (to fp16) or a
 // copy, and the rest of the cache must be untouched. Exact (tolerance 0).
 void kv_store_cases(Env &env) {
@@ -133,20 +147,7 @@ void attention_cases(Env &env) {
                 const std::vector<float> kf = random_floats(env.rng, n_pos * kv_dim),
                                          vf = random_floats(env.rng, n_pos * kv_dim),
                                          q = random_floats(env.rng, s.n * q_dim, 1.0f);
-                std::vector<uint8_t> kb, vb;
-                for (const auto *src : {&kf, &vf}) {
-                    std::vector<uint8_t> &dst = src == &kf ? kb : vb;
-                    if (kv == PI_BK_KV_F32) {
-                        dst.resize(src->size() * 4);
-                        std::memcpy(dst.data(), src->data(), dst.size());
-                    } else {
-                        dst.resize(src->size() * 2);
-                        for (size_t i = 0; i < src->size(); ++i) {
-                            const uint16_t h = cpu::fp32_to_fp16((*src)[i]);
-                            std::memcpy(dst.data() + 2 * i, &h, 2);
-                        }
-                    }
-                }
+                const std::vector<uint8_t> kb = cache_bytes(kf, kv), vb = cache_bytes(vf, kv);
                 const float scale = 1.0f / std::sqrt(float(s.head_dim));
                 std::vector<float> out[2];
                 Device *devs[2] = {&env.ref, &env.cand};
@@ -195,20 +196,7 @@ void attention_decode_cases(Env &env) {
                                                  vf = random_floats(rng, cache_values_n),
                                                  q = random_floats(rng, q_dim, 1.0f), k = random_floats(rng, kv_dim),
                                                  v = random_floats(rng, kv_dim);
-                        std::vector<uint8_t> kb, vb;
-                        for (const auto *src : {&kf, &vf}) {
-                            std::vector<uint8_t> &dst = src == &kf ? kb : vb;
-                            if (kv == PI_BK_KV_F32) {
-                                dst.resize(src->size() * 4);
-                                std::memcpy(dst.data(), src->data(), dst.size());
-                            } else {
-                                dst.resize(src->size() * 2);
-                                for (size_t i = 0; i < src->size(); ++i) {
-                                    const uint16_t h = cpu::fp32_to_fp16((*src)[i]);
-                                    std::memcpy(dst.data() + 2 * i, &h, 2);
-                                }
-                            }
-                        }
+                        const std::vector<uint8_t> kb = cache_bytes(kf, kv), vb = cache_bytes(vf, kv);
                         std::vector<float> out[2], caches[2];  // compared apart: the caches would dilute out's error
                         Device *devs[2] = {&env.ref, &env.cand};
                         for (int d = 0; d < 2; ++d) {
