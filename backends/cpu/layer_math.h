@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "backends/cpu/cpu_features.h"
 
@@ -23,6 +24,27 @@ void layernorm(float *out, const float *x, const float *w, const float *b, uint3
 // layout of converted Llama weights); NeoX mode rotates the halves (x[i], x[i + rope_dim/2]) (Falcon).
 // theta_i = pos * base^(-2i / rope_dim).
 void rope(float *head, uint32_t rope_dim, uint32_t pos, float base, RopeStyle style);
+
+// The cos/sin of every pair's angle at one position, shared by all heads and layers of a token: rope() computes
+// them per pair and head (a powf and a sincosf each, 32 layers x 64 heads times per token for bench-7b); a table
+// computes them once per position, with the same expressions, so rope_rotate gives rope()'s bits exactly.
+class RopeAngles {
+public:
+    // Fills the table for (pos, rope_dim, base) unless it already holds it.
+    void set(uint32_t pos, uint32_t rope_dim, float base);
+    uint32_t rope_dim() const { return rope_dim_; }
+    const float *cos() const { return cos_.data(); }
+    const float *sin() const { return sin_.data(); }
+
+private:
+    bool valid_ = false;
+    uint32_t pos_ = 0, rope_dim_ = 0;
+    float base_ = 0.0f;
+    std::vector<float> cos_, sin_;
+};
+
+// rope() of one head with the angles of a table (same results, bit for bit).
+void rope_rotate(float *head, const RopeAngles &angles, RopeStyle style);
 
 // Causal attention of one query head over n_pos cached positions: out = softmax(scale * q . K^T) . V, accumulated in
 // position order. keys/values: n_pos rows, row p at element p * row_stride, holding head_dim values from element

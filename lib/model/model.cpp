@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "backends/cpu/cpu_backend.h"
 #include "runtime/device_model.h"
+#include "runtime/ffn_bundle.h"
 #include "runtime/plugin_loader.h"
 
 namespace pi {
@@ -123,7 +124,12 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     model->n_threads_ = options.n_threads > 0 ? options.n_threads : static_cast<int32_t>(cores);
     model->sparse_threshold_ = std::isnan(options.sparse_threshold) ? model->hparams_.sparse_threshold : options.sparse_threshold;
-    prefault(file, options, 0.1f, backend.ops ? 0.8f : 1.0f);
+    const bool bundles = !backend.ops && FfnBundles::wanted(*model);
+    prefault(file, options, 0.1f, backend.ops || bundles ? 0.8f : 1.0f);
+    if (bundles) {
+        auto built = std::make_shared<const FfnBundles>(*model);
+        if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
+    }
     if (backend.ops) {
         DeviceModelOptions d;
         d.budget_bytes = options.vram_budget;

@@ -18,6 +18,7 @@
 namespace pi {
 
 class DeviceModel;
+class FfnBundles;
 
 struct LoadOptions {
     std::string backend = "auto";  // auto | cpu | cuda | hip
@@ -53,6 +54,9 @@ public:
     uint64_t gpu_bytes() const;
     // The device share and placement, or nullptr when the model runs on the CPU alone.
     const DeviceModel *device() const { return device_.get(); }
+    // The FFN rows of neuron i side by side in huge pages (runtime/ffn_bundle.h), built at load for the CPU executor
+    // when FfnBundles::wanted; nullptr otherwise.
+    const std::shared_ptr<const FfnBundles> &ffn_bundles() const { return ffn_bundles_; }
 
     ~Model();
 
@@ -67,6 +71,7 @@ private:
     std::string backend_;
     int32_t n_threads_ = 1;
     float sparse_threshold_ = 0.0f;
+    std::shared_ptr<const FfnBundles> ffn_bundles_;
     std::unique_ptr<DeviceModel> device_;  // destroyed first: it refers to the weights
 };
 

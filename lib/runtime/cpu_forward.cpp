@@ -44,8 +44,9 @@ public:
           float_gemm_(&pool_, host_gemm_options(true)), quant_gemm_(&pool_, host_gemm_options(false)), ops_(isa_),
           sparse_(sparse_settings(model, options)) {
         if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
-        HostWeights bound = bind_host_weights(model);
+        HostWeights bound = bind_host_weights(model, /*with_ffn_bundles=*/true);
         layers_ = std::move(bound.layers);
+        ffn_bundles_ = std::move(bound.ffn_bundles);
         output_ = bound.output;
         q_dim_ = hp_.n_head * hp_.head_dim;
         kv_dim_ = hp_.n_head_kv * hp_.head_dim;
@@ -227,7 +228,7 @@ private:
     // RoPE, the KV cache and attention of every new token (host_layers.h).
     void attention(uint32_t l, size_t n, uint32_t pos0) {
         host_attention(hp_, cache_, pool_, isa_, l, q_.data(), k_.data(), v_.data(), n, pos0, scores_.data(),
-                       att_.data());
+                       att_.data(), &rope_angles_);
     }
 
     // Dense FFN (every neuron). Writes ffn_out_ (n x n_embd).
@@ -272,9 +273,11 @@ private:
     const bool tokenwise_;  // PI_PREFILL=tokenwise: prompts run one token at a time (tests)
     cpu::Gemm float_gemm_, quant_gemm_;
     cpu::TokenOps ops_;
+    cpu::RopeAngles rope_angles_;  // of the position last rotated: every layer of a decode token shares them
     const SparseSettings sparse_;
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
+    std::shared_ptr<const FfnBundles> ffn_bundles_;  // what layers_' FFN views point into (or nullptr)
     WeightMatrix output_;
     size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0;
     std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_, sparse_a_;

@@ -35,9 +35,10 @@ bool tokenwise_prefill_forced() {
     return v && std::string(v) == "tokenwise";
 }
 
-HostWeights bind_host_weights(const Model &model) {
+HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
     const ModelWeights &w = model.weights();
     HostWeights out;
+    if (with_ffn_bundles) out.ffn_bundles = model.ffn_bundles();
     out.layers.resize(w.layers.size());
     for (size_t l = 0; l < w.layers.size(); ++l) {
         const LayerWeights &L = w.layers[l];
@@ -53,6 +54,11 @@ HostWeights bind_host_weights(const Model &model) {
         M.down_t = as_matrix(L.ffn_down_t);
         M.fc1 = as_matrix(L.fc1);
         M.fc2 = as_matrix(L.fc2);
+        if (const FfnBundle *b = out.ffn_bundles ? out.ffn_bundles->layer(l) : nullptr) {
+            M.gate = b->gate();
+            M.up = b->up();
+            M.down_t = b->down_t();
+        }
         M.ffn.gate = M.gate;
         M.ffn.up = M.up;
         M.ffn.down_t = M.down_t;
@@ -64,15 +70,19 @@ HostWeights bind_host_weights(const Model &model) {
 }
 
 void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cpu::IsaLevel isa, uint32_t layer,
-                    float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att) {
+                    float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att,
+                    cpu::RopeAngles *angles) {
     const uint32_t hd = hp.head_dim, group = hp.n_head / hp.n_head_kv;
     const size_t q_dim = size_t(hp.n_head) * hd, kv_dim = size_t(hp.n_head_kv) * hd;
+    cpu::RopeAngles local;
+    cpu::RopeAngles &table = angles ? *angles : local;
     for (size_t t = 0; t < n; ++t) {
         const uint32_t pos = pos0 + static_cast<uint32_t>(t);
         if (hp.rope_mode != RopeMode::None) {
             const cpu::RopeStyle style = rope_style(hp.rope_mode);
-            for (uint32_t h = 0; h < hp.n_head; ++h) cpu::rope(&q[t * q_dim + h * hd], hp.rope_dim, pos, hp.rope_freq_base, style);
-            for (uint32_t h = 0; h < hp.n_head_kv; ++h) cpu::rope(&k[t * kv_dim + h * hd], hp.rope_dim, pos, hp.rope_freq_base, style);
+            table.set(pos, hp.rope_dim, hp.rope_freq_base);
+            for (uint32_t h = 0; h < hp.n_head; ++h) cpu::rope_rotate(&q[t * q_dim + h * hd], table, style);
+            for (uint32_t h = 0; h < hp.n_head_kv; ++h) cpu::rope_rotate(&k[t * kv_dim + h * hd], table, style);
         }
         cache.store(layer, pos, &k[t * kv_dim], &v[t * kv_dim]);
     }

@@ -3,13 +3,16 @@
 // cpu::WeightMatrix, the layer's FFN as the sparse kernels take it, and the small helpers both executors need.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/layer_math.h"
 #include "backends/cpu/sparse_ffn.h"
 #include "backends/cpu/weight_type.h"
 #include "backends/cpu/thread_pool.h"
 #include "model/model.h"
+#include "runtime/ffn_bundle.h"
 #include "runtime/kv_cache.h"
 
 namespace pi {
@@ -22,9 +25,14 @@ struct HostLayer {
 struct HostWeights {
     std::vector<HostLayer> layers;
     cpu::WeightMatrix output;  // the output head (the token embedding when tied)
+    // Owner of the bundled FFN rows the layers' gate/up/down_t point into (ffn_bundle.h), or nullptr: whoever keeps
+    // `layers` must keep this too.
+    std::shared_ptr<const FfnBundles> ffn_bundles;
 };
 
-HostWeights bind_host_weights(const Model &model);
+// with_ffn_bundles: bind gate/up/down_t (and ffn) to the model's FFN bundles (Model::ffn_bundles, built at load)
+// where a layer has them; otherwise every matrix is a view of the file.
+HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles = false);
 
 // A tensor as the CPU kernels see it (empty for a missing tensor).
 cpu::WeightMatrix as_matrix(const WeightView &w);
@@ -43,7 +51,10 @@ bool tokenwise_prefill_forced();
 // positions pos0.., keys and values stored in the layer's cache, then causal attention of every row over its
 // positions into att, split over (token, head) on the pool; each head's softmax and sum are one thread's fixed
 // sequence, so results do not depend on the split. scores: pool.size() x cache.n_ctx() floats of scratch.
+// angles: the caller's table of RoPE angles, kept across layers so that a token computes them once (nullptr: a
+// table local to this call, once per layer and token).
 void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cpu::IsaLevel isa, uint32_t layer,
-                    float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att);
+                    float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att,
+                    cpu::RopeAngles *angles = nullptr);
 
 }  // namespace pi

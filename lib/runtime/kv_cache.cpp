@@ -7,6 +7,7 @@
 #include <string>
 
 #include "backends/cpu/layer_math.h"
+#include "backends/cpu/row_convert.h"
 #include "common/error.h"
 
 namespace pi {
@@ -31,12 +32,9 @@ void KvCache::store(uint32_t layer, uint32_t pos, const float *k, const float *v
         std::memcpy(vr, v, kv_dim_ * sizeof(float));
         return;
     }
-    auto *kh = reinterpret_cast<uint16_t *>(kr);
-    auto *vh = reinterpret_cast<uint16_t *>(vr);
-    for (uint32_t i = 0; i < kv_dim_; ++i) {
-        kh[i] = cpu::fp32_to_fp16(k[i]);
-        vh[i] = cpu::fp32_to_fp16(v[i]);
-    }
+    // The ISA level's converter (F16C vcvtps2ph where the CPU has it): the same bits as cpu::fp32_to_fp16.
+    cpu::convert_f32_to_f16(k, kv_dim_, reinterpret_cast<uint16_t *>(kr), isa_);
+    cpu::convert_f32_to_f16(v, kv_dim_, reinterpret_cast<uint16_t *>(vr), isa_);
 }
 
 void KvCache::attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos,

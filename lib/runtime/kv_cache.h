@@ -57,6 +57,7 @@ private:
 
     uint32_t n_layer_, n_ctx_, kv_dim_;
     KvType type_;
+    cpu::IsaLevel isa_ = cpu::active_isa_level();  // of store()'s F16 conversion
     std::vector<uint8_t> keys_, values_;
 };
 

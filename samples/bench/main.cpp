@@ -2,7 +2,9 @@
 // comes to the bandwidth roofline (weight bytes per token / bandwidth). For a model with activation predictors it
 // measures the dense and the sparse path in the same run (--mode), so their ratio is free of machine drift; the
 // sparse roofline counts the bytes a sparse step must read: every non-FFN matrix, the predictors, and each layer's
-// FFN matrices times the fraction of neurons predicted active (measured in the run).
+// FFN matrices times the fraction of neurons predicted active (measured in the run). The bandwidth is the mean of a
+// probe before and one after the runs (--json: bandwidth_gbps is that mean, the roofline's denominator;
+// bandwidth_before_gbps and bandwidth_after_gbps the two probes).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,8 +41,9 @@ void usage(const char *argv0) {
         "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--mode dense|sparse|both]\n"
         "          [--json] [--no-bandwidth] [--no-mmap] [--backend cpu|cuda|auto] [--vram-budget GIB] [--profile FILE]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
-        "  prints median tokens/s with min and max, the memory read bandwidth measured in this process, the weight\n"
-        "  bytes a decode step reads, and the fraction of the bandwidth roofline reached. --mode both (default) runs\n"
+        "  prints median tokens/s with min and max, the memory read bandwidth measured in this process (before and\n"
+        "  after the runs), the weight bytes a decode step reads, and the fraction of the bandwidth roofline (their\n"
+        "  mean) reached. --mode both (default) runs\n"
         "  the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid executor with the\n"
         "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX; --profile FILE\n"
         "  gives the planner measured activation frequencies (powerinfer-cli --profile-out), as a deployment would.\n",
@@ -179,6 +182,14 @@ int main(int argc, char **argv) {
     std::vector<pi_token> prompt(static_cast<size_t>(o.n_prompt));
     for (pi_token &t : prompt) t = static_cast<pi_token>(3 + rng() % (info.n_vocab - 3));
 
+    // The bandwidth is probed before and after the runs and their mean is the roofline's denominator: this VM's
+    // bandwidth moves between processes (32-67 GB/s) and somewhat within one, and two probes bracketing the runs
+    // are a fairer measure of what the runs had than one probe after them.
+    double bw_before = 0.0, bw_after = 0.0;
+    if (o.measure_bandwidth && (st = pi_measure_memory_bandwidth(o.n_threads, &bw_before)) != PI_OK) {
+        return die("bandwidth", st);
+    }
+
     std::vector<Run> runs;
     const bool want_sparse = o.mode == "sparse" || (o.mode == "both" && info.is_sparse);
     if (o.mode == "sparse" && !info.is_sparse) {
@@ -191,17 +202,17 @@ int main(int argc, char **argv) {
         if (!measure(model, o, info, prompt, sparse, run)) return 1;
         runs.push_back(run);
     }
-    double bandwidth = 0.0;
-    if (o.measure_bandwidth && (st = pi_measure_memory_bandwidth(o.n_threads, &bandwidth)) != PI_OK) {
+    if (o.measure_bandwidth && (st = pi_measure_memory_bandwidth(o.n_threads, &bw_after)) != PI_OK) {
         return die("bandwidth", st);
     }
+    const double bandwidth = 0.5 * (bw_before + bw_after);
 
     if (o.json) {
         std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"n_params\": %llu, \"threads\": %d, \"n_prompt\": %d, "
-                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"backend\": \"%s\", \"gpu_bytes\": %llu, "
-                    "\"runs\": [",
+                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"bandwidth_before_gbps\": %.2f, "
+                    "\"bandwidth_after_gbps\": %.2f, \"backend\": \"%s\", \"gpu_bytes\": %llu, \"runs\": [",
                     o.model.c_str(), info.arch, static_cast<unsigned long long>(info.n_params), o.n_threads,
-                    o.n_prompt, o.n_gen, o.repeats, bandwidth, o.backend.c_str(),
+                    o.n_prompt, o.n_gen, o.repeats, bandwidth, bw_before, bw_after, o.backend.c_str(),
                     static_cast<unsigned long long>(info.gpu_bytes));
         for (size_t i = 0; i < runs.size(); ++i) {
             const Run &r = runs[i];
@@ -222,7 +233,10 @@ int main(int argc, char **argv) {
                     info.is_sparse ? "activation predictors" : "dense");
         std::printf("threads    %d (0 = one per core), %d repeats + 1 warm-up\n", o.n_threads, o.repeats);
         std::printf("backend    %s, %.2f GiB of weights on the device\n", o.backend.c_str(), info.gpu_bytes / 1073741824.0);
-        if (bandwidth > 0) std::printf("bandwidth  %.2f GB/s read\n", bandwidth);
+        if (bandwidth > 0) {
+            std::printf("bandwidth  %.2f GB/s read (mean of %.2f before and %.2f after the runs)\n", bandwidth,
+                        bw_before, bw_after);
+        }
         for (const Run &r : runs) {
             std::printf("%-6s  prefill %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_prompt,
                         r.prefill.median, r.prefill.min, r.prefill.max);
