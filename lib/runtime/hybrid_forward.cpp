@@ -682,9 +682,10 @@ private:
     // unchanged for the following tokens (capture_relaunch): the step's inputs -- the token's embedding row and the
     // position -- go through pinned memory that the recording's first copies read, and attention_decode reads the
     // position from device memory (pos_word). The first decode step runs unrecorded (it sizes the queue's
-    // workspace). A step that cannot be relaunched (a layer whose attention took the position as an argument) is
-    // recorded anew each time; a recording that fails (an operation that cannot be recorded) is discarded -- none
-    // of it ran -- recording stays off for the session, and the step runs the ordinary way. (Re-recording every
+    // workspace). A recording that cannot be relaunched (a layer whose attention took the position as an argument:
+    // a context longer than attention_decode serves) runs once and recording stays off for the session; one that
+    // fails (an operation that cannot be recorded) is discarded -- none of it ran -- recording stays off, and the
+    // step runs the ordinary way. (Re-recording every
     // step measured slower than no recording: 153 against 160 tok/s, bench-7b dense on the H100; relaunching one
     // recording measured faster: 220 against 210 tok/s dense, 264 against 241 sparse, on an H200.)
     bool graph_step_possible() const {
@@ -726,6 +727,9 @@ private:
         }
         recording_ = false;
         check(bk_->capture_end(queue_, 1), "launching the recorded step");
+        // A recording tied to its position (contexts beyond attention_decode's reach) would be recorded anew every
+        // step, which is slower than no recording: the session goes on without.
+        if (!relaunchable_) graphs_ = false;
         sync_device();
         std::memcpy(logits, logits_h_.host_address(), size_t(hp_.n_vocab) * 4);
         return true;
