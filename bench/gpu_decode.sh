@@ -20,7 +20,7 @@ t0=$(date +%s)
 gpu_build powerinfer-bench powerinfer-cli pi_conformance pi_kernel_bench || exit 1
 PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
 grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"
-# KERNELS=1: the decode kernels' times under each of KERNEL_ENVS (settings of matmul.cu: PI_CUDA_GEMV, PI_CUDA_GLU,
+# KERNELS=1: the decode kernels' times under each of KERNEL_ENVS (settings of matmul.cu: PI_CUDA_GLU,
 # PI_CUDA_SPLITK; "-" the defaults).
 if [ -n "${KERNELS:-}" ]; then
   for v in ${KERNEL_ENVS:--}; do

@@ -17,7 +17,6 @@
 //   for matmul x is first rounded as decode rounds it (quantize_q8_values), as the CPU's quantized GEMM does; matmul_t
 //   uses x as given (backends/backend.h).
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -65,39 +64,31 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     }
 }
 
-// One token, 16-bit weights in the vec layout (rows and x 16-byte aligned, n_cols % 8 == 0): each lane issues BATCH
-// 16-byte loads of each of its warp's ROWS rows before the first multiply, so a warp has ROWS x BATCH x 512 bytes in
-// flight (the loop of gemv_kernel leaves the number to the compiler's unrolling). ROWS > 1 also shares each x load
-// between the rows. GLU: the warp's two rows are gate row r and up row r + n_out of a stacked [gate; up] matrix, and
-// it stores act(gate . x, up . x) (matmul_glu). Each row's sum is formed in the order of dot_float_partial.
-template <uint32_t T, int ROWS, int BATCH, bool GLU, bool NORM = false>
+// One token's GLU over 16-bit weights in the vec layout (rows and x 16-byte aligned, n_cols % 8 == 0): a warp takes
+// gate row r and up row r + n_out of a stacked [gate; up] matrix and stores act(gate . x, up . x) (matmul_glu). Each
+// lane issues BATCH 16-byte loads of both rows before the first multiply (2 x BATCH x 512 bytes in flight per warp)
+// and each x load serves both rows. Each row's sum is formed in the order of dot_float_partial. NORM: as
+// gemv_kernel's (matmul_rmsnorm).
+template <uint32_t T, int BATCH, bool NORM>
 __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
-    gemv16_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_out, uint32_t n_cols,
-                  const float *__restrict__ x, GemvOut out, uint32_t act, float *__restrict__ y,
-                  const float *__restrict__ g = nullptr, float eps = 0.0f) {
-    static_assert(!GLU || ROWS == 2, "a GLU warp takes its gate and up rows");
-    const uint32_t warp = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
-    const uint32_t r0 = GLU ? warp : warp * ROWS;
-    if (r0 >= n_out) return;
+    glu16_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_out, uint32_t n_cols,
+                 const float *__restrict__ x, uint32_t act, float *__restrict__ y, const float *__restrict__ g,
+                 float eps) {
+    const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
+    if (r >= n_out) return;
     const int lane = threadIdx.x % dev::kWarp;
-    const uint4 *row[ROWS];
-#pragma unroll
-    for (int i = 0; i < ROWS; ++i) {
-        const uint32_t r = GLU ? r0 + uint32_t(i) * n_out : min(r0 + uint32_t(i), n_out - 1);
-        row[i] = reinterpret_cast<const uint4 *>(w + size_t(r) * row_stride);
-    }
+    const uint4 *row[2] = {reinterpret_cast<const uint4 *>(w + size_t(r) * row_stride),
+                           reinterpret_cast<const uint4 *>(w + size_t(r + n_out) * row_stride)};
     const uint32_t units = n_cols / 8;
     double ss = 0.0;  // NORM: this lane's squares of x
-    float acc[ROWS];
-#pragma unroll
-    for (int i = 0; i < ROWS; ++i) acc[i] = 0.0f;
+    float acc[2] = {0.0f, 0.0f};
     for (uint32_t u0 = lane; u0 < units; u0 += dev::kWarp * BATCH) {
-        uint4 wv[ROWS][BATCH];
+        uint4 wv[2][BATCH];
 #pragma unroll
         for (int b = 0; b < BATCH; ++b) {
             const uint32_t u = u0 + uint32_t(b) * dev::kWarp;
 #pragma unroll
-            for (int i = 0; i < ROWS; ++i) {
+            for (int i = 0; i < 2; ++i) {
                 if (u < units) wv[i][b] = __ldg(row[i] + u);
             }
         }
@@ -108,7 +99,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
             const float4 a = dev::load_x4<NORM>(x, g, size_t(u) * 8, ss),
                          c = dev::load_x4<NORM>(x, g, size_t(u) * 8 + 4, ss);
 #pragma unroll
-            for (int i = 0; i < ROWS; ++i) {
+            for (int i = 0; i < 2; ++i) {
                 float f[8];
                 dev::unpack8<T>(wv[i][b], f);
                 acc[i] += f[0] * a.x + f[1] * a.y + f[2] * a.z + f[3] * a.w + f[4] * c.x + f[5] * c.y + f[6] * c.z +
@@ -116,20 +107,9 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
             }
         }
     }
-    const float scale = NORM ? dev::warp_rms_scale(ss, n_cols, eps) : 1.0f;  // as gemv_kernel's NORM
-#pragma unroll
-    for (int i = 0; i < ROWS; ++i) acc[i] = dev::warp_sum(acc[i]) * scale;
-    if (lane != 0) return;
-    if constexpr (GLU) {
-        y[r0] = dev::dense_activation(act, acc[0], acc[1]);
-    } else {
-#pragma unroll
-        for (int i = 0; i < ROWS; ++i) {
-            const uint32_t r = r0 + uint32_t(i);
-            if (r >= n_out) break;
-            y[r] = out == GemvOut::relu ? (acc[i] < 0.0f ? 0.0f : acc[i]) : out == GemvOut::add ? y[r] + acc[i] : acc[i];
-        }
-    }
+    const float scale = NORM ? dev::warp_rms_scale(ss, n_cols, eps) : 1.0f;
+    const float gate = dev::warp_sum(acc[0]) * scale, up = dev::warp_sum(acc[1]) * scale;
+    if (lane == 0) y[r] = dev::dense_activation(act, gate, up);
 }
 
 // Any type, one token: the GLU rows through the generic per-row dots (x quantized for Q8_0/Q4_0).
@@ -200,50 +180,6 @@ bool split_wanted(const pi_bk_matrix *w) {
     return on && w->n_rows <= 4096 && w->n_cols >= 1024;
 }
 
-// PI_CUDA_GEMV=<batch>x<rows> picks the one-token 16-bit GEMV (measurements: docs/PERFORMANCE.md); "loop" the
-// generic kernel.
-struct Gemv16Shape {
-    int batch = 0, rows = 0;  // the generic kernel until a shape is measured better
-};
-Gemv16Shape gemv16_shape() {
-    static const Gemv16Shape shape = [] {
-        Gemv16Shape s;
-        const char *v = std::getenv("PI_CUDA_GEMV");
-        if (!v) return s;
-        if (std::strcmp(v, "loop") == 0) return Gemv16Shape{0, 0};
-        int b = 0, r = 0;
-        if (std::sscanf(v, "%dx%d", &b, &r) == 2 && (b == 4 || b == 8 || b == 16) && (r == 1 || r == 2)) {
-            s.batch = b;
-            s.rows = r;
-        }
-        return s;
-    }();
-    return shape;
-}
-
-template <uint32_t T, int ROWS, int BATCH>
-void launch_gemv16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, GemvOut out, float *y) {
-    const uint64_t warps = (w->n_rows + ROWS - 1) / ROWS;
-    const unsigned grid = unsigned((warps + kRowsPerBlock - 1) / kRowsPerBlock);
-    gemv16_kernel<T, ROWS, BATCH, false><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(
-        static_cast<const uint8_t *>(w->data), w->row_stride, uint32_t(w->n_rows), uint32_t(w->n_cols), x, out, 0, y);
-}
-
-// true when it launched (one token, F16/BF16, vec layout, a shape selected).
-template <uint32_t T>
-bool try_gemv16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, GemvOut out, float *y) {
-    const Gemv16Shape s = gemv16_shape();
-    switch (s.batch * 10 + s.rows) {
-        case 41: launch_gemv16<T, 1, 4>(stream, w, x, out, y); return true;
-        case 81: launch_gemv16<T, 1, 8>(stream, w, x, out, y); return true;
-        case 161: launch_gemv16<T, 1, 16>(stream, w, x, out, y); return true;
-        case 42: launch_gemv16<T, 2, 4>(stream, w, x, out, y); return true;
-        case 82: launch_gemv16<T, 2, 8>(stream, w, x, out, y); return true;
-        case 162: launch_gemv16<T, 2, 16>(stream, w, x, out, y); return true;
-        default: return false;
-    }
-}
-
 // The GLU kernel's loads in flight per lane: 2 rows x PI_CUDA_GLU (2, 4 or 8). Default 2: bench-7b dense decode on
 // the H100 measured 179.4 tok/s with 2, 171.2 with 4, 174.7 with 8 (docs/PERFORMANCE.md) -- as the plain GEMV,
 // where a few loads per lane and full occupancy beat deep batches.
@@ -265,16 +201,13 @@ void launch_glu16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, co
     const auto *data = static_cast<const uint8_t *>(w->data);
     switch (glu_batch()) {
         default:
-            gemv16_kernel<T, 2, 2, true, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x,
-                                                                             GemvOut::store, act, y, g, eps);
+            glu16_kernel<T, 2, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
             break;
         case 8:
-            gemv16_kernel<T, 2, 8, true, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x,
-                                                                             GemvOut::store, act, y, g, eps);
+            glu16_kernel<T, 8, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
             break;
         case 4:
-            gemv16_kernel<T, 2, 4, true, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x,
-                                                                             GemvOut::store, act, y, g, eps);
+            glu16_kernel<T, 4, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
             break;
     }
 }
@@ -285,9 +218,6 @@ void launch_gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, con
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const auto *data = static_cast<const uint8_t *>(w->data);
     const uint32_t rows = uint32_t(w->n_rows), cols = uint32_t(w->n_cols);
-    if constexpr (VEC && (T == PI_BK_F16 || T == PI_BK_BF16)) {
-        if (nt == 1 && try_gemv16<T>(stream, w, x, out, y)) return;
-    }
     if constexpr (VEC && T != PI_BK_Q8_0 && T != PI_BK_Q4_0) {
         if (nt == 1 && split_wanted(w)) {
             const unsigned g = unsigned((w->n_rows + kRowsPerBlock / kSplit - 1) / (kRowsPerBlock / kSplit));

@@ -46,7 +46,6 @@ public:
         if (model.is_sparse()) stats_.emplace(std::vector<uint32_t>(hp_.n_layer, hp_.n_ff), sparse_.profile);
         HostWeights bound = bind_host_weights(model, /*with_ffn_bundles=*/true);
         layers_ = std::move(bound.layers);
-        ffn_bundles_ = std::move(bound.ffn_bundles);
         output_ = bound.output;
         q_dim_ = hp_.n_head * hp_.head_dim;
         kv_dim_ = hp_.n_head_kv * hp_.head_dim;
@@ -277,7 +276,6 @@ private:
     const SparseSettings sparse_;
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
-    std::shared_ptr<const FfnBundles> ffn_bundles_;  // what layers_' FFN views point into (or nullptr)
     WeightMatrix output_;
     size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0;
     std::vector<float> x_, xn_, xn2_, q_, k_, v_, qkv_, att_, att_out_, gate_, up_, ffn_out_, scores_, sparse_a_;

@@ -101,8 +101,8 @@ FfnBundle::FfnBundle(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up,
     ::madvise(memory_, bytes_, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
 #endif
     // Fault the destination and the sources in with one call each rather than one fault per page: the sources'
-    // pages may have been released by an earlier build (the bundles of a model are rebuilt when its last session
-    // has gone), and page by page that took longer than the copy.
+    // pages may not be mapped (a model opened without populating, or released by an earlier build of the same
+    // file's rows), and page by page that took longer than the copy.
 #ifdef MADV_POPULATE_WRITE
     ::madvise(memory_, bytes_, MADV_POPULATE_WRITE);
 #endif

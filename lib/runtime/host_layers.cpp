@@ -38,7 +38,7 @@ bool tokenwise_prefill_forced() {
 HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
     const ModelWeights &w = model.weights();
     HostWeights out;
-    if (with_ffn_bundles) out.ffn_bundles = model.ffn_bundles();
+    const FfnBundles *bundles = with_ffn_bundles ? model.ffn_bundles().get() : nullptr;
     out.layers.resize(w.layers.size());
     for (size_t l = 0; l < w.layers.size(); ++l) {
         const LayerWeights &L = w.layers[l];
@@ -54,7 +54,7 @@ HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
         M.down_t = as_matrix(L.ffn_down_t);
         M.fc1 = as_matrix(L.fc1);
         M.fc2 = as_matrix(L.fc2);
-        if (const FfnBundle *b = out.ffn_bundles ? out.ffn_bundles->layer(l) : nullptr) {
+        if (const FfnBundle *b = bundles ? bundles->layer(l) : nullptr) {
             M.gate = b->gate();
             M.up = b->up();
             M.down_t = b->down_t();

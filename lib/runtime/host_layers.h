@@ -25,13 +25,11 @@ struct HostLayer {
 struct HostWeights {
     std::vector<HostLayer> layers;
     cpu::WeightMatrix output;  // the output head (the token embedding when tied)
-    // Owner of the bundled FFN rows the layers' gate/up/down_t point into (ffn_bundle.h), or nullptr: whoever keeps
-    // `layers` must keep this too.
-    std::shared_ptr<const FfnBundles> ffn_bundles;
 };
 
-// with_ffn_bundles: bind gate/up/down_t (and ffn) to the model's FFN bundles (Model::ffn_bundles, built at load)
-// where a layer has them; otherwise every matrix is a view of the file.
+// with_ffn_bundles: bind gate/up/down_t (and ffn) to the model's FFN bundles (Model::ffn_bundles, built at load and
+// kept until the model is freed, which outlives its sessions) where a layer has them; otherwise every matrix is a
+// view of the file.
 HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles = false);
 
 // A tensor as the CPU kernels see it (empty for a missing tensor).

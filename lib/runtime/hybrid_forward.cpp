@@ -209,8 +209,7 @@ private:
     // turns it off (for measurements). Profiling sessions copy lists back per layer and do not pipeline.
     bool pipeline_possible() const {
         if (!PI_BK_HAS_OP(bk_, wait_value) || !stats_ || !sparse_.sparse || sparse_.profile) return false;
-        const char *env = std::getenv("PI_HYBRID_PIPELINE");
-        if (env && std::strcmp(env, "0") == 0) return false;
+        if (env_is("PI_HYBRID_PIPELINE", "0")) return false;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             if (!dm_.layer(l).attention) return false;
         }
@@ -506,7 +505,9 @@ private:
     // nothing was enqueued). Recording a step, the position is read from the device (pos_word), so the recording can
     // be relaunched at the next positions; relaunchable_ remembers whether every layer took that path.
     bool decode_attention(uint32_t l, const float *q, const float *k, const float *v, uint32_t pos0, float *att) {
-        if (!has_attention_decode_) return false;
+        // A refusal at one position holds for later ones (the backend's reach is a context length or a head shape):
+        // not asked again until a session rewinds below it.
+        if (!has_attention_decode_ || pos0 >= attention_decode_refused_at_) return false;
         pi_bk_decode_attention a{};
         a.n_head = hp_.n_head;
         a.n_head_kv = hp_.n_head_kv;
@@ -525,7 +526,10 @@ private:
             relaunchable_ = false;  // this layer's work is recorded at this position only
             rc = bk_->attention_decode(queue_, &a, q, k, v, pos0, nullptr, att);
         }
-        if (rc == PI_BK_ERR_UNSUPPORTED) return false;
+        if (rc == PI_BK_ERR_UNSUPPORTED) {
+            attention_decode_refused_at_ = pos0;
+            return false;
+        }
         check(rc, "attention_decode");
         return true;
     }
@@ -691,8 +695,7 @@ private:
     bool graph_step_possible() const {
         if (!PI_BK_HAS_OP(bk_, capture_begin) || !PI_BK_HAS_OP(bk_, capture_end) || !dm_.output_on_device()) return false;
         if (sparse_.profile) return false;
-        const char *env = std::getenv("PI_CUDA_GRAPH");
-        if (env && std::strcmp(env, "0") == 0) return false;
+        if (env_is("PI_CUDA_GRAPH", "0")) return false;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             const DeviceLayer &D = dm_.layer(l);
             if (!D.attention || !D.all_neurons) return false;  // host work inside the step needs synchronizations
@@ -947,6 +950,7 @@ private:
     const bool has_matmul_glu_ = PI_BK_HAS_OP(bk_, matmul_glu);  // decode: gate|up product and activation in one
     const bool has_attention_decode_ = PI_BK_HAS_OP(bk_, attention_decode);  // decode: RoPE + KV store + attention
     // decode: the norm folded into a product (PI_FUSED_NORM=0: separate norms, for measurements)
+    uint32_t attention_decode_refused_at_ = UINT32_MAX;  // the lowest position attention_decode refused
     const bool has_matmul_rmsnorm_ = PI_BK_HAS_OP(bk_, matmul_rmsnorm) && !env_is("PI_FUSED_NORM", "0");
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
