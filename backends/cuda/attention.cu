@@ -160,6 +160,11 @@ int32_t attention(pi_bk_queue *queue, const float *q, const void *k_cache, const
     if (!q || !k_cache || !v_cache || !out) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: attention: NULL pointer");
     if (n * n_head > INT32_MAX) return fail(PI_BK_ERR_UNSUPPORTED, "cuda: attention: too many query rows");
     if (int32_t s = prepare(queue, 0)) return s;
+    // Prompt chunks: the tiled kernel (attention_prompt.cu), a K/V row read once per 64 query rows.
+    if (attention_prompt_serves(kv_type, n_head_kv, head_dim, n, q, k_cache, v_cache)) {
+        return attention_prompt(queue->stream, q, k_cache, v_cache, kv_type, n_head, n_head_kv, head_dim, pos0, n,
+                                scale, out);
+    }
     const unsigned grid = unsigned(n * n_head);
     // Contexts up to kShortMaxPositions with 4-value aligned rows: the three-phase kernel (attention_short.cuh).
     const uint64_t align = kv_type == PI_BK_KV_F16 ? 8 : 16;

@@ -4,7 +4,7 @@
 // 16-byte loads, then a butterfly sum per row), the softmax over them (block max and sum in a fixed order), and
 // out = p . V (each warp a slice of positions, 4 rows per step, lanes over dimensions; the warps' sums combined in
 // warp order). The online-softmax kernel of attention.cu remains for longer contexts: it keeps no per-position
-// state. Included by attention.cu only.
+// state. Included by the attention kernels (attention.cu, attention_decode.cu, attention_prompt.cu).
 #pragma once
 
 #include <cuda_fp16.h>

@@ -15,6 +15,7 @@
 struct pi_bk_context {
     int device;
     int sm_count;
+    int l2_bytes;  // the device's L2 cache (prefetch hints ask for at most 3/4 of it)
 };
 
 // A stream plus what operations on it need between launches. The workspace is stream-ordered memory
@@ -22,6 +23,7 @@ struct pi_bk_context {
 struct pi_bk_queue {
     int device;
     int sm_count;
+    int l2_bytes;
     cudaStream_t stream;
     void *workspace;
     size_t workspace_bytes;
@@ -80,6 +82,15 @@ int32_t gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, const i
 // Workspace bytes an activation of n x n_cols needs in q8 form (int8 values then block scales, 256-aligned).
 size_t q8_bytes(uint64_t n, uint64_t n_cols);
 
+// Prompt attention (attention_prompt.cu): query tiles of 64 rows against K/V tiles in shared memory. Serves
+// n >= kAttentionPromptMinRows (fewer rows leave most SMs idle: one block per head and 64 rows), head_dim <= 128 and a
+// multiple of 4, 16-byte aligned q and element-aligned caches; the attention op's arguments otherwise.
+constexpr uint64_t kAttentionPromptMinRows = 128;
+bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head_dim, uint64_t n, const float *q,
+                             const void *k_cache, const void *v_cache);
+int32_t attention_prompt(cudaStream_t stream, const float *q, const void *k_cache, const void *v_cache,
+                         uint32_t kv_type, uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0,
+                         uint64_t n, float scale, float *out);
 // ---- operations of the table ----
 int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix *fc2, const float *h,
@@ -109,6 +120,9 @@ int32_t matmul_glu(pi_bk_queue *queue, const pi_bk_matrix *w, uint32_t activatio
 int32_t capture_relaunch(pi_bk_queue *queue);
 int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, const float *g, float eps,
                        uint32_t activation, float *y);
+int32_t prefetch(pi_bk_queue *queue, const void *p, uint64_t bytes);
+// What of a prefetch of `bytes` is asked for: at most 3/4 of the L2 (prefetch.cu).
+uint64_t prefetch_cap(const pi_bk_queue *queue, uint64_t bytes);
 int32_t capture_begin(pi_bk_queue *queue);
 int32_t capture_end(pi_bk_queue *queue, int32_t launch);
 

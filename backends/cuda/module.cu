@@ -41,7 +41,11 @@ int32_t context_create(const pi_bk_context_params *params, pi_bk_context **out) 
                           "cudaDeviceGetAttribute")) {
         return s;
     }
-    auto *ctx = new (std::nothrow) pi_bk_context{params->device, sm};
+    int l2 = 0;
+    if (int32_t s = check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, params->device), "cudaDeviceGetAttribute")) {
+        return s;
+    }
+    auto *ctx = new (std::nothrow) pi_bk_context{params->device, sm, l2};
     if (!ctx) return fail(PI_BK_ERR_OUT_OF_MEMORY, "cuda: context_create: out of host memory");
     *out = ctx;
     return PI_BK_OK;
@@ -115,6 +119,7 @@ const pi_backend_ops kOps = {
     matmul_glu,
     capture_relaunch,
     matmul_rmsnorm,
+    prefetch,
 };
 
 }  // namespace

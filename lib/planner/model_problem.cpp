@@ -1,5 +1,7 @@
 #include "planner/model_problem.h"
 
+#include "planner/scratch_layout.h"
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -53,19 +55,12 @@ LayerObjects layer_objects(const LayerWeights &L, const HParams &hp) {
     return o;
 }
 
-// The GPU workspace, F32 activations of `tokens` tokens (ModelPlanOptions::scratch_tokens): the hidden state, residual and norm output (3 E),
-// Q, K, V (q_dim + 2 kv_dim), the FFN's gate and up values (2 F), the predictor's hidden layer (W); plus one
-// token's logits (V) and the predictor's two compacted index lists (hot and cold, F int32 each). No attention
-// scores: the device attention uses an online softmax (backends/cuda/attention.cu), the CPU keeps its own.
-uint64_t scratch_bytes(const HParams &hp, const ModelWeights &w, uint64_t n_vocab, uint32_t tokens) {
-    uint64_t width = 0;
-    for (const LayerWeights &L : w.layers) {
-        if (L.fc1) width = std::max<uint64_t>(width, L.fc1.rows());
-    }
-    const uint64_t E = hp.n_embd, F = hp.n_ff, T = std::max<uint32_t>(tokens, 1);
-    const uint64_t q_dim = uint64_t(hp.n_head) * hp.head_dim, kv_dim = uint64_t(hp.n_head_kv) * hp.head_dim;
-    const uint64_t floats = T * (3 * E + q_dim + 2 * kv_dim + 2 * F + width) + n_vocab;
-    return align_up(floats * 4 + 2 * F * 4, kDeviceAlignment);
+// The GPU workspace for `tokens` tokens (ModelPlanOptions::scratch_tokens): exactly what the runtime allocates
+// (scratch_layout.h), with a slot table for every layer (which layers split is not known yet). No attention scores:
+// the device attention uses an online softmax (backends/cuda/attention.cu), the CPU keeps its own.
+uint64_t scratch_bytes(const HParams &hp, uint64_t n_vocab, uint32_t tokens) {
+    return workspace_bytes(std::max<uint32_t>(tokens, 1), hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim,
+                           hp.n_head_kv * hp.head_dim, uint32_t(n_vocab), hp.n_layer, hp.n_layer);
 }
 
 std::vector<float> read_file_frequencies(const gguf::File &file, const WeightView &v, uint32_t layer) {
@@ -153,7 +148,7 @@ ModelProblem build_model_problem(const gguf::File &file, const HParams &hp, cons
     const WeightView &head = weights.output ? weights.output : weights.token_embd;
     objects.output_block =
         align_up(bytes_of(head) + bytes_of(weights.output_norm) + bytes_of(weights.output_norm_b), kDeviceAlignment);
-    objects.scratch = scratch_bytes(hp, weights, shape.n_vocab, options.scratch_tokens);
+    objects.scratch = scratch_bytes(hp, shape.n_vocab, options.scratch_tokens);
 
     // Frequencies, per layer: the file's tensor, else the profile file, else the uniform prior. A dense model
     // computes every neuron for every token, whatever a profile says.

@@ -199,33 +199,6 @@ void DeviceMemory::give_back(pi_bk_buffer *buffer, uint64_t counted) noexcept {
 
 // ---- the workspace layout -----------------------------------------------------------------------------------------
 
-ScratchLayout ScratchLayout::of(uint32_t T, uint32_t E, uint32_t F, uint32_t q_dim, uint32_t kv_dim,
-                                uint32_t n_vocab, uint32_t n_layer) {
-    // Every region starts on a 64-float (256-byte) boundary so that vector loads of any backend are aligned.
-    ScratchLayout s;
-    uint64_t at = 0;
-    auto take = [&](uint64_t floats) {
-        const uint64_t here = at;
-        at = align_up(at + floats, 64);
-        return here;
-    };
-    s.x = take(uint64_t(T) * E);
-    s.xn = take(uint64_t(T) * E);
-    s.xn2 = take(uint64_t(T) * E);
-    s.tmp = take(uint64_t(T) * E);
-    s.qkv = take(uint64_t(T) * (q_dim + 2ull * kv_dim));
-    s.att = take(uint64_t(T) * q_dim);
-    s.gate = take(uint64_t(T) * F);
-    s.up = take(uint64_t(T) * F);
-    s.partial = take(E);
-    s.logits = take(n_vocab);
-    s.counts = take(2ull * n_layer);
-    s.block = take(kBlockHeader + E + 2ull * F);
-    s.step = take(1);
-    s.floats = at;
-    return s;
-}
-
 // ---- forced plans (tests) -----------------------------------------------------------------------------------------
 
 planner::Placement parse_forced_plan(const std::string &spec, const planner::PlacementProblem &problem) {
@@ -504,9 +477,8 @@ void DeviceModel::upload(const Model &model, const planner::ModelObjects &object
         const uint32_t q_dim = hp.n_head * hp.head_dim;
         uint32_t n_split = 0;
         for (const DeviceLayer &D : layers_) n_split += D.attention && !D.all_neurons;
-        const uint64_t fixed = align_up(uint64_t(n_split) * F * 4, kDeviceAlignment) + align_up(uint64_t(F) * 4, kDeviceAlignment);
         auto bytes_for = [&](uint32_t T) {
-            return align_up(ScratchLayout::of(T, E, F, q_dim, kv_dim_, hp.n_vocab, hp.n_layer).floats * 4, kDeviceAlignment) + fixed;
+            return planner::workspace_bytes(T, E, F, q_dim, kv_dim_, hp.n_vocab, hp.n_layer, n_split);
         };
         chunk_tokens_ = planner::kScratchTokens;
         while (chunk_tokens_ > 1 && bytes_for(chunk_tokens_) > objects.scratch) --chunk_tokens_;

@@ -20,6 +20,7 @@
 #include "planner/device_reservation.h"
 #include "planner/model_problem.h"
 #include "planner/placement.h"
+#include "planner/scratch_layout.h"
 
 namespace pi {
 
@@ -183,15 +184,7 @@ private:
     mutable std::mutex session_mutex_, scratch_mutex_;
 };
 
-// The device workspace layout for chunk_tokens tokens (floats; shared by device_model.cpp and hybrid_forward.cpp).
-struct ScratchLayout {
-    uint64_t x = 0, xn = 0, xn2 = 0, tmp = 0, qkv = 0, att = 0, gate = 0, up = 0, partial = 0, logits = 0,
-             counts = 0, block = 0, step = 0, floats = 0;  // step: a recorded decode step's position (one word)
-    // The transfer block of a split layer: [n_cold, 3 x pad][h: n_embd][cold list: n_ff][hot list: n_ff]
-    static constexpr uint64_t kBlockHeader = 4;
-    static ScratchLayout of(uint32_t tokens, uint32_t n_embd, uint32_t n_ff, uint32_t q_dim, uint32_t kv_dim,
-                            uint32_t n_vocab, uint32_t n_layer);
-};
+using planner::ScratchLayout;  // the device workspace layout (lib/planner/scratch_layout.h)
 
 // A fixed placement for tests, from a spec like "split:37,cpu,gpu,attn,out": one item per layer — cpu (nothing on
 // the device), gpu (every neuron), split:N (attention + the N most frequent neurons), attn (split:0) — and an

@@ -134,7 +134,12 @@ void attention_cases(Env &env) {
     const Shape shapes[] = {{8, 2, 64, 37, 3}, {4, 4, 128, 0, 1}, {2, 1, 80, 500, 1}, {32, 32, 128, 300, 1},
                             {4, 2, 64, 0, 20}, {2, 2, 36, 9, 2},
                             // past the CUDA backend's short-context kernel (2048 positions): its online-softmax one
-                            {4, 2, 64, 2100, 2}};
+                            {4, 2, 64, 2100, 2},
+                            // prompt chunks (>= 128 rows: the CUDA backend's tiled kernel): a partial last query
+                            // tile, grouped heads, head sizes that fill part of a thread's dimensions, positions
+                            // past 2048, the 7B head size over a 512-token chunk
+                            {8, 2, 64, 0, 130}, {2, 1, 80, 60, 150}, {4, 4, 32, 1000, 128}, {2, 2, 64, 2000, 140},
+                            {4, 4, 128, 0, 512}};
     for (uint32_t kv : {uint32_t(PI_BK_KV_F16), uint32_t(PI_BK_KV_F32)}) {
         for (const Shape &s : shapes) {
             const std::string shape = "heads=" + std::to_string(s.n_head) + "/" + std::to_string(s.n_head_kv) +
@@ -169,7 +174,7 @@ void attention_cases(Env &env) {
 
 // attention_decode against the reference's own attention_decode (the CPU's: rope, kv_store and attention in
 // sequence): the output and both whole caches compared (the stored row; every other position untouched). The
-// candidate reads the position from device memory in the pos_word rows. Tolerance 1e-4 as rope's (angles through
+// candidate reads the position from device memory in the pos_word rows, which also carry a prefetch hint. Tolerance 1e-4 as rope's (angles through
 // each side's powf/sincosf; at pos ~1500 an ulp of theta is ~1e-4 relative).
 void attention_decode_cases(Env &env) {
     if (!PI_BK_HAS_OP(&env.cand.ops(), attention_decode)) return;
@@ -215,6 +220,10 @@ void attention_decode_cases(Env &env) {
                             a.v_cache = dev.put(vb.data(), vb.size());
                             const float *qd = dev.put(q), *kd = dev.put(k), *vd = dev.put(v);
                             const uint32_t *pw = word && d == 1 ? dev.put(std::vector<uint32_t>{s.pos}) : nullptr;
+                            if (pw) {  // and a prefetch hint from an odd byte over memory it also writes: no effect
+                                a.prefetch = static_cast<const uint8_t *>(a.v_cache) + 3;
+                                a.prefetch_bytes = vb.size() - 5;
+                            }
                             float *o = static_cast<float *>(dev.alloc(q_dim * 4));
                             // A wrong pos argument where the word is read: the word must win.
                             const uint32_t pos_arg = pw ? s.pos + 1 : s.pos;

@@ -79,9 +79,15 @@ TEST_CASE("model problem: byte sizes of a llama file with predictors", "[planner
     CHECK(mp.problem.logits_bytes == V * 4);
     CHECK(mp.problem.budget_bytes == 12345);
     CHECK(mp.problem.group_size == 8);
-    const uint64_t T = kScratchTokens;
-    const uint64_t scratch_floats = T * (3 * E + q + 2 * kv + 2 * F + W) + V;
-    CHECK(mp.problem.scratch_bytes == up256(scratch_floats * 4 + 2 * F * 4));
+    // The runtime's workspace for kScratchTokens tokens, exactly (so a 512-token prompt runs as one chunk): x, xn,
+    // xn2, tmp (T x E each), q|k|v, attention output, gate, up, the partial sum, logits, counts (2 per layer), the
+    // transfer block, the step word -- each region on a 64-float boundary -- then a slot table per layer and the
+    // iota list (F int32 each).
+    const uint64_t T = kScratchTokens, L = 2;
+    const auto up64 = [](uint64_t f) { return (f + 63) / 64 * 64; };
+    const uint64_t floats = 4 * up64(T * E) + up64(T * (q + 2 * kv)) + up64(T * q) + 2 * up64(T * F) + up64(E) +
+                            up64(V) + up64(2 * L) + up64(4 + E + 2 * F) + up64(1);
+    CHECK(mp.problem.scratch_bytes == up256(floats * 4) + up256(L * F * 4) + up256(F * 4));
 }
 
 TEST_CASE("model problem: falcon and opt layouts", "[planner][model]") {
