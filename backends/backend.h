@@ -113,11 +113,6 @@ typedef struct pi_bk_decode_attention {
     uint32_t max_positions; /* positions the cache holds */
     uint32_t reserved;
     void *k_cache, *v_cache; /* the layer's cache, as kv_store takes it */
-    /* A hint (see prefetch): bytes the work after this one reads (the output projection's weights), which the
-     * backend may start fetching into its cache while the attention, latency-bound, leaves the memory bus idle.
-     * NULL: none. Never changes a result. */
-    const void *prefetch;
-    uint64_t prefetch_bytes;
 } pi_bk_decode_attention;
 
 typedef struct pi_bk_context_params {

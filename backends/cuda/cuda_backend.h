@@ -91,6 +91,26 @@ bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head
 int32_t attention_prompt(cudaStream_t stream, const float *q, const void *k_cache, const void *v_cache,
                          uint32_t kv_type, uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0,
                          uint64_t n, float scale, float *out);
+// Whether kernels written for programmatic dependent launch (pdl.cuh) get it: every device of the process is sm_90+
+// and PI_CUDA_PDL is not 0 (measurements).
+bool pdl_enabled();
+// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch when `pdl` (the kernel must
+// wait for its predecessor through dev::wait_for_previous before it reads or writes activations).
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                          cudaStream_t stream, Args... args) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attribute;
+    config.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+}
 // ---- operations of the table ----
 int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix *fc2, const float *h,

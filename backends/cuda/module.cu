@@ -1,6 +1,7 @@
 // The module's one export: pi_backend_module_get, the table of backends/backend.h. Also the device-level entries
 // (device_count, context, device_info); the operations live in one file each.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -76,6 +77,31 @@ int32_t device_info(pi_bk_context *ctx, pi_bk_device_info *out) {
     out->context_bytes = total_b - free_b;
     return PI_BK_OK;
 }
+
+}  // namespace
+
+bool pdl_enabled() {
+    static const bool on = [] {
+        const char *v = std::getenv("PI_CUDA_PDL");
+        if (v && std::strcmp(v, "0") == 0) return false;
+        int n = 0;
+        if (cudaGetDeviceCount(&n) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        for (int d = 0; d < n; ++d) {
+            int major = 0;
+            if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess || major < 9) {
+                cudaGetLastError();
+                return false;
+            }
+        }
+        return n > 0;
+    }();
+    return on;
+}
+
+namespace {
 
 const pi_backend_ops kOps = {
     sizeof(pi_backend_ops),

@@ -520,11 +520,6 @@ private:
         a.max_positions = n_ctx_;
         a.k_cache = dkv_.k[l];
         a.v_cache = dkv_.v[l];
-        if (prefetch_) {  // the o product's weights stream into the cache while the attention runs
-            const pi_bk_matrix &wo = dm_.layer(l).wo;
-            a.prefetch = wo.data;
-            a.prefetch_bytes = wo.n_rows * wo.row_stride;
-        }
         const uint32_t *pos_word = recording_ ? reinterpret_cast<const uint32_t *>(dev(lay_.step)) : nullptr;
         int32_t rc = bk_->attention_decode(queue_, &a, q, k, v, pos0, pos_word, att);
         if (rc == PI_BK_ERR_UNSUPPORTED && pos_word) {

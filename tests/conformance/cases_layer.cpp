@@ -174,7 +174,7 @@ void attention_cases(Env &env) {
 
 // attention_decode against the reference's own attention_decode (the CPU's: rope, kv_store and attention in
 // sequence): the output and both whole caches compared (the stored row; every other position untouched). The
-// candidate reads the position from device memory in the pos_word rows, which also carry a prefetch hint. Tolerance 1e-4 as rope's (angles through
+// candidate reads the position from device memory in the pos_word rows. Tolerance 1e-4 as rope's (angles through
 // each side's powf/sincosf; at pos ~1500 an ulp of theta is ~1e-4 relative).
 void attention_decode_cases(Env &env) {
     if (!PI_BK_HAS_OP(&env.cand.ops(), attention_decode)) return;
@@ -220,10 +220,6 @@ void attention_decode_cases(Env &env) {
                             a.v_cache = dev.put(vb.data(), vb.size());
                             const float *qd = dev.put(q), *kd = dev.put(k), *vd = dev.put(v);
                             const uint32_t *pw = word && d == 1 ? dev.put(std::vector<uint32_t>{s.pos}) : nullptr;
-                            if (pw) {  // and a prefetch hint from an odd byte over memory it also writes: no effect
-                                a.prefetch = static_cast<const uint8_t *>(a.v_cache) + 3;
-                                a.prefetch_bytes = vb.size() - 5;
-                            }
                             float *o = static_cast<float *>(dev.alloc(q_dim * 4));
                             // A wrong pos argument where the word is read: the word must win.
                             const uint32_t pos_arg = pw ? s.pos + 1 : s.pos;

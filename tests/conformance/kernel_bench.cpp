@@ -168,26 +168,21 @@ int main(int argc, char **argv) {
                 });
                 report("attention_decode (rope + store + attention) n_pos=" + std::to_string(pos + 1),
                        2.0 * zeros.size(), us2);
-                // The decode step's pair: attention, then the o product (F16 4096 x 4096) added to x, without and
-                // with the o weights asked into L2 during the attention (the prefetch hint). Four o matrices in
-                // turn (134 MB), so that no call finds its weights left in L2 by the call before.
+                // The decode step's pair: attention, then the o product (F16 4096 x 4096) added to x. Four o
+                // matrices in turn (134 MB), so that no call finds its weights left in L2 by the call before (as in
+                // a step, where 32 layers' weights pass between two reads of one).
                 const HostMatrix wo_host = random_matrix(rng, PI_BK_F16, n_embd, n_embd, 1.0f, 0);
                 pi_bk_matrix wo[4];
                 for (pi_bk_matrix &m : wo) m = dev.put(wo_host);
                 float *x = dev.put(random_floats(rng, n_embd));
-                for (bool hint : {false, true}) {
-                    int turn = 0;
-                    const double us3 = time_us(dev, iters, [&] {
-                        const pi_bk_matrix &w = wo[turn++ % 4];
-                        a.prefetch = hint ? w.data : nullptr;
-                        a.prefetch_bytes = hint ? w.n_rows * w.row_stride : 0;
-                        dev.check(dev.ops().attention_decode(dev.queue(), &a, q, k, v, pos, nullptr, o), "attention_decode");
-                        dev.check(dev.ops().matmul_add(dev.queue(), &w, o, 1, x), "matmul_add");
-                    });
-                    report(std::string("attention_decode + o F16 4096x4096 n_pos=") + std::to_string(pos + 1) +
-                               (hint ? " prefetch" : ""),
-                           2.0 * zeros.size() + double(wo[0].n_rows * wo[0].row_stride), us3);
-                }
+                int turn = 0;
+                const double us3 = time_us(dev, iters, [&] {
+                    const pi_bk_matrix &w = wo[turn++ % 4];
+                    dev.check(dev.ops().attention_decode(dev.queue(), &a, q, k, v, pos, nullptr, o), "attention_decode");
+                    dev.check(dev.ops().matmul_add(dev.queue(), &w, o, 1, x), "matmul_add");
+                });
+                report("attention_decode + o F16 4096x4096 (4 matrices in turn) n_pos=" + std::to_string(pos + 1),
+                       2.0 * zeros.size() + double(wo[0].n_rows * wo[0].row_stride), us3);
             }
             dev.release();
         }
