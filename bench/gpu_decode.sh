@@ -74,13 +74,16 @@ run gpu-sparse -m $S --vram-budget 60 -p 32 -n 64 -r 3 --mode sparse --no-bandwi
 [ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 run gpu-dense-prof -m $D --vram-budget 60 -p 32 -n 64 -r 1 --mode dense --no-bandwidth
 run prefill-512 -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth
 [ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 LINES_SHOWN=24 run prefill-512-prof -m $D --vram-budget 60 -p 512 -n 0 -r 1 --mode dense --no-bandwidth
-# AB_ENVS="VAR=VALUE ...": the hybrid, dense and prefill runs again under each setting (switches of README's
-# measurement list, e.g. PI_PREFETCH=0), for A/B tables.
+# AB_ENVS="VAR=VALUE ...": the runs named in AB_RUNS (default "hybrid dense prefill") again under each setting
+# (switches of README's measurement list, e.g. PI_PREFETCH=0), for A/B tables.
 for v in ${AB_ENVS:-}; do
   (export "$v"
-   run "hybrid-8g-$v" -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth
-   run "gpu-dense-$v" -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth
-   run "prefill-512-$v" -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth)
+   case " ${AB_RUNS:-hybrid dense prefill} " in *" hybrid "*)
+     run "hybrid-8g-$v" -m $S --vram-budget 8 --profile /tmp/m/profile.gguf -p 32 -n 64 -r 3 --mode sparse --no-bandwidth;; esac
+   case " ${AB_RUNS:-hybrid dense prefill} " in *" dense "*)
+     run "gpu-dense-$v" -m $D --vram-budget 60 -p 32 -n 64 -r 3 --mode dense --no-bandwidth;; esac
+   case " ${AB_RUNS:-hybrid dense prefill} " in *" prefill "*)
+     run "prefill-512-$v" -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth;; esac)
 done
 # NSYS=1: a timeline summary of the prefill run (CUDA API, kernels, copies), where the lent machine has nsys.
 if [ -n "${NSYS:-}" ]; then

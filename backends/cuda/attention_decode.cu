@@ -100,7 +100,7 @@ int32_t attention_decode(pi_bk_queue *queue, const pi_bk_decode_attention *a, co
     }
     if (int32_t s = prepare(queue, 0)) return s;
     const unsigned grid = a->n_head, threads = short_attention::kThreads;
-    const bool pdl = pdl_enabled();
+    const bool pdl = pdl_for_short_kernels();
     if (a->kv_type == PI_BK_KV_F16) {
         launch_kernel(pdl, attention_decode_kernel<__half>, grid, threads, 0, queue->stream, q, k, v,
                       static_cast<__half *>(a->k_cache), static_cast<__half *>(a->v_cache), a->n_head, a->n_head_kv,

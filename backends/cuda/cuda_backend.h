@@ -91,9 +91,12 @@ bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head
 int32_t attention_prompt(cudaStream_t stream, const float *q, const void *k_cache, const void *v_cache,
                          uint32_t kv_type, uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0,
                          uint64_t n, float scale, float *out);
-// Whether kernels written for programmatic dependent launch (pdl.cuh) get it: every device of the process is sm_90+
-// and PI_CUDA_PDL is not 0 (measurements).
-bool pdl_enabled();
+// Which kernels written for programmatic dependent launch (pdl.cuh) get it: 0 none (PI_CUDA_PDL=0, or a device of
+// the process older than sm_90), 1 all (default), 2 (PI_CUDA_PDL=2, measurements) only the short ones --
+// attention_decode and the split-K GEMV of the o, down and fc1 products -- not the long GEMV and GLU kernels.
+int pdl_mode();
+inline bool pdl_for_short_kernels() { return pdl_mode() != 0; }
+inline bool pdl_for_long_kernels() { return pdl_mode() == 1; }
 // kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch when `pdl` (the kernel must
 // wait for its predecessor through dev::wait_for_previous before it reads or writes activations).
 template <typename... Params, typename... Args>

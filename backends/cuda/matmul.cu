@@ -213,7 +213,7 @@ void launch_glu16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, co
     const uint32_t n_out = uint32_t(w->n_rows / 2), cols = uint32_t(w->n_cols);
     const unsigned grid = unsigned((n_out + kRowsPerBlock - 1) / kRowsPerBlock), threads = kRowsPerBlock * dev::kWarp;
     const auto *data = static_cast<const uint8_t *>(w->data);
-    const bool pdl = pdl_enabled();
+    const bool pdl = pdl_for_long_kernels();
     switch (glu_batch()) {
         default:
             launch_kernel(pdl, glu16_kernel<T, 2, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
@@ -236,11 +236,11 @@ void launch_gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, con
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const auto *data = static_cast<const uint8_t *>(w->data);
     const uint32_t rows = uint32_t(w->n_rows), cols = uint32_t(w->n_cols);
-    const bool pdl = pdl_enabled();
+    const bool pdl = pdl_for_long_kernels();
     if constexpr (VEC && T != PI_BK_Q8_0 && T != PI_BK_Q4_0) {
         if (nt == 1 && split_wanted(w)) {
             const unsigned g = unsigned((w->n_rows + kRowsPerBlock / kSplit - 1) / (kRowsPerBlock / kSplit));
-            launch_kernel(pdl, gemv_split_kernel<T>, g, kRowsPerBlock * dev::kWarp, 0, stream, data, w->row_stride,
+            launch_kernel(pdl_for_short_kernels(), gemv_split_kernel<T>, g, kRowsPerBlock * dev::kWarp, 0, stream, data, w->row_stride,
                           rows, cols, x, out, y);
             return;
         }
@@ -588,7 +588,7 @@ int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x
     }
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const uint32_t rows = uint32_t(w->n_rows);
-    const bool pdl = pdl_enabled();
+    const bool pdl = pdl_for_long_kernels();
     switch (w->type) {
         case PI_BK_F32:
             launch_kernel(pdl, gemv_kernel<PI_BK_F32, true, 1, true>, grid, kThreads, 0, st, data, w->row_stride, rows,

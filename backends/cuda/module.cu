@@ -80,25 +80,26 @@ int32_t device_info(pi_bk_context *ctx, pi_bk_device_info *out) {
 
 }  // namespace
 
-bool pdl_enabled() {
-    static const bool on = [] {
+int pdl_mode() {
+    static const int mode = [] {
         const char *v = std::getenv("PI_CUDA_PDL");
-        if (v && std::strcmp(v, "0") == 0) return false;
+        const int m = v ? std::atoi(v) : 1;
+        if (m != 1 && m != 2) return 0;
         int n = 0;
         if (cudaGetDeviceCount(&n) != cudaSuccess) {
             cudaGetLastError();
-            return false;
+            return 0;
         }
         for (int d = 0; d < n; ++d) {
             int major = 0;
             if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess || major < 9) {
                 cudaGetLastError();
-                return false;
+                return 0;
             }
         }
-        return n > 0;
+        return n > 0 ? m : 0;
     }();
-    return on;
+    return mode;
 }
 
 namespace {

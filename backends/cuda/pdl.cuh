@@ -26,8 +26,15 @@ __device__ __forceinline__ void wait_for_previous() {
 #endif
 }
 
-// One warp asks L2 for bytes [p, p + bytes) of a weight row, a 128-byte line per lane per step (fire and forget).
+// Blocks of a launch that can be resident at once on the GPUs this is built for (H100: 132 SMs x 8 blocks of 256
+// threads): only they can start before the previous kernel ends, so only they prefetch (a later block would ask L2
+// for the lines its own loads request a moment later: extra requests for nothing).
+constexpr uint32_t kFirstWaveBlocks = 1024;
+
+// One warp asks L2 for bytes [p, p + bytes) of a weight row, a 128-byte line per lane per step (fire and forget),
+// when its block is in the first wave.
 __device__ __forceinline__ void prefetch_row_l2(const void *p, uint64_t bytes, int lane) {
+    if (blockIdx.x >= kFirstWaveBlocks) return;
     const char *c = static_cast<const char *>(p);
     for (uint64_t off = uint64_t(lane) * 128; off < bytes; off += 32 * 128) {
         asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));

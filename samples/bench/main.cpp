@@ -2,14 +2,19 @@
 // comes to the bandwidth roofline (weight bytes per token / bandwidth). For a model with activation predictors it
 // measures the dense and the sparse path in the same run (--mode), so their ratio is free of machine drift; the
 // sparse roofline counts the bytes a sparse step must read: every non-FFN matrix, the predictors, and each layer's
-// FFN matrices times the fraction of neurons predicted active (measured in the run). The bandwidth is the mean of a
-// probe before and one after the runs (--json: bandwidth_gbps is that mean, the roofline's denominator;
-// bandwidth_before_gbps and bandwidth_after_gbps the two probes).
+// FFN matrices times the fraction of neurons predicted active (measured in the run).
+//
+// Bandwidth: probed in this process before every counted run and after the last, and each run's decode is held
+// against the mean of the two probes around it (its roofline fraction); the reported fraction is the median of the
+// runs'. The development VM's bandwidth moves by tens of percent within seconds (other tenants), so one probe for a
+// whole set of runs compares a run with a bandwidth it never had. --json: bandwidth_gbps is the median probe,
+// bandwidth_probes_gbps every probe in order, roofline_fraction the median of the per-run fractions.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,9 +46,9 @@ void usage(const char *argv0) {
         "usage: %s [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPEATS] [-t THREADS] [-c CTX] [--mode dense|sparse|both]\n"
         "          [--json] [--no-bandwidth] [--no-mmap] [--backend cpu|cuda|auto] [--vram-budget GIB] [--profile FILE]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
-        "  prints median tokens/s with min and max, the memory read bandwidth measured in this process (before and\n"
-        "  after the runs), the weight bytes a decode step reads, and the fraction of the bandwidth roofline (their\n"
-        "  mean) reached. --mode both (default) runs\n"
+        "  prints median tokens/s with min and max, the memory read bandwidth measured in this process (before each\n"
+        "  run and after the last), the weight bytes a decode step reads, and the fraction of the bandwidth roofline\n"
+        "  reached (median over the runs, each against the probes around it). --mode both (default) runs\n"
         "  the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid executor with the\n"
         "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX; --profile FILE\n"
         "  gives the planner measured activation frequencies (powerinfer-cli --profile-out), as a deployment would.\n",
@@ -105,11 +110,24 @@ struct Run {
     Stats prefill, decode;
     std::vector<float> active;  // per layer, sparse runs only
     double bytes_per_token = 0;
+    std::vector<double> decode_runs;  // tok/s of each counted run, in order
+    std::vector<double> probes;       // bandwidth before each counted run and after the last (GB/s; 0: not probed)
+
+    // Each run's decode against the mean of the probes around it; the median of those (0 without probes).
+    double roofline_fraction() const {
+        std::vector<double> f;
+        for (size_t i = 0; i < decode_runs.size() && i + 1 < probes.size(); ++i) {
+            const double bw = 0.5 * (probes[i] + probes[i + 1]);
+            if (bw > 0) f.push_back(decode_runs[i] * bytes_per_token / (bw * 1e9));
+        }
+        return f.empty() ? 0.0 : stats(f).median;
+    }
 };
 
 // prefill + decode, repeats + 1 times (the first warms caches and page tables and is not counted).
+// probe(): the bandwidth now (GB/s), or 0 without --bandwidth; called before each counted run and after the last.
 bool measure(pi_model *model, const Options &o, const pi_model_info &info, const std::vector<pi_token> &prompt,
-             bool sparse, Run &run) {
+             bool sparse, Run &run, const std::function<double()> &probe) {
     pi_session_params sp;
     pi_session_params_init(&sp);
     sp.n_ctx = static_cast<uint32_t>(o.n_ctx);
@@ -120,6 +138,7 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
     std::vector<double> prefill, decode;
     pi_status st;
     for (int r = 0; r <= o.repeats; ++r) {
+        if (r > 0) run.probes.push_back(probe());
         pi_session *s = nullptr;
         if ((st = pi_session_create(model, &sp, &s)) != PI_OK) return die("session", st) == 0;
         const auto t0 = Clock::now();
@@ -142,6 +161,8 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
         prefill.push_back(o.n_prompt / std::chrono::duration<double>(t1 - t0).count());
         if (o.n_gen) decode.push_back(o.n_gen / std::chrono::duration<double>(t2 - t1).count());
     }
+    run.probes.push_back(probe());
+    run.decode_runs = decode;
     run.path = sparse ? "sparse" : "dense";
     run.prefill = stats(prefill);
     run.decode = decode.empty() ? Stats{0, 0, 0} : stats(decode);
@@ -182,37 +203,36 @@ int main(int argc, char **argv) {
     std::vector<pi_token> prompt(static_cast<size_t>(o.n_prompt));
     for (pi_token &t : prompt) t = static_cast<pi_token>(3 + rng() % (info.n_vocab - 3));
 
-    // The bandwidth is probed before and after the runs and their mean is the roofline's denominator: this VM's
-    // bandwidth moves between processes (32-67 GB/s) and somewhat within one, and two probes bracketing the runs
-    // are a fairer measure of what the runs had than one probe after them.
-    double bw_before = 0.0, bw_after = 0.0;
-    if (o.measure_bandwidth && (st = pi_measure_memory_bandwidth(o.n_threads, &bw_before)) != PI_OK) {
-        return die("bandwidth", st);
-    }
-
     std::vector<Run> runs;
     const bool want_sparse = o.mode == "sparse" || (o.mode == "both" && info.is_sparse);
     if (o.mode == "sparse" && !info.is_sparse) {
         std::fprintf(stderr, "error: --mode sparse needs a model with activation predictors\n");
         return 2;
     }
+    pi_status probe_status = PI_OK;
+    const auto probe = [&]() {
+        double gbps = 0.0;
+        if (o.measure_bandwidth && probe_status == PI_OK) probe_status = pi_measure_memory_bandwidth(o.n_threads, &gbps);
+        return gbps;
+    };
+    std::vector<double> all_probes;
     for (bool sparse : {false, true}) {
         if (sparse ? !want_sparse : o.mode == "sparse") continue;
         Run run;
-        if (!measure(model, o, info, prompt, sparse, run)) return 1;
+        if (!measure(model, o, info, prompt, sparse, run, probe)) return 1;
+        if (probe_status != PI_OK) return die("bandwidth", probe_status);
+        all_probes.insert(all_probes.end(), run.probes.begin(), run.probes.end());
         runs.push_back(run);
     }
-    if (o.measure_bandwidth && (st = pi_measure_memory_bandwidth(o.n_threads, &bw_after)) != PI_OK) {
-        return die("bandwidth", st);
-    }
-    const double bandwidth = 0.5 * (bw_before + bw_after);
+    const double bandwidth = o.measure_bandwidth && !all_probes.empty() ? stats(all_probes).median : 0.0;
 
     if (o.json) {
         std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"n_params\": %llu, \"threads\": %d, \"n_prompt\": %d, "
-                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"bandwidth_before_gbps\": %.2f, "
-                    "\"bandwidth_after_gbps\": %.2f, \"backend\": \"%s\", \"gpu_bytes\": %llu, \"runs\": [",
+                    "\"n_gen\": %d, \"repeats\": %d, \"bandwidth_gbps\": %.2f, \"bandwidth_probes_gbps\": [",
                     o.model.c_str(), info.arch, static_cast<unsigned long long>(info.n_params), o.n_threads,
-                    o.n_prompt, o.n_gen, o.repeats, bandwidth, bw_before, bw_after, o.backend.c_str(),
+                    o.n_prompt, o.n_gen, o.repeats, bandwidth);
+        for (size_t i = 0; i < all_probes.size() && bandwidth > 0; ++i) std::printf("%s%.2f", i ? ", " : "", all_probes[i]);
+        std::printf("], \"backend\": \"%s\", \"gpu_bytes\": %llu, \"runs\": [", o.backend.c_str(),
                     static_cast<unsigned long long>(info.gpu_bytes));
         for (size_t i = 0; i < runs.size(); ++i) {
             const Run &r = runs[i];
@@ -225,7 +245,7 @@ int main(int argc, char **argv) {
                         "\"roofline_fraction\": %.3f}",
                         i ? ", " : "", r.path, r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median,
                         r.decode.min, r.decode.max, r.bytes_per_token, r.active.empty() ? 1.0 : mean_active,
-                        roofline, roofline > 0 ? r.decode.median / roofline : 0.0);
+                        roofline, r.roofline_fraction());
         }
         std::printf("]}\n");
     } else {
@@ -234,8 +254,10 @@ int main(int argc, char **argv) {
         std::printf("threads    %d (0 = one per core), %d repeats + 1 warm-up\n", o.n_threads, o.repeats);
         std::printf("backend    %s, %.2f GiB of weights on the device\n", o.backend.c_str(), info.gpu_bytes / 1073741824.0);
         if (bandwidth > 0) {
-            std::printf("bandwidth  %.2f GB/s read (mean of %.2f before and %.2f after the runs)\n", bandwidth,
-                        bw_before, bw_after);
+            std::printf("bandwidth  %.2f GB/s read (median of %zu probes, from %.2f to %.2f; one before each run and "
+                        "one after the last)\n",
+                        bandwidth, all_probes.size(), *std::min_element(all_probes.begin(), all_probes.end()),
+                        *std::max_element(all_probes.begin(), all_probes.end()));
         }
         for (const Run &r : runs) {
             std::printf("%-6s  prefill %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_prompt,
@@ -249,8 +271,9 @@ int main(int argc, char **argv) {
             }
             if (bandwidth > 0) {
                 const double roofline = bandwidth * 1e9 / r.bytes_per_token;
-                std::printf("%-6s  reads %.3f GB/token; roofline %.2f tok/s; decode reaches %.1f%%\n", r.path,
-                            r.bytes_per_token / 1e9, roofline, 100.0 * r.decode.median / roofline);
+                std::printf("%-6s  reads %.3f GB/token; roofline %.2f tok/s at the median probe; decode reaches "
+                            "%.1f%% (median over the runs, each against the probes around it)\n",
+                            r.path, r.bytes_per_token / 1e9, roofline, 100.0 * r.roofline_fraction());
             }
         }
         if (runs.size() == 2 && runs[0].decode.median > 0) {
