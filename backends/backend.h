@@ -256,12 +256,6 @@ typedef struct pi_backend_ops {
      * does. The sums may be formed in another order than the two operations form them (float rounding apart). */
     int32_t (*matmul_rmsnorm)(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, const float *g, float eps,
                               uint32_t activation, float *y);
-    /* A hint: start fetching bytes [p, p + bytes) of backend memory into the device's cache for work enqueued after
-     * this, without waiting for them (the memory system goes on while later work runs; a backend may ask for less,
-     * e.g. no more than its cache holds). Nothing is written and no result changes. For idle stretches of a step:
-     * the hybrid executor asks for the next layer's first weights while a split layer waits for the CPU. Optional
-     * (NULL: none); the CPU backend has none. */
-    int32_t (*prefetch)(pi_bk_queue *queue, const void *p, uint64_t bytes);
 } pi_backend_ops;
 
 /* Whether a table (of any accepted size) has the entry `member` set. */

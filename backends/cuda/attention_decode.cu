@@ -5,15 +5,10 @@
 // cache, which another block may still be writing), the others from the cache -- the values the unfused sequence
 // reads. The position may come from device memory (pos_word), so a recorded step can be relaunched unchanged.
 // The rotation and the rounding are rope_math.cuh's, as rope_kv.cu's separate operations use them.
-// Launched with PDL (pdl.cuh): it lets the o product launch at once, whose blocks then ask L2 for their weight rows
-// on the SMs this kernel leaves idle (32 blocks) while it runs -- the kernel is latency-bound (~7 us on the H100).
-// (A first version had these blocks issue bulk L2 prefetches of the o weights themselves: a block with bulk
-// prefetches in flight does not retire until they land, so the kernel took 46 instead of 13 us.)
 #include <cuda_fp16.h>
 
 #include "backends/cuda/attention_short.cuh"
 #include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/rope_math.cuh"
 
 namespace pi::cuda {
@@ -36,8 +31,6 @@ __global__ void __launch_bounds__(short_attention::kThreads)
                             uint32_t head_dim, uint32_t rope_dim, uint32_t rope_mode, float base, uint32_t pos_arg,
                             const uint32_t *__restrict__ pos_word, float scale, float *__restrict__ out) {
     __shared__ __align__(16) float q_s[kMaxHeadDim], k_s[kMaxHeadDim], v_s[kMaxHeadDim];
-    dev::let_next_launch();
-    dev::wait_for_previous();  // q, k, v, the position and the cache: earlier work's (pdl.cuh)
     const uint32_t pos = pos_word ? *pos_word : pos_arg;
     const uint32_t h = blockIdx.x, group = n_head / n_head_kv, kvh = h / group;
     const uint64_t kv_dim = uint64_t(n_head_kv) * head_dim;
@@ -100,15 +93,14 @@ int32_t attention_decode(pi_bk_queue *queue, const pi_bk_decode_attention *a, co
     }
     if (int32_t s = prepare(queue, 0)) return s;
     const unsigned grid = a->n_head, threads = short_attention::kThreads;
-    const bool pdl = pdl_for_short_kernels();
     if (a->kv_type == PI_BK_KV_F16) {
-        launch_kernel(pdl, attention_decode_kernel<__half>, grid, threads, 0, queue->stream, q, k, v,
-                      static_cast<__half *>(a->k_cache), static_cast<__half *>(a->v_cache), a->n_head, a->n_head_kv,
-                      a->head_dim, a->rope_dim, a->rope_mode, a->rope_freq_base, pos, pos_word, a->scale, out);
+        attention_decode_kernel<__half><<<grid, threads, 0, queue->stream>>>(
+            q, k, v, static_cast<__half *>(a->k_cache), static_cast<__half *>(a->v_cache), a->n_head, a->n_head_kv,
+            a->head_dim, a->rope_dim, a->rope_mode, a->rope_freq_base, pos, pos_word, a->scale, out);
     } else {
-        launch_kernel(pdl, attention_decode_kernel<float>, grid, threads, 0, queue->stream, q, k, v,
-                      static_cast<float *>(a->k_cache), static_cast<float *>(a->v_cache), a->n_head, a->n_head_kv,
-                      a->head_dim, a->rope_dim, a->rope_mode, a->rope_freq_base, pos, pos_word, a->scale, out);
+        attention_decode_kernel<float><<<grid, threads, 0, queue->stream>>>(
+            q, k, v, static_cast<float *>(a->k_cache), static_cast<float *>(a->v_cache), a->n_head, a->n_head_kv,
+            a->head_dim, a->rope_dim, a->rope_mode, a->rope_freq_base, pos, pos_word, a->scale, out);
     }
     return check_launch("attention_decode");
 }

@@ -15,7 +15,6 @@
 struct pi_bk_context {
     int device;
     int sm_count;
-    int l2_bytes;  // the device's L2 cache (prefetch hints ask for at most 3/4 of it)
 };
 
 // A stream plus what operations on it need between launches. The workspace is stream-ordered memory
@@ -23,7 +22,6 @@ struct pi_bk_context {
 struct pi_bk_queue {
     int device;
     int sm_count;
-    int l2_bytes;
     cudaStream_t stream;
     void *workspace;
     size_t workspace_bytes;
@@ -91,29 +89,6 @@ bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head
 int32_t attention_prompt(cudaStream_t stream, const float *q, const void *k_cache, const void *v_cache,
                          uint32_t kv_type, uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0,
                          uint64_t n, float scale, float *out);
-// Which kernels written for programmatic dependent launch (pdl.cuh) get it: 0 none (PI_CUDA_PDL=0, or a device of
-// the process older than sm_90), 1 all (default), 2 (PI_CUDA_PDL=2, measurements) only the short ones --
-// attention_decode and the split-K GEMV of the o, down and fc1 products -- not the long GEMV and GLU kernels.
-int pdl_mode();
-inline bool pdl_for_short_kernels() { return pdl_mode() != 0; }
-inline bool pdl_for_long_kernels() { return pdl_mode() == 1; }
-// kernel<<<grid, block, smem, stream>>>(args...), with programmatic dependent launch when `pdl` (the kernel must
-// wait for its predecessor through dev::wait_for_previous before it reads or writes activations).
-template <typename... Params, typename... Args>
-cudaError_t launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
-                          cudaStream_t stream, Args... args) {
-    cudaLaunchConfig_t config = {};
-    config.gridDim = grid;
-    config.blockDim = block;
-    config.dynamicSmemBytes = smem;
-    config.stream = stream;
-    cudaLaunchAttribute attribute[1];
-    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute[0].val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = attribute;
-    config.numAttrs = pdl ? 1 : 0;
-    return cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
-}
 // ---- operations of the table ----
 int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix *fc2, const float *h,
@@ -143,9 +118,6 @@ int32_t matmul_glu(pi_bk_queue *queue, const pi_bk_matrix *w, uint32_t activatio
 int32_t capture_relaunch(pi_bk_queue *queue);
 int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, const float *g, float eps,
                        uint32_t activation, float *y);
-int32_t prefetch(pi_bk_queue *queue, const void *p, uint64_t bytes);
-// What of a prefetch of `bytes` is asked for: at most 3/4 of the L2 (prefetch.cu).
-uint64_t prefetch_cap(const pi_bk_queue *queue, uint64_t bytes);
 int32_t capture_begin(pi_bk_queue *queue);
 int32_t capture_end(pi_bk_queue *queue, int32_t launch);
 

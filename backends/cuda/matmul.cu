@@ -21,7 +21,6 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/pdl.cuh"
 #include "backends/cuda/weight_access.cuh"
 
 namespace pi::cuda {
@@ -40,12 +39,9 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     gemv_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_rows, uint32_t n_cols,
                 const float *__restrict__ x, const int8_t *__restrict__ xq, const float *__restrict__ xd, int nt,
                 GemvOut out, float *__restrict__ y, const float *__restrict__ g = nullptr, float eps = 0.0f) {
-    dev::let_next_launch();
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
     if (r >= n_rows) return;
     const uint8_t *row = w + size_t(r) * row_stride;
-    dev::prefetch_row_l2(row, dev::weight_row_bytes<T>(n_cols), int(threadIdx.x % dev::kWarp));
-    dev::wait_for_previous();  // x, xq, y: the previous kernel's (pdl.cuh)
     float acc[NT], scale = 1.0f;
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
@@ -78,15 +74,11 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     glu16_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_out, uint32_t n_cols,
                  const float *__restrict__ x, uint32_t act, float *__restrict__ y, const float *__restrict__ g,
                  float eps) {
-    dev::let_next_launch();
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
     if (r >= n_out) return;
     const int lane = threadIdx.x % dev::kWarp;
     const uint4 *row[2] = {reinterpret_cast<const uint4 *>(w + size_t(r) * row_stride),
                            reinterpret_cast<const uint4 *>(w + size_t(r + n_out) * row_stride)};
-    dev::prefetch_row_l2(row[0], uint64_t(n_cols) * 2, lane);
-    dev::prefetch_row_l2(row[1], uint64_t(n_cols) * 2, lane);
-    dev::wait_for_previous();  // x: the previous kernel's (pdl.cuh)
     const uint32_t units = n_cols / 8;
     double ss = 0.0;  // NORM: this lane's squares of x
     float acc[2] = {0.0f, 0.0f};
@@ -152,20 +144,14 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     gemv_split_kernel(const uint8_t *__restrict__ w, uint64_t row_stride, uint32_t n_rows, uint32_t n_cols,
                       const float *__restrict__ x, GemvOut out, float *__restrict__ y) {
     __shared__ float part[kRowsPerBlock];
-    dev::let_next_launch();
     const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
     const uint32_t r = blockIdx.x * (kRowsPerBlock / kSplit) + uint32_t(warp / kSplit);
     const int piece = warp % kSplit;
-    const uint32_t units = n_cols / 8, per = (units + kSplit - 1) / kSplit;
-    const uint32_t u_begin = uint32_t(piece) * per, u_end = min(units, u_begin + per);
-    const uint8_t *row = w + size_t(r) * row_stride;
-    constexpr uint32_t kElem = T == PI_BK_F32 ? 4 : 2;
-    if (r < n_rows && u_end > u_begin) {
-        dev::prefetch_row_l2(row + size_t(u_begin) * 8 * kElem, uint64_t(u_end - u_begin) * 8 * kElem, lane);
-    }
-    dev::wait_for_previous();  // x, y: the previous kernel's (pdl.cuh)
     float acc = 0.0f;
     if (r < n_rows) {
+        const uint32_t units = n_cols / 8, per = (units + kSplit - 1) / kSplit;
+        const uint32_t u_begin = uint32_t(piece) * per, u_end = min(units, u_begin + per);
+        const uint8_t *row = w + size_t(r) * row_stride;
 #pragma unroll 4
         for (uint32_t u = u_begin + uint32_t(lane); u < u_end; u += dev::kWarp) {
             float f[8];
@@ -213,19 +199,15 @@ void launch_glu16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, co
     const uint32_t n_out = uint32_t(w->n_rows / 2), cols = uint32_t(w->n_cols);
     const unsigned grid = unsigned((n_out + kRowsPerBlock - 1) / kRowsPerBlock), threads = kRowsPerBlock * dev::kWarp;
     const auto *data = static_cast<const uint8_t *>(w->data);
-    const bool pdl = pdl_for_long_kernels();
     switch (glu_batch()) {
         default:
-            launch_kernel(pdl, glu16_kernel<T, 2, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
-                          act, y, g, eps);
+            glu16_kernel<T, 2, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
             break;
         case 8:
-            launch_kernel(pdl, glu16_kernel<T, 8, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
-                          act, y, g, eps);
+            glu16_kernel<T, 8, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
             break;
         case 4:
-            launch_kernel(pdl, glu16_kernel<T, 4, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
-                          act, y, g, eps);
+            glu16_kernel<T, 4, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
             break;
     }
 }
@@ -236,21 +218,19 @@ void launch_gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, con
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const auto *data = static_cast<const uint8_t *>(w->data);
     const uint32_t rows = uint32_t(w->n_rows), cols = uint32_t(w->n_cols);
-    const bool pdl = pdl_for_long_kernels();
     if constexpr (VEC && T != PI_BK_Q8_0 && T != PI_BK_Q4_0) {
         if (nt == 1 && split_wanted(w)) {
             const unsigned g = unsigned((w->n_rows + kRowsPerBlock / kSplit - 1) / (kRowsPerBlock / kSplit));
-            launch_kernel(pdl_for_short_kernels(), gemv_split_kernel<T>, g, kRowsPerBlock * dev::kWarp, 0, stream, data, w->row_stride,
-                          rows, cols, x, out, y);
+            gemv_split_kernel<T><<<g, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, out, y);
             return;
         }
     }
     if (nt == 1) {
-        launch_kernel(pdl, gemv_kernel<T, VEC, 1>, grid, kRowsPerBlock * dev::kWarp, 0, stream, data, w->row_stride,
-                      rows, cols, x, xq, xd, nt, out, y, nullptr, 0.0f);
+        gemv_kernel<T, VEC, 1><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, xq,
+                                                                              xd, nt, out, y);
     } else {
-        launch_kernel(pdl, gemv_kernel<T, VEC, kTokensPerLaunch>, grid, kRowsPerBlock * dev::kWarp, 0, stream, data,
-                      w->row_stride, rows, cols, x, xq, xd, nt, out, y, nullptr, 0.0f);
+        gemv_kernel<T, VEC, kTokensPerLaunch><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(
+            data, w->row_stride, rows, cols, x, xq, xd, nt, out, y);
     }
 }
 
@@ -588,19 +568,19 @@ int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x
     }
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const uint32_t rows = uint32_t(w->n_rows);
-    const bool pdl = pdl_for_long_kernels();
     switch (w->type) {
         case PI_BK_F32:
-            launch_kernel(pdl, gemv_kernel<PI_BK_F32, true, 1, true>, grid, kThreads, 0, st, data, w->row_stride, rows,
-                          cols, x, nullptr, nullptr, 1, GemvOut::store, y, g, eps);
+            gemv_kernel<PI_BK_F32, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x, nullptr,
+                                                                              nullptr, 1, GemvOut::store, y, g, eps);
             break;
         case PI_BK_F16:
-            launch_kernel(pdl, gemv_kernel<PI_BK_F16, true, 1, true>, grid, kThreads, 0, st, data, w->row_stride, rows,
-                          cols, x, nullptr, nullptr, 1, GemvOut::store, y, g, eps);
+            gemv_kernel<PI_BK_F16, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x, nullptr,
+                                                                              nullptr, 1, GemvOut::store, y, g, eps);
             break;
         default:
-            launch_kernel(pdl, gemv_kernel<PI_BK_BF16, true, 1, true>, grid, kThreads, 0, st, data, w->row_stride, rows,
-                          cols, x, nullptr, nullptr, 1, GemvOut::store, y, g, eps);
+            gemv_kernel<PI_BK_BF16, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x,
+                                                                               nullptr, nullptr, 1, GemvOut::store, y, g,
+                                                                               eps);
             break;
     }
     return check_launch("matmul_rmsnorm");

@@ -84,7 +84,7 @@ void *buffer_host_address(pi_bk_buffer *buffer) { return buffer ? buffer->host_a
 int32_t queue_create(pi_bk_context *ctx, pi_bk_queue **out) {
     if (!ctx || !out) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: queue_create: NULL context or out");
     if (int32_t s = check(cudaSetDevice(ctx->device), "cudaSetDevice")) return s;
-    auto *q = new (std::nothrow) pi_bk_queue{ctx->device, ctx->sm_count, ctx->l2_bytes, nullptr, nullptr, 0, nullptr, nullptr, nullptr};
+    auto *q = new (std::nothrow) pi_bk_queue{ctx->device, ctx->sm_count, nullptr, nullptr, 0, nullptr, nullptr, nullptr};
     if (!q) return fail(PI_BK_ERR_OUT_OF_MEMORY, "cuda: queue_create: out of host memory");
     if (int32_t s = check(cudaStreamCreateWithFlags(&q->stream, cudaStreamNonBlocking), "cudaStreamCreate")) {
         delete q;

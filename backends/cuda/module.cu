@@ -1,7 +1,6 @@
 // The module's one export: pi_backend_module_get, the table of backends/backend.h. Also the device-level entries
 // (device_count, context, device_info); the operations live in one file each.
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -42,11 +41,7 @@ int32_t context_create(const pi_bk_context_params *params, pi_bk_context **out) 
                           "cudaDeviceGetAttribute")) {
         return s;
     }
-    int l2 = 0;
-    if (int32_t s = check(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, params->device), "cudaDeviceGetAttribute")) {
-        return s;
-    }
-    auto *ctx = new (std::nothrow) pi_bk_context{params->device, sm, l2};
+    auto *ctx = new (std::nothrow) pi_bk_context{params->device, sm};
     if (!ctx) return fail(PI_BK_ERR_OUT_OF_MEMORY, "cuda: context_create: out of host memory");
     *out = ctx;
     return PI_BK_OK;
@@ -77,32 +72,6 @@ int32_t device_info(pi_bk_context *ctx, pi_bk_device_info *out) {
     out->context_bytes = total_b - free_b;
     return PI_BK_OK;
 }
-
-}  // namespace
-
-int pdl_mode() {
-    static const int mode = [] {
-        const char *v = std::getenv("PI_CUDA_PDL");
-        const int m = v ? std::atoi(v) : 1;
-        if (m != 1 && m != 2) return 0;
-        int n = 0;
-        if (cudaGetDeviceCount(&n) != cudaSuccess) {
-            cudaGetLastError();
-            return 0;
-        }
-        for (int d = 0; d < n; ++d) {
-            int major = 0;
-            if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) != cudaSuccess || major < 9) {
-                cudaGetLastError();
-                return 0;
-            }
-        }
-        return n > 0 ? m : 0;
-    }();
-    return mode;
-}
-
-namespace {
 
 const pi_backend_ops kOps = {
     sizeof(pi_backend_ops),
@@ -146,7 +115,6 @@ const pi_backend_ops kOps = {
     matmul_glu,
     capture_relaunch,
     matmul_rmsnorm,
-    prefetch,
 };
 
 }  // namespace

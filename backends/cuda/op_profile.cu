@@ -167,7 +167,6 @@ const pi_backend_ops *profiled_table(const pi_backend_ops *ops) {
         t.attention_decode = wrap<attention_decode>("attention_decode");
         t.matmul_glu = timed_matmul_glu;
         t.matmul_rmsnorm = timed_matmul_rmsnorm;
-        t.prefetch = wrap<prefetch>("prefetch");
         return t;
     }();
     return &table;

@@ -37,14 +37,6 @@ struct Block<PI_BK_Q4_0> {
     static constexpr int bytes = 18;
 };
 
-// Bytes of a row of n_cols weights of type T (quantized rows: whole blocks).
-template <uint32_t T>
-__device__ __forceinline__ uint64_t weight_row_bytes(uint32_t n_cols) {
-    if constexpr (T == PI_BK_Q8_0 || T == PI_BK_Q4_0) return uint64_t(n_cols / 32) * Block<T>::bytes;
-    else if constexpr (T == PI_BK_F32) return uint64_t(n_cols) * 4;
-    else return uint64_t(n_cols) * 2;
-}
-
 // Weight k of a row, exactly (every supported type is exact in binary32).
 template <uint32_t T>
 __device__ __forceinline__ float load_weight(const uint8_t *row, uint32_t k) {

@@ -664,7 +664,6 @@ private:
                 const int32_t *hot = reinterpret_cast<const int32_t *>(block + ScratchLayout::kBlockHeader + E + F);
                 check(bk_->sparse_ffn(queue_, &D.hot, h, hot, dev_counts() + 2 * l, x), "sparse_ffn");
             }
-            prefetch_next_layer(l);  // while the device waits for the CPU
             const uint32_t seq = enqueued_seq_ + 1;
             check(bk_->wait_value(queue_, static_cast<const uint32_t *>(flag_h_.address()), seq), "wait_value");
             enqueued_seq_ = seq;
@@ -680,21 +679,6 @@ private:
         const float *partial = cold_partial(l, ev_);
         check(bk_->copy_to_device(queue_, dev(lay_.partial), partial, uint64_t(E) * 4), "copy to device");
         check(bk_->add(queue_, x, dev(lay_.partial), 1, E, E), "add");
-    }
-
-    // The first weights the device reads after layer l (the next layer's q|k|v or its predictor, or the output head)
-    // asked into its cache: a split layer's device side waits for the CPU's partial sum with the bus idle.
-    void prefetch_next_layer(uint32_t l) {
-        if (!prefetch_ || !has_prefetch_) return;
-        const pi_bk_matrix *w = nullptr;
-        if (l + 1 < hp_.n_layer && dm_.layer(l + 1).attention) {
-            const DeviceLayer &N = dm_.layer(l + 1);
-            if (hp_.arch == Arch::Falcon) w = N.fc1.data ? &N.fc1 : &N.wqkv;  // falcon's predictor taps the input
-            else w = N.wqkv_stacked.data ? &N.wqkv_stacked : &N.wq;
-        } else if (l + 1 == hp_.n_layer && dm_.output_on_device()) {
-            w = &dm_.output();
-        }
-        if (w && w->data) check(bk_->prefetch(queue_, w->data, w->n_rows * w->row_stride), "prefetch");
     }
 
     // Recorded steps (PI_CUDA_GRAPH=0 turns them off): a decode step with every layer and the output head on
@@ -968,9 +952,6 @@ private:
     // decode: the norm folded into a product (PI_FUSED_NORM=0: separate norms, for measurements)
     uint32_t attention_decode_refused_at_ = UINT32_MAX;  // the lowest position attention_decode refused
     const bool has_matmul_rmsnorm_ = PI_BK_HAS_OP(bk_, matmul_rmsnorm) && !env_is("PI_FUSED_NORM", "0");
-    // cache hints in idle stretches of a decode step (PI_PREFETCH=0: none, for measurements)
-    const bool prefetch_ = !env_is("PI_PREFETCH", "0");
-    const bool has_prefetch_ = PI_BK_HAS_OP(bk_, prefetch);
     std::optional<ActivationStats> stats_;
     std::vector<HostLayer> layers_;
     WeightMatrix output_;

@@ -247,31 +247,6 @@ void activation_cases(Env &env) {
     }
 }
 
-// prefetch, a cache hint, changes nothing: the weights asked for (whole, from an odd byte to an odd length, nothing)
-// and then multiplied give matmul's result; the reference (the CPU's table has no prefetch) multiplies without it.
-// Skipped (no row) when the candidate's table lacks the entry. Tolerance: matmul's.
-void prefetch_cases(Env &env) {
-    if (!PI_BK_HAS_OP(&env.cand.ops(), prefetch)) return;
-    for (uint32_t type : {uint32_t(PI_BK_F16), uint32_t(PI_BK_Q4_0)}) {
-        env.row("prefetch+matmul", type_name(type), dims({512, 1024, 1}, "rcn"), 2e-5, [&](std::string *) {
-            const HostMatrix w = random_matrix(env.rng, type, 512, 1024, 1.0f, 0);
-            const std::vector<float> x = random_floats(env.rng, 1024);
-            const auto product = [&](Device &dev, const pi_bk_matrix *wm, const float *xd, float *y) {
-                if (&dev == &env.cand) {
-                    const uint8_t *p = static_cast<const uint8_t *>(wm->data);
-                    const uint64_t bytes = wm->n_rows * wm->row_stride;
-                    dev.check(dev.ops().prefetch(dev.queue(), p, bytes), "prefetch");
-                    dev.check(dev.ops().prefetch(dev.queue(), p + 3, bytes - 5), "prefetch");
-                    dev.check(dev.ops().prefetch(dev.queue(), p, 0), "prefetch");
-                    dev.check(dev.ops().prefetch(dev.queue(), nullptr, 100), "prefetch");
-                }
-                return dev.ops().matmul(dev.queue(), wm, xd, 1, y);
-            };
-            return compare_product(env, "prefetch+matmul", w, x, {}, 512, product);
-        });
-    }
-}
-
 }  // namespace
 
 void dense_cases(Env &env) {
@@ -280,7 +255,6 @@ void dense_cases(Env &env) {
     matmul_add_cases(env);
     matmul_glu_cases(env);
     matmul_rmsnorm_cases(env);
-    prefetch_cases(env);
     embedding_cases(env);
     add_cases(env);
     activation_cases(env);
