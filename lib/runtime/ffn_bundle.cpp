@@ -140,12 +140,13 @@ bool FfnBundles::wanted(const Model &model) {
     return false;
 }
 
-FfnBundles::FfnBundles(const Model &model) {
+FfnBundles::FfnBundles(const Model &model, const std::vector<bool> *only) {
     const auto t0 = std::chrono::steady_clock::now();
     const ModelWeights &w = model.weights();
     layers_.resize(w.layers.size());
     size_t copied = 0, released = 0;
     for (size_t l = 0; l < w.layers.size(); ++l) {
+        if (only && (l >= only->size() || !(*only)[l])) continue;
         const LayerWeights &L = w.layers[l];
         const cpu::WeightMatrix gate = as_matrix(L.ffn_gate), up = as_matrix(L.ffn_up), down_t = as_matrix(L.ffn_down_t);
         if (!FfnBundle::eligible(gate, up, down_t)) continue;

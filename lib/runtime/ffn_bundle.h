@@ -67,9 +67,10 @@ public:
     // decode was already at 90 % of its roofline without them.
     static bool wanted(const Model &model);
 
-    // Builds the bundles of a model's eligible layers (copying and releasing layer by layer, logged at info level).
-    // The model keeps them (Model::ffn_bundles) from load to free.
-    explicit FfnBundles(const Model &model);
+    // Builds the bundles of a model's eligible layers (copying and releasing layer by layer, logged at info level),
+    // or only of those with `only[l]` set when `only` is given (the hybrid executor: the layers whose FFN the CPU
+    // takes part in). The model keeps them (Model::ffn_bundles) from load to free.
+    explicit FfnBundles(const Model &model, const std::vector<bool> *only = nullptr);
 
     const FfnBundle *layer(size_t l) const { return l < layers_.size() ? layers_[l].get() : nullptr; }
     size_t n_bundled() const;

@@ -171,7 +171,7 @@ private:
     }
 
     void bind_host_layers() {
-        HostWeights bound = bind_host_weights(m_);
+        HostWeights bound = bind_host_weights(m_, /*with_ffn_bundles=*/true);  // the cold rows, where bundled
         layers_ = std::move(bound.layers);
         output_ = bound.output;
     }

@@ -127,14 +127,20 @@ TEST_CASE("hybrid: every placement shape matches the CPU executor", "[hybrid]") 
         "cpu,gpu,gpu,out",         // the output head on the device after device layers
         "gpu,gpu,gpu,out",         // everything
     };
-    for (const std::string &plan : plans) {
-        INFO(arch << " kv " << kv << " plan " << plan);
-        pi_model *m = load(path, "cpu-device", PI_VRAM_BUDGET_AUTO, plan);
-        if (plan == "cpu,cpu,cpu") CHECK(gpu_bytes(m) == 0);
-        else CHECK(gpu_bytes(m) > 0);
-        check_same(run(m, PI_SPARSE_ON, kv, 6, 12), cpu_sparse);
-        check_same(run(m, PI_SPARSE_OFF, kv, 6, 12), cpu_dense);
-        pi_model_free(m);
+    // PI_FFN_BUNDLE=1: the CPU's share of split and CPU layers (cold neurons, whole FFNs) from bundled rows, which
+    // float files do not get by default.
+    for (const char *bundles : {"0", "1"}) {
+        setenv("PI_FFN_BUNDLE", bundles, 1);
+        for (const std::string &plan : plans) {
+            INFO(arch << " kv " << kv << " plan " << plan << " bundles " << bundles);
+            pi_model *m = load(path, "cpu-device", PI_VRAM_BUDGET_AUTO, plan);
+            if (plan == "cpu,cpu,cpu") CHECK(gpu_bytes(m) == 0);
+            else CHECK(gpu_bytes(m) > 0);
+            check_same(run(m, PI_SPARSE_ON, kv, 6, 12), cpu_sparse);
+            check_same(run(m, PI_SPARSE_OFF, kv, 6, 12), cpu_dense);
+            pi_model_free(m);
+        }
+        unsetenv("PI_FFN_BUNDLE");
     }
 }
 

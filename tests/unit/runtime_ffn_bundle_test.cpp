@@ -172,6 +172,27 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
         EnvGuard off("0");
         CHECK_FALSE(Model::load(kSparseModel, options)->ffn_bundles());
     }
+    {
+        // The hybrid executor (the test backend "cpu-device" with a forced plan): bundles for the layers whose FFN
+        // the CPU takes part in (split, CPU-only), none for a layer wholly on the device; sessions bind them.
+        LoadOptions cpu_options;
+        cpu_options.backend = "cpu";
+        const uint32_t n_layer = Model::load(kSparseModel, cpu_options)->hparams().n_layer;
+        REQUIRE(n_layer >= 3);
+        std::string plan = "split:37,gpu";
+        for (uint32_t l = 2; l < n_layer; ++l) plan += ",cpu";
+        LoadOptions options;
+        options.backend = "cpu-device";
+        EnvGuard on("1");
+        ::setenv("PI_TEST_PLAN", (plan + ",out").c_str(), 1);
+        auto model = Model::load(kSparseModel, options);
+        ::unsetenv("PI_TEST_PLAN");
+        REQUIRE(model->ffn_bundles());
+        CHECK(model->ffn_bundles()->layer(0) != nullptr);
+        CHECK(model->ffn_bundles()->layer(1) == nullptr);
+        CHECK(model->ffn_bundles()->layer(2) != nullptr);
+        CHECK(same_rows(model->ffn_bundles()->layer(2)->up(), as_matrix(model->weights().layers[2].ffn_up)));
+    }
 
     // Sparse decode and dense prefill over bundled and file views: the same kernels on the same bytes.
     auto generate = [](bool bundled, int32_t threads, std::vector<pi_token> &tokens) {
