@@ -53,6 +53,7 @@ struct EnvGuard {  // sets PI_FFN_BUNDLE for a scope
 };
 
 const std::string kSparseModel = std::string(PI_MODELS_DIR) + "/relu-llama-q4_0.gguf";
+const std::string kFloatSparseModel = std::string(PI_MODELS_DIR) + "/relu-llama-f16.gguf";
 
 }  // namespace
 
@@ -173,25 +174,33 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
         CHECK_FALSE(Model::load(kSparseModel, options)->ffn_bundles());
     }
     {
-        // The hybrid executor (the test backend "cpu-device" with a forced plan): bundles for the layers whose FFN
-        // the CPU takes part in (split, CPU-only), none for a layer wholly on the device; sessions bind them.
+        // The hybrid executor (the test backend "cpu-device" with a forced plan), an F16 file: bundles by default
+        // for the layers whose FFN the CPU takes part in (split, CPU-only), none for a layer wholly on the device;
+        // none with PI_FFN_BUNDLE=0. The CPU executor leaves float FFNs unbundled by default.
+        REQUIRE(std::filesystem::exists(kFloatSparseModel));
         LoadOptions cpu_options;
         cpu_options.backend = "cpu";
-        const uint32_t n_layer = Model::load(kSparseModel, cpu_options)->hparams().n_layer;
+        auto cpu_model = Model::load(kFloatSparseModel, cpu_options);
+        CHECK_FALSE(cpu_model->ffn_bundles());
+        const uint32_t n_layer = cpu_model->hparams().n_layer;
         REQUIRE(n_layer >= 3);
         std::string plan = "split:37,gpu";
         for (uint32_t l = 2; l < n_layer; ++l) plan += ",cpu";
+        plan += ",out";
         LoadOptions options;
         options.backend = "cpu-device";
-        EnvGuard on("1");
-        ::setenv("PI_TEST_PLAN", (plan + ",out").c_str(), 1);
-        auto model = Model::load(kSparseModel, options);
-        ::unsetenv("PI_TEST_PLAN");
+        ::setenv("PI_TEST_PLAN", plan.c_str(), 1);
+        auto model = Model::load(kFloatSparseModel, options);
         REQUIRE(model->ffn_bundles());
         CHECK(model->ffn_bundles()->layer(0) != nullptr);
         CHECK(model->ffn_bundles()->layer(1) == nullptr);
         CHECK(model->ffn_bundles()->layer(2) != nullptr);
         CHECK(same_rows(model->ffn_bundles()->layer(2)->up(), as_matrix(model->weights().layers[2].ffn_up)));
+        {
+            EnvGuard off("0");
+            CHECK_FALSE(Model::load(kFloatSparseModel, options)->ffn_bundles());
+        }
+        ::unsetenv("PI_TEST_PLAN");
     }
 
     // Sparse decode and dense prefill over bundled and file views: the same kernels on the same bytes.
