@@ -141,9 +141,9 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
         model->device_ = DeviceModel::create(*model, backend.ops, d);
         log_info("model placed on " + backend.name + ": " + std::to_string(model->device_->model_bytes()) +
                  " bytes on the device");
-        // The CPU's share of split and CPU layers (the cold neurons) from bundled rows too; layers wholly on the
-        // device need none. After the upload, which read the file's rows.
-        if (FfnBundles::wanted(*model, /*hybrid=*/true)) {
+        // The CPU's share of split and CPU layers (the cold neurons) from bundled rows too, when bundles are wanted;
+        // layers wholly on the device need none. After the upload, which read the file's rows.
+        if (FfnBundles::wanted(*model)) {
             std::vector<bool> host_ffn(model->hparams_.n_layer, false);
             bool any = false;
             for (uint32_t l = 0; l < model->hparams_.n_layer; ++l) any |= host_ffn[l] = !model->device_->layer(l).all_neurons;

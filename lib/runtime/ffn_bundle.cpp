@@ -129,13 +129,13 @@ FfnBundle::~FfnBundle() {
     if (memory_) ::munmap(memory_, bytes_);
 }
 
-bool FfnBundles::wanted(const Model &model, bool hybrid) {
+bool FfnBundles::wanted(const Model &model) {
     const char *v = std::getenv("PI_FFN_BUNDLE");
     if (v && std::string(v) == "0") return false;
     if (v && std::string(v) == "1") return true;
     for (const LayerWeights &L : model.weights().layers) {
         const cpu::WeightMatrix gate = as_matrix(L.ffn_gate), up = as_matrix(L.ffn_up), down_t = as_matrix(L.ffn_down_t);
-        if (FfnBundle::eligible(gate, up, down_t)) return hybrid || cpu::weight_type_is_quantized(up.type);
+        if (FfnBundle::eligible(gate, up, down_t)) return cpu::weight_type_is_quantized(up.type);
     }
     return false;
 }

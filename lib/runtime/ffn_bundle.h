@@ -61,13 +61,13 @@ private:
 // The bundles of a model's layers (nullptr for a layer that is not eligible).
 class FfnBundles {
 public:
-    // Whether a model gets bundles: PI_FFN_BUNDLE=0 never, =1 always; unset, for the hybrid executor (`hybrid`: the
-    // layers whose FFN the CPU takes part in) always -- its cold rows lie on the split layer's critical path (bench-7b
-    // F16 at 8 GiB on the H100: 157.6 tok/s with them against 151.8 without, same machine; +2-2.5 s at load) -- and
-    // for the CPU executor when the FFN is quantized (Q8_0/Q4_0). Float FFNs are off there: the copy is 3-4x larger
-    // (bench-7b F16: 8.6 GB, 15-17 s at load on the 2-core development VM, against 4-6 s for Q4_0) for the same ~11 %
-    // decode gain, and F16 sparse decode was already at 90 % of its roofline without them.
-    static bool wanted(const Model &model, bool hybrid = false);
+    // Whether a model gets bundles (the CPU executor: every layer; the hybrid executor: the layers whose FFN the CPU
+    // takes part in): PI_FFN_BUNDLE=0 never, =1 always; unset, when its FFN is quantized (Q8_0/Q4_0). Float FFNs are
+    // off by default: the copy is 3-4x larger (bench-7b F16: 8.6 GB, 15-17 s at load on the 2-core development VM,
+    // against 4-6 s for Q4_0; +2-2.5 s on the GPU machine) for a gain measured at ~11 % on the CPU executor and
+    // within the host's noise on the hybrid (bench-7b F16 at 8 GiB on the H100: 157.6 / 152.8 / 134.4 / 137.7 tok/s
+    // with them, 151.8 / 138.3 / 148.7 without), and F16 sparse decode on the CPU was already at 90 % of its roofline.
+    static bool wanted(const Model &model);
 
     // Builds the bundles of a model's eligible layers (copying and releasing layer by layer, logged at info level),
     // or only of those with `only[l]` set when `only` is given (the hybrid executor: the layers whose FFN the CPU

@@ -127,8 +127,8 @@ TEST_CASE("hybrid: every placement shape matches the CPU executor", "[hybrid]") 
         "cpu,gpu,gpu,out",         // the output head on the device after device layers
         "gpu,gpu,gpu,out",         // everything
     };
-    // The CPU's share of split and CPU layers (cold neurons, whole FFNs) from bundled rows (the default) and from the
-    // file's rows (PI_FFN_BUNDLE=0).
+    // The CPU's share of split and CPU layers (cold neurons, whole FFNs) from the file's rows and from bundled rows
+    // (PI_FFN_BUNDLE=1; float files are not bundled by default).
     for (const char *bundles : {"0", "1"}) {
         setenv("PI_FFN_BUNDLE", bundles, 1);
         for (const std::string &plan : plans) {

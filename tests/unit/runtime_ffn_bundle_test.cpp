@@ -174,9 +174,9 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
         CHECK_FALSE(Model::load(kSparseModel, options)->ffn_bundles());
     }
     {
-        // The hybrid executor (the test backend "cpu-device" with a forced plan), an F16 file: bundles by default
-        // for the layers whose FFN the CPU takes part in (split, CPU-only), none for a layer wholly on the device;
-        // none with PI_FFN_BUNDLE=0. The CPU executor leaves float FFNs unbundled by default.
+        // The hybrid executor (the test backend "cpu-device" with a forced plan), an F16 file: no bundles by default
+        // (float FFNs, as the CPU executor); with PI_FFN_BUNDLE=1 bundles for the layers whose FFN the CPU takes part
+        // in (split, CPU-only) and none for a layer wholly on the device.
         REQUIRE(std::filesystem::exists(kFloatSparseModel));
         LoadOptions cpu_options;
         cpu_options.backend = "cpu";
@@ -190,15 +190,15 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
         LoadOptions options;
         options.backend = "cpu-device";
         ::setenv("PI_TEST_PLAN", plan.c_str(), 1);
-        auto model = Model::load(kFloatSparseModel, options);
-        REQUIRE(model->ffn_bundles());
-        CHECK(model->ffn_bundles()->layer(0) != nullptr);
-        CHECK(model->ffn_bundles()->layer(1) == nullptr);
-        CHECK(model->ffn_bundles()->layer(2) != nullptr);
-        CHECK(same_rows(model->ffn_bundles()->layer(2)->up(), as_matrix(model->weights().layers[2].ffn_up)));
+        CHECK_FALSE(Model::load(kFloatSparseModel, options)->ffn_bundles());
         {
-            EnvGuard off("0");
-            CHECK_FALSE(Model::load(kFloatSparseModel, options)->ffn_bundles());
+            EnvGuard on("1");
+            auto model = Model::load(kFloatSparseModel, options);
+            REQUIRE(model->ffn_bundles());
+            CHECK(model->ffn_bundles()->layer(0) != nullptr);
+            CHECK(model->ffn_bundles()->layer(1) == nullptr);
+            CHECK(model->ffn_bundles()->layer(2) != nullptr);
+            CHECK(same_rows(model->ffn_bundles()->layer(2)->up(), as_matrix(model->weights().layers[2].ffn_up)));
         }
         ::unsetenv("PI_TEST_PLAN");
     }
