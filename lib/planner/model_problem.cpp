@@ -1,12 +1,11 @@
 #include "planner/model_problem.h"
 
-#include "planner/scratch_layout.h"
-
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
 #include "common/error.h"
+#include "planner/scratch_layout.h"
 #include "sparse/profile_file.h"
 
 namespace pi::planner {

@@ -197,8 +197,6 @@ void DeviceMemory::give_back(pi_bk_buffer *buffer, uint64_t counted) noexcept {
     used_ -= counted;
 }
 
-// ---- the workspace layout -----------------------------------------------------------------------------------------
-
 // ---- forced plans (tests) -----------------------------------------------------------------------------------------
 
 planner::Placement parse_forced_plan(const std::string &spec, const planner::PlacementProblem &problem) {

@@ -125,7 +125,7 @@ struct Run {
 };
 
 // prefill + decode, repeats + 1 times (the first warms caches and page tables and is not counted).
-// probe(): the bandwidth now (GB/s), or 0 without --bandwidth; called before each counted run and after the last.
+// probe(): the bandwidth now (GB/s), or 0 with --no-bandwidth; called before each counted run and after the last.
 bool measure(pi_model *model, const Options &o, const pi_model_info &info, const std::vector<pi_token> &prompt,
              bool sparse, Run &run, const std::function<double()> &probe) {
     pi_session_params sp;
