@@ -191,7 +191,7 @@ int32_t allow_shared() {
 bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head_dim, uint64_t n, const float *q,
                              const void *k_cache, const void *v_cache) {
     const uintptr_t align = kv_type == PI_BK_KV_F16 ? 8 : 16;
-    return n >= kAttentionPromptMinRows && head_dim <= kMaxHeadDim && head_dim % 4 == 0 &&
+    return n >= kAttentionPromptMinRows && n <= INT32_MAX && head_dim <= kMaxHeadDim && head_dim % 4 == 0 &&
            (uint64_t(n_head_kv) * head_dim) % 4 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0 &&
            reinterpret_cast<uintptr_t>(k_cache) % align == 0 && reinterpret_cast<uintptr_t>(v_cache) % align == 0;
 }

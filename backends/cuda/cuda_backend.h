@@ -82,7 +82,7 @@ size_t q8_bytes(uint64_t n, uint64_t n_cols);
 
 // Prompt attention (attention_prompt.cu): query tiles of 64 rows against K/V tiles in shared memory. Serves
 // n >= kAttentionPromptMinRows (fewer rows leave most SMs idle: one block per head and 64 rows), head_dim <= 128 and a
-// multiple of 4, 16-byte aligned q and element-aligned caches; the attention op's arguments otherwise.
+// multiple of 4, n < 2^31, 16-byte aligned q and element-aligned caches; the attention op's arguments otherwise.
 constexpr uint64_t kAttentionPromptMinRows = 128;
 bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head_dim, uint64_t n, const float *q,
                              const void *k_cache, const void *v_cache);
