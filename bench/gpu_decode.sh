@@ -7,7 +7,8 @@
 #   prefill-512 dense file, everything on the GPU
 # plus a run with PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 (per-operation GPU time and host waits: the "where the time
 # goes" tables); PROFILES=1 profiles the all-GPU runs too, AB=1 adds pipelining-off and graphs-on runs, FINAL=1 the
-# budget sweep and the CPU-only run, KERNELS=1 the kernel bench under each of KERNEL_ENVS. usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
+# budget sweep and the CPU-only run, KERNELS=1 the kernel bench under each of KERNEL_ENVS, AB_ENVS the runs of AB_RUNS
+# again under each setting. usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
 set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
@@ -75,7 +76,7 @@ run gpu-sparse -m $S --vram-budget 60 -p 32 -n 64 -r 3 --mode sparse --no-bandwi
 run prefill-512 -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth
 [ -n "${PROFILES:-}" ] && PI_CUDA_PROFILE=1 LINES_SHOWN=24 run prefill-512-prof -m $D --vram-budget 60 -p 512 -n 0 -r 1 --mode dense --no-bandwidth
 # AB_ENVS="VAR=VALUE ...": the runs named in AB_RUNS (default "hybrid dense prefill") again under each setting
-# (switches of README's measurement list, e.g. PI_PREFETCH=0), for A/B tables.
+# (switches of README's measurement list, e.g. PI_FUSED_NORM=0), for A/B tables.
 for v in ${AB_ENVS:-}; do
   (export "$v"
    case " ${AB_RUNS:-hybrid dense prefill} " in *" hybrid "*)
@@ -85,19 +86,6 @@ for v in ${AB_ENVS:-}; do
    case " ${AB_RUNS:-hybrid dense prefill} " in *" prefill "*)
      run "prefill-512-$v" -m $D --vram-budget 60 -p 512 -n 0 -r 3 --mode dense --no-bandwidth;; esac)
 done
-# NSYS=1: a timeline summary of the prefill run (CUDA API, kernels, copies), where the lent machine has nsys.
-if [ -n "${NSYS:-}" ]; then
-  NS=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
-  if [ -n "$NS" ]; then
-    timeout 200 $NS profile -o /tmp/prefill --force-overwrite true $B -m $D --vram-budget 60 -p 512 -n 0 -r 2 --mode dense \
-      --no-bandwidth > "$OUT/nsys-run.txt" 2>&1
-    timeout 200 $NS stats --report cuda_api_sum,cuda_gpu_kern_sum,cuda_gpu_mem_time_sum /tmp/prefill.nsys-rep \
-      > "$OUT/nsys-prefill.txt" 2>&1
-    echo "== nsys (prefill)"; grep -v "^ *$" "$OUT/nsys-prefill.txt" | head -60
-  else
-    echo "no nsys on this machine"
-  fi
-fi
 if [ -n "${FINAL:-}" ]; then  # the budget sweep (the profile given to the planner) and the CPU-only run
   for g in 2 4 12 16; do run sweep-$g -m $S --vram-budget $g --profile /tmp/m/profile.gguf -p 32 -n 64 -r 2 --mode sparse --no-bandwidth; done
   B="/tmp/b/bin/powerinfer-bench -t $T -c 512 --json --backend cpu" run cpu-only -m $S -p 32 -n 64 -r 2 --mode sparse
