@@ -124,12 +124,8 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
     model->n_threads_ = options.n_threads > 0 ? options.n_threads : static_cast<int32_t>(cores);
     model->sparse_threshold_ = std::isnan(options.sparse_threshold) ? model->hparams_.sparse_threshold : options.sparse_threshold;
-    const bool bundles = !backend.ops && FfnBundles::wanted(*model);
+    const bool bundles = FfnBundles::wanted(*model);
     prefault(file, options, 0.1f, backend.ops || bundles ? 0.8f : 1.0f);
-    if (bundles) {
-        auto built = std::make_shared<const FfnBundles>(*model);
-        if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
-    }
     if (backend.ops) {
         DeviceModelOptions d;
         d.budget_bytes = options.vram_budget;
@@ -141,16 +137,18 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
         model->device_ = DeviceModel::create(*model, backend.ops, d);
         log_info("model placed on " + backend.name + ": " + std::to_string(model->device_->model_bytes()) +
                  " bytes on the device");
-        // The CPU's share of split and CPU layers (the cold neurons) from bundled rows too, when bundles are wanted;
-        // layers wholly on the device need none. After the upload, which read the file's rows.
-        if (FfnBundles::wanted(*model)) {
-            std::vector<bool> host_ffn(model->hparams_.n_layer, false);
-            bool any = false;
-            for (uint32_t l = 0; l < model->hparams_.n_layer; ++l) any |= host_ffn[l] = !model->device_->layer(l).all_neurons;
-            if (any) {
-                auto built = std::make_shared<const FfnBundles>(*model, &host_ffn);
-                if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
-            }
+    }
+    // FFN bundles for the layers whose FFN the CPU computes (every layer for the CPU executor; split and CPU layers
+    // for the hybrid, whose device upload above read the file's rows first).
+    if (bundles) {
+        std::vector<bool> host_ffn(model->hparams_.n_layer, false);
+        bool any = false;
+        for (uint32_t l = 0; l < model->hparams_.n_layer; ++l) {
+            any |= host_ffn[l] = !model->device_ || !model->device_->layer(l).all_neurons;
+        }
+        if (any) {
+            auto built = std::make_shared<const FfnBundles>(*model, &host_ffn);
+            if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
         }
     }
     report(options, 1.0f);

@@ -130,7 +130,10 @@ TEST_CASE("hybrid: every placement shape matches the CPU executor", "[hybrid]") 
     // The CPU's share of split and CPU layers (cold neurons, whole FFNs) from the file's rows and from bundled rows
     // (PI_FFN_BUNDLE=1; float files are not bundled by default).
     for (const char *bundles : {"0", "1"}) {
-        setenv("PI_FFN_BUNDLE", bundles, 1);
+        struct BundleSetting {  // unset again however the iteration ends
+            explicit BundleSetting(const char *v) { setenv("PI_FFN_BUNDLE", v, 1); }
+            ~BundleSetting() { unsetenv("PI_FFN_BUNDLE"); }
+        } setting(bundles);
         for (const std::string &plan : plans) {
             INFO(arch << " kv " << kv << " plan " << plan << " bundles " << bundles);
             pi_model *m = load(path, "cpu-device", PI_VRAM_BUDGET_AUTO, plan);
@@ -140,7 +143,6 @@ TEST_CASE("hybrid: every placement shape matches the CPU executor", "[hybrid]") 
             check_same(run(m, PI_SPARSE_OFF, kv, 6, 12), cpu_dense);
             pi_model_free(m);
         }
-        unsetenv("PI_FFN_BUNDLE");
     }
 }
 

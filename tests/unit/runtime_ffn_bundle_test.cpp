@@ -47,9 +47,10 @@ bool same_rows(const cpu::WeightMatrix &a, const cpu::WeightMatrix &b) {
     return true;
 }
 
-struct EnvGuard {  // sets PI_FFN_BUNDLE for a scope
-    explicit EnvGuard(const char *value) { ::setenv("PI_FFN_BUNDLE", value, 1); }
-    ~EnvGuard() { ::unsetenv("PI_FFN_BUNDLE"); }
+struct EnvGuard {  // sets an environment variable (by default PI_FFN_BUNDLE) for a scope
+    explicit EnvGuard(const char *value, const char *name = "PI_FFN_BUNDLE") : name_(name) { ::setenv(name, value, 1); }
+    ~EnvGuard() { ::unsetenv(name_); }
+    const char *name_;
 };
 
 const std::string kSparseModel = std::string(PI_MODELS_DIR) + "/relu-llama-q4_0.gguf";
@@ -189,7 +190,7 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
         plan += ",out";
         LoadOptions options;
         options.backend = "cpu-device";
-        ::setenv("PI_TEST_PLAN", plan.c_str(), 1);
+        EnvGuard forced(plan.c_str(), "PI_TEST_PLAN");
         CHECK_FALSE(Model::load(kFloatSparseModel, options)->ffn_bundles());
         {
             EnvGuard on("1");
@@ -200,7 +201,6 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
             CHECK(model->ffn_bundles()->layer(2) != nullptr);
             CHECK(same_rows(model->ffn_bundles()->layer(2)->up(), as_matrix(model->weights().layers[2].ffn_up)));
         }
-        ::unsetenv("PI_TEST_PLAN");
     }
 
     // Sparse decode and dense prefill over bundled and file views: the same kernels on the same bytes.
