@@ -149,6 +149,7 @@ struct Call {
         if (has_gate(act)) {
             prefetch_head(w.up, r, m);
             k.dot_rows(w.gate, x.f32, x.q8, r, 0, m, a);
+            ts.read.gate += m;
             if (gate_can_zero(act)) {
                 alive = 0;
                 for (size_t j = 0; j < m; ++j) {
@@ -171,6 +172,7 @@ struct Call {
         if (partial) prefetch_head(w.down_t, alive_rows, alive);
         float *u = ts.up.data();
         k.dot_rows(w.up, x.f32, x.q8, alive_rows, 0, alive, u);
+        ts.read.up += alive;
         for (size_t i = 0; i < alive; ++i) {
             const size_t j = alive_pos ? alive_pos[i] : i;
             const float uv = w.up_bias ? u[i] + w.up_bias[alive_rows[i]] : u[i];
@@ -189,6 +191,7 @@ struct Call {
             }
         }
         prefetch_chunk(next);
+        ts.read.down += live;
         if (live > 0) k.axpy_rows(w.down_t, ts.coeff.data(), ts.rows.data(), live, 0, w.down_t.n_cols, partial);
     }
 };
@@ -217,6 +220,18 @@ void reserve_threads(SparseFfnScratch &s, size_t threads, size_t rows) {
         ts.rows.reserve(rows);
         ts.pos.reserve(rows);
         ts.coeff.reserve(rows);
+        ts.read = {};
+    }
+}
+
+// Sums the threads' row counts into s.last_read (after a call: each thread's counts are its chunks').
+void collect_rows_read(SparseFfnScratch &s, size_t threads) {
+    s.last_read = {};
+    for (size_t t = 0; t < threads; ++t) {
+        const SparseFfnScratch::RowsRead &r = s.threads[t].read;
+        s.last_read.gate += r.gate;
+        s.last_read.up += r.up;
+        s.last_read.down += r.down;
     }
 }
 
@@ -259,6 +274,7 @@ void ffn_activations_rows(const SparseFfnWeights &w, const MatvecInput &x, const
     check_ffn(w, x, rows, n, /*need_down=*/false, "ffn_activations_rows");
     if (n > 0 && !a) fail(PI_ERR_INVALID_ARGUMENT, "ffn_activations_rows: a is missing");
     const detail::KernelTable &k = detail::kernels(isa);
+    scratch.last_read = {};
     if (n == 0) return;
     const size_t n_chunks = chunk_count(w, n, pool, false);
     const Call call{w, x, rows, n, n_chunks, k};
@@ -267,6 +283,7 @@ void ffn_activations_rows(const SparseFfnWeights &w, const MatvecInput &x, const
     run_chunks(pool, n_chunks, [&](size_t c, size_t t, auto &&claim) {
         call.run(c, a + call.chunk_begin(c), nullptr, scratch.threads[t], claim);
     });
+    collect_rows_read(scratch, threads);
 }
 
 void sparse_ffn(const SparseFfnWeights &w, const MatvecInput &x, const uint32_t *rows, size_t n, float *y,
@@ -275,6 +292,7 @@ void sparse_ffn(const SparseFfnWeights &w, const MatvecInput &x, const uint32_t 
     const size_t n_out = w.down_t.n_cols;
     if (n > 0 && n_out > 0 && !y) fail(PI_ERR_INVALID_ARGUMENT, "sparse_ffn: y is missing");
     const detail::KernelTable &k = detail::kernels(isa);
+    scratch.last_read = {};
     if (n == 0 || n_out == 0) return;
 
     const size_t n_chunks = chunk_count(w, n, pool, true);
@@ -291,6 +309,7 @@ void sparse_ffn(const SparseFfnWeights &w, const MatvecInput &x, const uint32_t 
         SparseFfnScratch::Thread &ts = scratch.threads[t];
         call.run(c, ts.a.data(), p, ts, claim);
     });
+    collect_rows_read(scratch, threads);
 
     // Fixed-order reduction; split over columns (never over chunks) when it is large enough to be worth a dispatch.
     const size_t units = ld / kColumnAlign;

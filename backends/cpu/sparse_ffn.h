@@ -64,6 +64,11 @@ public:
     SparseFfnScratch(const SparseFfnScratch &) = delete;
     SparseFfnScratch &operator=(const SparseFfnScratch &) = delete;
 
+    // Rows a call read from each matrix: gate rows of every listed neuron, up rows of the neurons the gate left
+    // alive, down rows of those with a != 0 (the roofline counts what a step reads, not what it was offered).
+    struct RowsRead {
+        uint64_t gate = 0, up = 0, down = 0;
+    };
     // Per-thread buffers of one chunk (each its own 64-byte aligned allocations: no false sharing).
     struct Thread {
         AlignedBuffer<float> up;          // up dots of the chunk's surviving neurons
@@ -71,9 +76,11 @@ public:
         AlignedBuffer<uint32_t> rows;     // surviving neurons, then the neurons with a != 0
         AlignedBuffer<uint32_t> pos;      // their positions in the chunk
         AlignedBuffer<float> coeff;       // a of the neurons with a != 0, in list order
+        RowsRead read;                    // this thread's rows of the current call
     };
     std::vector<Thread> threads;
     AlignedBuffer<float> partials;  // [n_chunks][partial_ld]
+    RowsRead last_read;             // the last sparse_ffn / ffn_activations_rows call's rows, all threads together
 };
 
 // a[j] = act(gate[rows[j]] . x, up[rows[j]] . x + up_bias[rows[j]]) for j < n: the gate/up half alone, for files

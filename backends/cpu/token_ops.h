@@ -39,6 +39,9 @@ public:
     void sparse_ffn(const SparseFfnWeights &w, const float *x, const uint32_t *rows, size_t n, float *y,
                     ThreadPool *pool);
 
+    // The rows the last sparse_ffn / activations_rows call read (gate, up, down).
+    const SparseFfnScratch::RowsRead &last_rows_read() const { return sparse_scratch_.last_read; }
+
     // a[j] = the activation of neuron rows[j] (gate/up half only, for the dense ffn_down layout).
     void activations_rows(const SparseFfnWeights &w, const float *x, const uint32_t *rows, size_t n, float *a,
                           ThreadPool *pool);

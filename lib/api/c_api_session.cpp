@@ -192,6 +192,23 @@ const pi::ActivationStats &stats_of(const pi_session *session, const char *fn, b
     }
     return *stats;
 }
+
+// One float per layer into out[0 .. n_layer) (the buffer rule of pi_session_sparsity); returns the statistics.
+const pi::ActivationStats &per_layer(const pi_session *session, const char *fn, float *out, size_t capacity,
+                                     size_t *n_layer, double (pi::ActivationStats::*value)(uint32_t) const) {
+    require(n_layer != nullptr, fn, "n_layer is NULL");
+    const pi::ActivationStats &stats = stats_of(session, fn, false);
+    const size_t n = stats.n_layer();
+    if (capacity < n) {
+        *n_layer = n;
+        pi::fail(PI_ERR_BUFFER_TOO_SMALL,
+                 std::string(fn) + ": " + std::to_string(n) + " layers, capacity " + std::to_string(capacity));
+    }
+    require(out != nullptr, fn, "out is NULL");
+    for (uint32_t l = 0; l < n; ++l) out[l] = static_cast<float>((stats.*value)(l));
+    *n_layer = n;
+    return stats;
+}
 }  // namespace
 
 extern "C" {
@@ -199,18 +216,15 @@ extern "C" {
 PI_API pi_status pi_session_sparsity(const pi_session *session, float *out, size_t capacity, size_t *n_layer,
                                      uint64_t *n_tokens) {
     return guarded([&] {
-        require(n_layer != nullptr, "pi_session_sparsity", "n_layer is NULL");
-        const pi::ActivationStats &stats = stats_of(session, "pi_session_sparsity", false);
-        const size_t n = stats.n_layer();
-        if (capacity < n) {
-            *n_layer = n;
-            pi::fail(PI_ERR_BUFFER_TOO_SMALL, "pi_session_sparsity: " + std::to_string(n) + " layers, capacity " +
-                                                  std::to_string(capacity));
-        }
-        require(out != nullptr, "pi_session_sparsity", "out is NULL");
-        for (uint32_t l = 0; l < n; ++l) out[l] = static_cast<float>(stats.mean_active_fraction(l));
-        *n_layer = n;
-        if (n_tokens) *n_tokens = n ? stats.tokens(0) : 0;
+        const pi::ActivationStats &stats = per_layer(session, "pi_session_sparsity", out, capacity, n_layer,
+                                                     &pi::ActivationStats::mean_active_fraction);
+        if (n_tokens) *n_tokens = stats.n_layer() ? stats.tokens(0) : 0;
+    });
+}
+
+PI_API pi_status pi_session_ffn_rows_read(const pi_session *session, float *out, size_t capacity, size_t *n_layer) {
+    return guarded([&] {
+        per_layer(session, "pi_session_ffn_rows_read", out, capacity, n_layer, &pi::ActivationStats::mean_ffn_rows_read);
     });
 }
 

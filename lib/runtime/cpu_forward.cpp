@@ -195,6 +195,10 @@ private:
             for (size_t j = 0; j < active.size(); ++j) sparse_a_[active[j]] = up_[j];
             project(M.down, sparse_a_.data(), 1, ffn_out_.data());
         }
+        // Rows read: the kernels' count, plus the whole dense down matrix (n_ff columns = n_ff neuron rows' worth).
+        const cpu::SparseFfnScratch::RowsRead &r = ops_.last_rows_read();
+        const uint64_t matrices = M.gate.data ? 3 : 2;
+        stats_->record_ffn_rows(l, r.gate + r.up + (M.down_t.data ? r.down : hp_.n_ff), matrices * hp_.n_ff);
         add_bias_rows(ffn_out_.data(), 1, L.ffn_down_b);
     }
 

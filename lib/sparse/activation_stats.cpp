@@ -18,10 +18,16 @@ double ActivationStats::mean_active_fraction(uint32_t layer) const {
     return double(L.active_sum) / (double(L.tokens) * double(L.n_ff));
 }
 
+double ActivationStats::mean_ffn_rows_read(uint32_t layer) const {
+    const Layer &L = layers_[layer];
+    return L.ffn_rows_offered ? double(L.ffn_rows_read) / double(L.ffn_rows_offered) : 0.0;
+}
+
 void ActivationStats::reset() {
     for (Layer &L : layers_) {
         L.tokens = 0;
         L.active_sum = 0;
+        L.ffn_rows_read = L.ffn_rows_offered = 0;
         std::fill(L.counts.begin(), L.counts.end(), 0);
     }
 }

@@ -25,6 +25,14 @@ public:
         }
     }
 
+    // One token's sparse FFN of one layer: `read` of the layer's `total` FFN weight rows (gate, up and down rows
+    // together) were read.
+    void record_ffn_rows(uint32_t layer, uint64_t read, uint64_t total) {
+        Layer &L = layers_[layer];
+        L.ffn_rows_read += read;
+        L.ffn_rows_offered += total;
+    }
+
     size_t n_layer() const { return layers_.size(); }
     bool profiling() const { return profile_; }
     uint32_t n_ff(uint32_t layer) const { return static_cast<uint32_t>(layers_[layer].n_ff); }
@@ -32,6 +40,8 @@ public:
     uint64_t tokens(uint32_t layer) const { return layers_[layer].tokens; }
     // Mean fraction of the layer's neurons predicted active per token (0 when no token was recorded).
     double mean_active_fraction(uint32_t layer) const;
+    // Fraction of the layer's FFN weight rows its sparse FFN read per token (0 when none was recorded).
+    double mean_ffn_rows_read(uint32_t layer) const;
     // Per-neuron counts (empty unless profiling).
     const std::vector<uint64_t> &counts(uint32_t layer) const { return layers_[layer].counts; }
 
@@ -42,6 +52,7 @@ private:
         uint64_t n_ff = 0;
         uint64_t tokens = 0;
         uint64_t active_sum = 0;
+        uint64_t ffn_rows_read = 0, ffn_rows_offered = 0;
         std::vector<uint64_t> counts;
     };
     bool profile_;

@@ -1,8 +1,13 @@
 // powerinfer-bench: prefill and decode speed of a model, the machine's memory bandwidth, and how close decode
-// comes to the bandwidth roofline (weight bytes per token / bandwidth). For a model with activation predictors it
-// measures the dense and the sparse path in the same run (--mode), so their ratio is free of machine drift; the
-// sparse roofline counts the bytes a sparse step must read: every non-FFN matrix, the predictors, and each layer's
-// FFN matrices times the fraction of neurons predicted active (measured in the run).
+// comes to the bandwidth roofline (bytes a decode step reads / bandwidth). For a model with activation predictors it
+// measures the dense and the sparse path in the same run (--mode), so their ratio is free of machine drift.
+//
+// Bytes per decode token (the roofline's numerator): every non-FFN matrix (one row of the token embedding), the KV
+// cache the step attends over (mean over the run's positions, at the session's kv_type), and the FFN: all of it on
+// the dense path; on the sparse path the predictors plus the FFN rows the step actually read, as the library counts
+// them (pi_session_ffn_rows_read: gate rows of the predicted-active neurons, up and down rows only of those the
+// activation left non-zero). Where the library counts no rows (the hybrid and GPU executors), the FFN is counted as
+// the predicted-active fraction of all three matrices, which overstates what ReGLU reads.
 //
 // Bandwidth: probed in this process before every counted run and after the last, and each run's decode is held
 // against the mean of the two probes around it (its roofline fraction); the reported fraction is the median of the
@@ -47,7 +52,8 @@ void usage(const char *argv0) {
         "          [--json] [--no-bandwidth] [--no-mmap] [--backend cpu|cuda|auto] [--vram-budget GIB] [--profile FILE]\n"
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
         "  prints median tokens/s with min and max, the memory read bandwidth measured in this process (before each\n"
-        "  run and after the last), the weight bytes a decode step reads, and the fraction of the bandwidth roofline\n"
+        "  run and after the last), the bytes a decode step reads (weights, KV cache; on the sparse path the FFN rows\n"
+        "  the step actually read), and the fraction of the bandwidth roofline\n"
         "  reached (median over the runs, each against the probes around it). --mode both (default) runs\n"
         "  the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid executor with the\n"
         "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX; --profile FILE\n"
@@ -100,6 +106,12 @@ Stats stats(std::vector<double> v) {
     return {median, v.front(), v.back()};
 }
 
+double mean_of(const std::vector<float> &v) {
+    double sum = 0.0;
+    for (float f : v) sum += f;
+    return v.empty() ? 0.0 : sum / double(v.size());
+}
+
 int die(const char *what, pi_status st) {
     std::fprintf(stderr, "error: %s: %s (%s)\n", what, pi_last_error(), pi_status_string(st));
     return 1;
@@ -109,6 +121,8 @@ struct Run {
     const char *path;
     Stats prefill, decode;
     std::vector<float> active;  // per layer, sparse runs only
+    std::vector<float> rows_read;  // per layer, sparse runs only: fraction of the FFN rows read (0: not counted)
+    double kv_bytes_per_token = 0;
     double bytes_per_token = 0;
     std::vector<double> decode_runs;  // tok/s of each counted run, in order
     std::vector<double> probes;       // bandwidth before each counted run and after the last (GB/s; 0: not probed)
@@ -151,9 +165,14 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
         const auto t2 = Clock::now();
         if (sparse && r == o.repeats) {
             run.active.resize(info.n_layer);
+            run.rows_read.resize(info.n_layer);
             size_t n_layer = 0;
             if ((st = pi_session_sparsity(s, run.active.data(), run.active.size(), &n_layer, nullptr)) != PI_OK) {
                 return die("sparsity", st) == 0;
+            }
+            // Counted over prefill and decode alike, but only sparse steps (decode) add to it.
+            if ((st = pi_session_ffn_rows_read(s, run.rows_read.data(), run.rows_read.size(), &n_layer)) != PI_OK) {
+                return die("ffn rows read", st) == 0;
             }
         }
         pi_session_free(s);
@@ -166,10 +185,18 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
     run.path = sparse ? "sparse" : "dense";
     run.prefill = stats(prefill);
     run.decode = decode.empty() ? Stats{0, 0, 0} : stats(decode);
-    run.bytes_per_token = double(info.decode_weight_bytes);
+    // K and V of every layer over the positions a step attends to: n_prompt + 1 for the first decode step, up to
+    // n_prompt + n_gen for the last (F16 cache: 2 bytes a value; kv_type is the default).
+    const double head_dim = double(info.n_embd) / double(info.n_head);
+    const double mean_positions = o.n_prompt + (o.n_gen + 1) / 2.0;
+    run.kv_bytes_per_token = double(info.n_layer) * 2.0 * info.n_head_kv * head_dim * 2.0 * mean_positions;
+    run.bytes_per_token = double(info.decode_weight_bytes) + run.kv_bytes_per_token;
     if (sparse) {
+        bool counted = false;
+        for (float f : run.rows_read) counted = counted || f > 0.0f;
+        const std::vector<float> &fraction = counted ? run.rows_read : run.active;
         double ffn = 0.0;
-        for (float f : run.active) ffn += f * double(info.ffn_weight_bytes) / double(info.n_layer);
+        for (float f : fraction) ffn += f * double(info.ffn_weight_bytes) / double(info.n_layer);
         run.bytes_per_token += double(info.predictor_weight_bytes) - double(info.ffn_weight_bytes) + ffn;
     }
     return true;
@@ -237,14 +264,13 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < runs.size(); ++i) {
             const Run &r = runs[i];
             const double roofline = bandwidth > 0 ? bandwidth * 1e9 / r.bytes_per_token : 0.0;
-            double mean_active = 0.0;
-            for (float f : r.active) mean_active += f / double(r.active.size());
             std::printf("%s{\"path\": \"%s\", \"prefill_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
                         "\"decode_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
-                        "\"bytes_per_token\": %.0f, \"mean_active_fraction\": %.4f, \"roofline_tps\": %.3f, "
-                        "\"roofline_fraction\": %.3f}",
+                        "\"bytes_per_token\": %.0f, \"kv_bytes_per_token\": %.0f, \"mean_active_fraction\": %.4f, "
+                        "\"mean_ffn_rows_read\": %.4f, \"roofline_tps\": %.3f, \"roofline_fraction\": %.3f}",
                         i ? ", " : "", r.path, r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median,
-                        r.decode.min, r.decode.max, r.bytes_per_token, r.active.empty() ? 1.0 : mean_active,
+                        r.decode.min, r.decode.max, r.bytes_per_token, r.kv_bytes_per_token,
+                        r.active.empty() ? 1.0 : mean_of(r.active), r.rows_read.empty() ? 1.0 : mean_of(r.rows_read),
                         roofline, r.roofline_fraction());
         }
         std::printf("]}\n");
@@ -265,15 +291,15 @@ int main(int argc, char **argv) {
             std::printf("%-6s  decode  %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_gen,
                         r.decode.median, r.decode.min, r.decode.max);
             if (!r.active.empty()) {
-                double mean_active = 0.0;
-                for (float f : r.active) mean_active += f / double(r.active.size());
-                std::printf("%-6s  active FFN neurons %.2f%% (mean over layers)\n", r.path, 100.0 * mean_active);
+                std::printf("%-6s  active FFN neurons %.2f%%, FFN rows read %.2f%% (means over layers)\n", r.path,
+                            100.0 * mean_of(r.active), 100.0 * mean_of(r.rows_read));
             }
             if (bandwidth > 0) {
                 const double roofline = bandwidth * 1e9 / r.bytes_per_token;
-                std::printf("%-6s  reads %.3f GB/token; roofline %.2f tok/s at the median probe; decode reaches "
-                            "%.1f%% (median over the runs, each against the probes around it)\n",
-                            r.path, r.bytes_per_token / 1e9, roofline, 100.0 * r.roofline_fraction());
+                std::printf("%-6s  reads %.3f GB/token (%.3f of them KV cache); roofline %.2f tok/s at the median "
+                            "probe; decode reaches %.1f%% (median over the runs, each against the probes around it)\n",
+                            r.path, r.bytes_per_token / 1e9, r.kv_bytes_per_token / 1e9, roofline,
+                            100.0 * r.roofline_fraction());
             }
         }
         if (runs.size() == 2 && runs[0].decode.median > 0) {

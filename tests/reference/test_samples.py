@@ -32,8 +32,11 @@ def test_cli_stats_report_the_measured_sparsity():
     assert p.returncode == 0, p.stderr
     m = re.search(r"sparsity over (\d+) tokens", p.stderr)
     assert m and int(m.group(1)) == 24, p.stderr
-    mean = float(re.search(r"mean\s+([0-9.]+)%", p.stderr).group(1))
+    means = re.search(r"mean\s+([0-9.]+)%\s+([0-9.]+)%", p.stderr)
+    mean, rows_read = float(means.group(1)), float(means.group(2))
     assert 3.0 < mean < 40.0  # the default model's planted mean is about 11.6%
+    # ReGLU reads every active neuron's gate row but its up and down rows only where the gate is positive.
+    assert mean / 3.0 <= rows_read < mean, p.stderr
     dense = run(CLI, "-n", "24", "--temp", "0", "--stats", "--sparse", "off")
     assert dense.returncode == 0 and "sparsity over 0 tokens" in dense.stderr
 

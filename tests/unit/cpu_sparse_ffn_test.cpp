@@ -300,16 +300,22 @@ TEST_CASE("a neuron whose activation is 0 reads neither its down row nor (after 
             // beyond the kernels' error (so the kernel surely agrees that the value is 0).
             Layer poisoned;
             build_layer(poisoned, t, n_ff, n_embd, 300 + static_cast<uint32_t>(t));
-            size_t dead = 0;
+            size_t dead = 0, gate_dead_rows = 0, gate_live_rows = 0, live = 0;
             for (uint32_t r = 0; r < n_ff; ++r) {
                 const bool gate_dead = act != FfnActivation::Relu && l.g[r] < -1e-3 * l.g_abs[r];
+                const bool gate_live = act == FfnActivation::Relu || l.g[r] > 1e-3 * l.g_abs[r];
                 const double u = l.u[r] + l.bias[r];
-                const bool up_dead = act != FfnActivation::Reglu && u < -1e-3 * (l.u_abs[r] + std::fabs(l.bias[r]));
+                const double u_margin = 1e-3 * (l.u_abs[r] + std::fabs(l.bias[r]));
+                const bool up_dead = act != FfnActivation::Reglu && u < -u_margin;
+                const bool up_live = act == FfnActivation::Reglu ? std::fabs(u) > u_margin : u > u_margin;
                 if (gate_dead) poison_row(poisoned.up, r);
                 if (gate_dead || up_dead) {
                     poison_row(poisoned.down_t, r);
                     ++dead;
                 }
+                gate_dead_rows += gate_dead;
+                gate_live_rows += gate_live;
+                live += gate_live && up_live;
             }
             REQUIRE(dead > n_ff / 5);  // the test really poisons something
             for (IsaLevel level : available_levels()) {
@@ -324,6 +330,14 @@ TEST_CASE("a neuron whose activation is 0 reads neither its down row nor (after 
                                pool_of(threads), level, scratch);
                     for (float v : dirty) REQUIRE(std::isfinite(v));
                     REQUIRE(same_bits(clean, dirty));
+                    // The rows counted as read: every gate row; up rows of the neurons the gate left alive; down
+                    // rows of those with a != 0 (bounded by the clear decisions on either side of the kink).
+                    const SparseFfnScratch::RowsRead &read = scratch.last_read;
+                    REQUIRE(read.gate == (act == FfnActivation::Relu ? 0u : n_ff));
+                    REQUIRE(read.up >= gate_live_rows);
+                    REQUIRE(read.up <= n_ff - gate_dead_rows);
+                    REQUIRE(read.down >= live);
+                    REQUIRE(read.down <= n_ff - dead);
                 }
             }
         }

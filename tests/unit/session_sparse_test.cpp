@@ -147,6 +147,51 @@ TEST_CASE("sparse sessions: measured sparsity and counts", "[sparse]") {
     CHECK(std::string(pi_last_error()).find("profile_activations") != std::string::npos);
 }
 
+TEST_CASE("sparse sessions: FFN rows read", "[sparse]") {
+    ModelHandle model(sparse_spec(), "sparse_rows_read");
+    const auto rows_read = [](const pi_session *s) {
+        size_t n = 0;
+        REQUIRE(pi_session_ffn_rows_read(s, nullptr, 0, &n) == PI_ERR_BUFFER_TOO_SMALL);
+        REQUIRE(n == 2);
+        std::vector<float> out(n, -1.0f);
+        REQUIRE(pi_session_ffn_rows_read(s, out.data(), out.size(), &n) == PI_OK);
+        return out;
+    };
+    SessionPtr s = make_sparse_session(model.model, PI_SPARSE_ON, false);
+    CHECK(rows_read(s.get()) == std::vector<float>{0.0f, 0.0f});
+    run(s.get(), 6, 10, 3);
+    const std::vector<float> f = sparsity(s.get()), r = rows_read(s.get());
+    for (size_t l = 0; l < 2; ++l) {
+        INFO("layer " << l << ": active " << f[l] << ", rows read " << r[l]);
+        // This model keeps the dense ffn_down layout: the gate rows of the active neurons (f of the layer's
+        // neurons), the up rows of those whose gate is positive (0 .. f), and the whole down matrix, over the
+        // layer's three matrices. Both statistics average over the same 10 decode steps.
+        CHECK(r[l] >= (f[l] + 1.0f) / 3.0f - 1e-6f);
+        CHECK(r[l] <= (2.0f * f[l] + 1.0f) / 3.0f + 1e-6f);
+        CHECK(f[l] > 0.0f);
+    }
+    REQUIRE(pi_session_reset_stats(s.get()) == PI_OK);
+    CHECK(rows_read(s.get()) == std::vector<float>{0.0f, 0.0f});
+
+    // Dense steps read no rows through the sparse FFN.
+    SessionPtr d = make_sparse_session(model.model, PI_SPARSE_OFF, false);
+    run(d.get(), 6, 4, 4);
+    CHECK(rows_read(d.get()) == std::vector<float>{0.0f, 0.0f});
+
+    // Errors: NULLs, a buffer too small, a model without predictors.
+    size_t n = 0;
+    float one = 0.0f;
+    CHECK(pi_session_ffn_rows_read(nullptr, &one, 1, &n) == PI_ERR_INVALID_ARGUMENT);
+    CHECK(pi_session_ffn_rows_read(s.get(), &one, 1, nullptr) == PI_ERR_INVALID_ARGUMENT);
+    CHECK(pi_session_ffn_rows_read(s.get(), &one, 1, &n) == PI_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 2);
+    std::vector<float> two(2);
+    CHECK(pi_session_ffn_rows_read(s.get(), nullptr, 2, &n) == PI_ERR_INVALID_ARGUMENT);
+    ModelHandle dense(TinyModelSpec(), "dense_rows_read");
+    SessionPtr ds = make_session(dense.model);
+    CHECK(pi_session_ffn_rows_read(ds.get(), two.data(), two.size(), &n) == PI_ERR_INVALID_ARGUMENT);
+}
+
 TEST_CASE("sparse sessions: profiles round-trip through the file", "[sparse]") {
     ModelHandle model(sparse_spec(), "sparse_profile");
     SessionPtr s = make_sparse_session(model.model, PI_SPARSE_AUTO, true);
