@@ -1,7 +1,9 @@
 // The kernel table of each ISA level (see isa_kernels.h) and the fp16 lookup table, filled on first use.
 #include <string>
+#include <vector>
 
 #include "backends/cpu/isa_kernels.h"
+#include "backends/cpu/q4_0_repack.h"
 #include "common/error.h"
 
 namespace pi::cpu::detail {
@@ -10,19 +12,72 @@ alignas(64) float fp16_table[65536];
 
 namespace {
 
+// Q4_0R rows (weight_type.h) reach the kernels that have no code for them one at a time, unpacked into a per-thread
+// Q4_0 copy: the same values, so the same results as the Q4_0 kernel of the level. Only the AVX-512 dots read Q4_0R
+// natively; the model repacks only where they run (runtime/repacked_weights.h), so these paths serve the rest
+// (axpy rows are never repacked, the prefill GEMM's conversions, forced lower levels) at the cost of a row copy.
+const uint8_t *unpacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
+    thread_local std::vector<uint8_t> buf;
+    const size_t bytes = weight_row_bytes(WeightType::Q4_0, w.n_cols);
+    if (buf.size() < bytes) buf.resize(bytes);
+    unpack_q4_0r_row(w.row(r), w.n_cols, buf.data());
+    one = make_weight_matrix(buf.data(), WeightType::Q4_0, 1, w.n_cols);
+    return buf.data();
+}
+
+using DotRows = void (*)(const WeightMatrix &, const float *, const Q8Activation *, const uint32_t *, size_t, size_t,
+                         float *);
+using AxpyRows = void (*)(const WeightMatrix &, const float *, const uint32_t *, size_t, size_t, size_t, float *);
+
+template <DotRows Inner>
+void dot_rows_unpacking(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
+                        size_t first, size_t n, float *y) {
+    if (w.type != WeightType::Q4_0R) return Inner(w, x_f32, x_q8, rows, first, n, y);
+    WeightMatrix one;
+    for (size_t i = 0; i < n; ++i) {
+        unpacked_row(w, rows ? rows[i] : first + i, one);
+        Inner(one, x_f32, x_q8, nullptr, 0, 1, y + i);
+    }
+}
+
+template <AxpyRows Inner>
+void axpy_rows_unpacking(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1,
+                         float *y) {
+    if (w.type != WeightType::Q4_0R) return Inner(w, a, rows, n, c0, c1, y);
+    WeightMatrix one;
+    const uint32_t first_row = 0;
+    for (size_t i = 0; i < n; ++i) {  // in list order, as the contract requires
+        unpacked_row(w, rows[i], one);
+        Inner(one, a + i, &first_row, 1, c0, c1, y);
+    }
+}
+
+template <typename Out, void (*Inner)(const WeightMatrix &, size_t, size_t, Out *, size_t)>
+void rows_to_unpacking(const WeightMatrix &w, size_t r0, size_t r1, Out *out, size_t ld) {
+    if (w.type != WeightType::Q4_0R) return Inner(w, r0, r1, out, ld);
+    WeightMatrix one;
+    for (size_t r = r0; r < r1; ++r) {
+        unpacked_row(w, r, one);
+        Inner(one, 0, 1, out + (r - r0) * ld, ld);
+    }
+}
+
 // Every table lists the members in KernelTable's order.
-#define PI_CPU_KERNEL_TABLE(level, ns, dot, attend)                                                        \
-    {                                                                                                      \
-        level, ns::dot, ns::axpy_rows, ns::rows_to_f32, ns::f32_to_bf16, ns::f32_to_f16, ns::rows_to_bf16, \
-            ns::quantize_q8, ns::read_sum, attend                                                          \
+#define PI_CPU_KERNEL_TABLE(level, ns, dot, attend)                                                                   \
+    {                                                                                                                 \
+        level, dot, axpy_rows_unpacking<ns::axpy_rows>, rows_to_unpacking<float, ns::rows_to_f32>, ns::f32_to_bf16, \
+            ns::f32_to_f16, rows_to_unpacking<uint16_t, ns::rows_to_bf16>, ns::quantize_q8, ns::read_sum, attend    \
     }
 
-const KernelTable kScalar = PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows, scalar::attend_head);
+const KernelTable kScalar =
+    PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows_unpacking<scalar::dot_rows>, scalar::attend_head);
 #if defined(PI_CPU_X86_KERNELS)
 // AVX2 has no attention kernel of its own (prefill on AVX2-only CPUs keeps the scalar one).
-const KernelTable kAvx2 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows, scalar::attend_head);
-const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows, avx512::attend_head);
-const KernelTable kAvx512NoVnni = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, dot_rows_no_vnni, avx512::attend_head);
+const KernelTable kAvx2 =
+    PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows_unpacking<avx2::dot_rows>, scalar::attend_head);
+const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows, avx512::attend_head);
+const KernelTable kAvx512NoVnni =
+    PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows_no_vnni, avx512::attend_head);
 #endif
 #undef PI_CPU_KERNEL_TABLE
 

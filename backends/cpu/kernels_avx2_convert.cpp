@@ -66,6 +66,7 @@ void row_to_f32(const WeightMatrix &w, const uint8_t *row, float *o) {
                 }
             }
             return;
+        case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
     }
 }
 

@@ -30,8 +30,25 @@ void attend_head(const void *keys, const void *values, bool f16, size_t row_stri
     const uint8_t *v_base = static_cast<const uint8_t *>(values) + offset * esz;
     const size_t stride = row_stride * esz;
 
+    // Four positions at a time: each keeps its own accumulator (so its score has the bits of the one-position loop
+    // below), and the four FMA chains overlap instead of waiting on one another's latency.
     float max_score = -INFINITY;
-    for (uint32_t p = 0; p < n_pos; ++p) {
+    uint32_t p = 0;
+    for (; p + 4 <= n_pos; p += 4) {
+        const uint8_t *row = k_base + p * stride;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (size_t i = 0; i < head_dim; i += 16) {
+            const __mmask16 m = lanes(i, head_dim);
+            const __m512 qi = _mm512_maskz_loadu_ps(m, q + i);
+            PI_UNROLL
+            for (int j = 0; j < 4; ++j) acc[j] = _mm512_fmadd_ps(load_row(row + j * stride, f16, i, m), qi, acc[j]);
+        }
+        for (int j = 0; j < 4; ++j) {
+            scores[p + j] = _mm512_reduce_add_ps(acc[j]) * scale;
+            max_score = std::fmax(max_score, scores[p + j]);
+        }
+    }
+    for (; p < n_pos; ++p) {
         const uint8_t *row = k_base + p * stride;
         __m512 acc = _mm512_setzero_ps();
         for (size_t i = 0; i < head_dim; i += 16) {
@@ -42,13 +59,13 @@ void attend_head(const void *keys, const void *values, bool f16, size_t row_stri
         max_score = std::fmax(max_score, scores[p]);
     }
     float sum = 0.0f;
-    for (uint32_t p = 0; p < n_pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
+    for (p = 0; p < n_pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
     const float inv = 1.0f / sum;
 
     // 64 head elements per pass over the positions: four accumulators stay in registers.
     for (size_t i0 = 0; i0 < head_dim; i0 += 64) {
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (uint32_t p = 0; p < n_pos; ++p) {
+        for (p = 0; p < n_pos; ++p) {
             const uint8_t *row = v_base + p * stride;
             const __m512 w = _mm512_set1_ps(scores[p] * inv);
             for (int j = 0; j < 4; ++j) {

@@ -201,6 +201,7 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const uint8_t 
         case WeightType::BF16: axpy_float<Kind::BF16, G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q8_0: axpy_q8_0<G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q4_0: axpy_q4_0<G>(row, pf, a, c0, c1, y); break;
+        case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
     }
 }
 

@@ -42,6 +42,7 @@ void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size
                     }
                 }
                 break;
+            case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
         }
     }
 }

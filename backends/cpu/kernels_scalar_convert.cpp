@@ -36,6 +36,7 @@ void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t
                     }
                 }
                 break;
+            case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
         }
     }
 }

@@ -70,6 +70,7 @@ void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q
             case WeightType::BF16: y[i] = dot_float_row(row, x_f32, w.n_cols, load_bf16); break;
             case WeightType::Q8_0: y[i] = dot_q8_0_row(row, *x_q8); break;
             case WeightType::Q4_0: y[i] = dot_q4_0_row(row, *x_q8); break;
+            case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
         }
     }
 }

@@ -13,6 +13,7 @@ const char *weight_type_name(WeightType type) {
         case WeightType::BF16: return "BF16";
         case WeightType::Q8_0: return "Q8_0";
         case WeightType::Q4_0: return "Q4_0";
+        case WeightType::Q4_0R: return "Q4_0R";
     }
     return "unknown";
 }
@@ -23,7 +24,8 @@ bool weight_type_valid(WeightType type) {
         case WeightType::F16:
         case WeightType::BF16:
         case WeightType::Q8_0:
-        case WeightType::Q4_0: return true;
+        case WeightType::Q4_0:
+        case WeightType::Q4_0R: return true;
     }
     return false;
 }
@@ -37,6 +39,7 @@ size_t weight_row_bytes(WeightType type, size_t n) {
         case WeightType::BF16: return n * 2;
         case WeightType::Q8_0:
         case WeightType::Q4_0:
+        case WeightType::Q4_0R:
             if (n % 32 != 0) {
                 fail(PI_ERR_INVALID_ARGUMENT, std::string("a ") + weight_type_name(type) + " row of " +
                                                   std::to_string(n) + " weights is not a whole number of 32-blocks");

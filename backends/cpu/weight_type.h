@@ -6,16 +6,23 @@
 
 namespace pi::cpu {
 
-// Numbered as ggml numbers tensor types, so a GGUF tensor type converts with a static_cast.
-enum class WeightType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30 };
+// Numbered as ggml numbers tensor types, so a GGUF tensor type converts with a static_cast; Q4_0R is the engine's
+// own and never comes from a file.
+//
+// Q4_0R ("Q4_0, codes first"): the values and bytes of a Q4_0 row rearranged for the AVX-512 dot kernel: the row's
+// n/32 blocks' 16 code bytes one after another, then their n/32 fp16 scales (same row size as Q4_0). Four blocks'
+// codes are then one 64-byte load, with no shuffle to gather them (backends/cpu/q4_0_repack.h).
+enum class WeightType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30, Q4_0R = 1002 };
 
 const char *weight_type_name(WeightType type);
 
 // Whether `type` is one of the enumerators above (a cast from a file's id may not be).
 bool weight_type_valid(WeightType type);
 
-// Q8_0 and Q4_0: the matvec kernels take their input quantized to 8-bit blocks (Q8Activation).
-inline bool weight_type_is_quantized(WeightType type) { return type == WeightType::Q8_0 || type == WeightType::Q4_0; }
+// Q8_0, Q4_0 and Q4_0R: the matvec kernels take their input quantized to 8-bit blocks (Q8Activation).
+inline bool weight_type_is_quantized(WeightType type) {
+    return type == WeightType::Q8_0 || type == WeightType::Q4_0 || type == WeightType::Q4_0R;
+}
 
 // Weights per block: 32 for the quantized types, 1 for the float types.
 size_t weight_type_block_weights(WeightType type);

@@ -10,6 +10,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "runtime/device_model.h"
 #include "runtime/ffn_bundle.h"
+#include "runtime/repacked_weights.h"
 #include "runtime/plugin_loader.h"
 
 namespace pi {
@@ -140,6 +141,9 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
     }
     // FFN bundles for the layers whose FFN the CPU computes (every layer for the CPU executor; split and CPU layers
     // for the hybrid, whose device upload above read the file's rows first).
+    // Q4_0 rows the CPU's AVX-512 dots read are repacked (Q4_0R): in the bundles, and for the CPU executor every
+    // other such matrix (runtime/repacked_weights.h).
+    const bool repack = RepackedMatrices::wanted();
     if (bundles) {
         std::vector<bool> host_ffn(model->hparams_.n_layer, false);
         bool any = false;
@@ -147,9 +151,17 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
             any |= host_ffn[l] = !model->device_ || !model->device_->layer(l).all_neurons;
         }
         if (any) {
-            auto built = std::make_shared<const FfnBundles>(*model, &host_ffn);
+            auto built = std::make_shared<const FfnBundles>(*model, &host_ffn, repack);
             if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
         }
+    }
+    if (repack && !model->device_) {
+        std::vector<bool> bundled(model->hparams_.n_layer, false);
+        for (uint32_t l = 0; l < model->hparams_.n_layer; ++l) {
+            bundled[l] = model->ffn_bundles_ && model->ffn_bundles_->layer(l) != nullptr;
+        }
+        auto built = std::make_shared<const RepackedMatrices>(*model, bundled);
+        if (built->n_matrices() > 0) model->repacked_ = std::move(built);
     }
     report(options, 1.0f);
     return model;

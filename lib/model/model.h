@@ -19,6 +19,7 @@ namespace pi {
 
 class DeviceModel;
 class FfnBundles;
+class RepackedMatrices;
 
 struct LoadOptions {
     std::string backend = "auto";  // auto | cpu | cuda | hip
@@ -57,6 +58,9 @@ public:
     // The FFN rows of neuron i side by side in huge pages (runtime/ffn_bundle.h), built at load for the CPU executor
     // when FfnBundles::wanted; nullptr otherwise.
     const std::shared_ptr<const FfnBundles> &ffn_bundles() const { return ffn_bundles_; }
+    // Q4_0R copies of the Q4_0 matrices the CPU executor multiplies by dot kernels (runtime/repacked_weights.h),
+    // built at load for the CPU executor when RepackedMatrices::wanted; nullptr otherwise.
+    const std::shared_ptr<const RepackedMatrices> &repacked() const { return repacked_; }
 
     ~Model();
 
@@ -72,6 +76,7 @@ private:
     int32_t n_threads_ = 1;
     float sparse_threshold_ = 0.0f;
     std::shared_ptr<const FfnBundles> ffn_bundles_;
+    std::shared_ptr<const RepackedMatrices> repacked_;
     std::unique_ptr<DeviceModel> device_;  // destroyed first: it refers to the weights
 };
 

@@ -16,11 +16,12 @@
 #include "common/log.h"
 #include "model/model.h"
 #include "runtime/host_layers.h"
+#include "runtime/huge_page_buffer.h"
+#include "backends/cpu/q4_0_repack.h"
 
 namespace pi {
 namespace {
 
-constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kLine = 64;
 
 size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -46,18 +47,6 @@ bool in_file_mapping(uintptr_t begin, uintptr_t end) {
     return found;
 }
 
-// Hint: map [data, data + bytes) in now (MADV_POPULATE_READ, Linux 5.14; older kernels ignore it).
-void populate_read(const void *data, size_t bytes) {
-#ifdef MADV_POPULATE_READ
-    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const uintptr_t p = reinterpret_cast<uintptr_t>(data), begin = p / page * page;
-    ::madvise(reinterpret_cast<void *>(begin), p + bytes - begin, MADV_POPULATE_READ);
-#else
-    (void)data;
-    (void)bytes;
-#endif
-}
-
 }  // namespace
 
 size_t release_file_pages(const void *data, size_t bytes) {
@@ -77,57 +66,48 @@ bool FfnBundle::eligible(const cpu::WeightMatrix &gate, const cpu::WeightMatrix 
     return cpu::weight_row_bytes(gate.type, gate.n_cols) == row && cpu::weight_row_bytes(down_t.type, down_t.n_cols) == row;
 }
 
-FfnBundle::FfnBundle(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up, const cpu::WeightMatrix &down_t) {
+FfnBundle::FfnBundle(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up, const cpu::WeightMatrix &down_t,
+                     bool repack_q4_0) {
     if (!eligible(gate, up, down_t)) fail(PI_ERR_INVALID_ARGUMENT, "ffn bundle: gate/up/down_t differ in type or shape");
     const size_t n = up.n_rows;
     const size_t row = cpu::weight_row_bytes(up.type, up.n_cols);
     const size_t part = round_up(row, kLine);
     const size_t stride = 3 * part;
-    bytes_ = round_up(n * stride, kHugePage);
-    // Over-allocate by one huge page and trim, so the bundle starts on a 2 MiB boundary (THP maps whole aligned
-    // 2 MiB ranges only).
-    const size_t span = bytes_ + kHugePage;
-    void *raw = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) {
-        fail(PI_ERR_OUT_OF_MEMORY, "ffn bundle: cannot map " + std::to_string(bytes_) + " bytes for " +
-                                       std::to_string(n) + " neurons");
-    }
-    const uintptr_t r = reinterpret_cast<uintptr_t>(raw);
-    const uintptr_t aligned = round_up(r, kHugePage);
-    if (aligned > r) ::munmap(raw, aligned - r);
-    if (r + span > aligned + bytes_) ::munmap(reinterpret_cast<void *>(aligned + bytes_), r + span - aligned - bytes_);
-    memory_ = reinterpret_cast<void *>(aligned);
-#ifdef MADV_HUGEPAGE
-    ::madvise(memory_, bytes_, MADV_HUGEPAGE);  // a hint: without THP the pages stay 4 KiB
-#endif
-    // Fault the destination and the sources in with one call each rather than one fault per page: the sources'
-    // pages may not be mapped (a model opened without populating, or released by an earlier build of the same
-    // file's rows), and page by page that took longer than the copy.
-#ifdef MADV_POPULATE_WRITE
-    ::madvise(memory_, bytes_, MADV_POPULATE_WRITE);
-#endif
+    memory_ = std::make_unique<HugePageBuffer>(n * stride, "ffn bundle");
+    // Fault the sources in with one call each rather than one fault per page: their pages may not be mapped (a
+    // model opened without populating, or released by an earlier build of the same file's rows), and page by page
+    // that took longer than the copy.
     for (const cpu::WeightMatrix *m : {&gate, &up, &down_t}) populate_read(m->data, (n - 1) * m->row_stride + row);
-    auto *base = static_cast<uint8_t *>(memory_);
+    // The gate and up rows go through the dot kernels, which read Q4_0R faster; down_t rows go through axpy_rows,
+    // which reads Q4_0 (q4_0_repack.h).
+    const bool repack = repack_q4_0 && up.type == cpu::WeightType::Q4_0;
+    uint8_t *base = memory_->data();
     for (size_t i = 0; i < n; ++i) {
         uint8_t *dst = base + i * stride;
-        std::memcpy(dst, gate.row(i), row);
-        std::memcpy(dst + part, up.row(i), row);
+        if (repack) {
+            cpu::repack_q4_0_row(gate.row(i), gate.n_cols, dst);
+            cpu::repack_q4_0_row(up.row(i), up.n_cols, dst + part);
+        } else {
+            std::memcpy(dst, gate.row(i), row);
+            std::memcpy(dst + part, up.row(i), row);
+        }
         std::memcpy(dst + 2 * part, down_t.row(i), row);
     }
-    auto view = [&](const cpu::WeightMatrix &src, size_t offset) {
+    auto view = [&](const cpu::WeightMatrix &src, size_t offset, bool repacked) {
         cpu::WeightMatrix v = src;
         v.data = base + offset;
         v.row_stride = stride;
+        if (repacked) v.type = cpu::WeightType::Q4_0R;
         return v;
     };
-    gate_ = view(gate, 0);
-    up_ = view(up, part);
-    down_t_ = view(down_t, 2 * part);
+    gate_ = view(gate, 0, repack);
+    up_ = view(up, part, repack);
+    down_t_ = view(down_t, 2 * part, false);
 }
 
-FfnBundle::~FfnBundle() {
-    if (memory_) ::munmap(memory_, bytes_);
-}
+FfnBundle::~FfnBundle() = default;
+
+size_t FfnBundle::mapped_bytes() const { return memory_->size(); }
 
 bool FfnBundles::wanted(const Model &model) {
     const char *v = std::getenv("PI_FFN_BUNDLE");
@@ -140,7 +120,7 @@ bool FfnBundles::wanted(const Model &model) {
     return false;
 }
 
-FfnBundles::FfnBundles(const Model &model, const std::vector<bool> *only) {
+FfnBundles::FfnBundles(const Model &model, const std::vector<bool> *only, bool repack_q4_0) {
     const auto t0 = std::chrono::steady_clock::now();
     const ModelWeights &w = model.weights();
     layers_.resize(w.layers.size());
@@ -150,7 +130,7 @@ FfnBundles::FfnBundles(const Model &model, const std::vector<bool> *only) {
         const LayerWeights &L = w.layers[l];
         const cpu::WeightMatrix gate = as_matrix(L.ffn_gate), up = as_matrix(L.ffn_up), down_t = as_matrix(L.ffn_down_t);
         if (!FfnBundle::eligible(gate, up, down_t)) continue;
-        layers_[l] = std::make_unique<FfnBundle>(gate, up, down_t);
+        layers_[l] = std::make_unique<FfnBundle>(gate, up, down_t, repack_q4_0);
         copied += layers_[l]->mapped_bytes();
         // Copy, then release, one layer at a time: the peak stays one layer above the file.
         for (const WeightView *t : {&L.ffn_gate, &L.ffn_up, &L.ffn_down_t}) {

@@ -27,6 +27,7 @@
 namespace pi {
 
 class Model;
+class HugePageBuffer;
 
 // Releases the pages of [data, data + bytes) that lie wholly inside it, when the range lies in one file-backed
 // mapping; otherwise does nothing. Returns the bytes released.
@@ -38,9 +39,11 @@ class FfnBundle {
 public:
     // Whether three matrices can be bundled: same type, same number of rows, same row size, none empty.
     static bool eligible(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up, const cpu::WeightMatrix &down_t);
-    // Copies the three matrices (which must be eligible). Throws pi::Error(PI_ERR_OUT_OF_MEMORY) when the memory
+    // Copies the three matrices (which must be eligible); with repack_q4_0, Q4_0 gate and up rows are written as
+    // Q4_0R (the AVX-512 dots' layout; down_t stays Q4_0). Throws pi::Error(PI_ERR_OUT_OF_MEMORY) when the memory
     // cannot be mapped, PI_ERR_INVALID_ARGUMENT when they are not eligible.
-    FfnBundle(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up, const cpu::WeightMatrix &down_t);
+    FfnBundle(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up, const cpu::WeightMatrix &down_t,
+              bool repack_q4_0 = false);
     ~FfnBundle();
     FfnBundle(const FfnBundle &) = delete;
     FfnBundle &operator=(const FfnBundle &) = delete;
@@ -50,11 +53,10 @@ public:
     const cpu::WeightMatrix &up() const { return up_; }
     const cpu::WeightMatrix &down_t() const { return down_t_; }
     size_t stride() const { return gate_.row_stride; }
-    size_t mapped_bytes() const { return bytes_; }
+    size_t mapped_bytes() const;
 
 private:
-    void *memory_ = nullptr;
-    size_t bytes_ = 0;
+    std::unique_ptr<HugePageBuffer> memory_;
     cpu::WeightMatrix gate_, up_, down_t_;
 };
 
@@ -72,7 +74,8 @@ public:
     // Builds the bundles of a model's eligible layers (copying and releasing layer by layer, logged at info level),
     // or only of those with `only[l]` set when `only` is given (the hybrid executor: the layers whose FFN the CPU
     // takes part in). The model keeps them (Model::ffn_bundles) from load to free.
-    explicit FfnBundles(const Model &model, const std::vector<bool> *only = nullptr);
+    // repack_q4_0: see FfnBundle.
+    explicit FfnBundles(const Model &model, const std::vector<bool> *only = nullptr, bool repack_q4_0 = false);
 
     const FfnBundle *layer(size_t l) const { return l < layers_.size() ? layers_[l].get() : nullptr; }
     size_t n_bundled() const;

@@ -6,6 +6,7 @@
 
 #include "backends/cpu/layer_math.h"
 #include "runtime/forward_pass.h"
+#include "runtime/repacked_weights.h"
 
 namespace pi {
 
@@ -39,21 +40,27 @@ HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
     const ModelWeights &w = model.weights();
     HostWeights out;
     const FfnBundles *bundles = with_ffn_bundles ? model.ffn_bundles().get() : nullptr;
+    const RepackedMatrices *repacked = model.repacked().get();
+    // A matrix's repacked copy where the model made one, else the file's rows.
+    const auto bind = [repacked](const WeightView &v) {
+        const cpu::WeightMatrix *copy = repacked && v ? repacked->find(v.data) : nullptr;
+        return copy ? *copy : as_matrix(v);
+    };
     out.layers.resize(w.layers.size());
     for (size_t l = 0; l < w.layers.size(); ++l) {
         const LayerWeights &L = w.layers[l];
         HostLayer &M = out.layers[l];
-        M.wq = as_matrix(L.wq);
-        M.wk = as_matrix(L.wk);
-        M.wv = as_matrix(L.wv);
-        M.wqkv = as_matrix(L.wqkv);
-        M.wo = as_matrix(L.wo);
-        M.gate = as_matrix(L.ffn_gate);
-        M.up = as_matrix(L.ffn_up);
-        M.down = as_matrix(L.ffn_down);
+        M.wq = bind(L.wq);
+        M.wk = bind(L.wk);
+        M.wv = bind(L.wv);
+        M.wqkv = bind(L.wqkv);
+        M.wo = bind(L.wo);
+        M.gate = bind(L.ffn_gate);
+        M.up = bind(L.ffn_up);
+        M.down = bind(L.ffn_down);
         M.down_t = as_matrix(L.ffn_down_t);
-        M.fc1 = as_matrix(L.fc1);
-        M.fc2 = as_matrix(L.fc2);
+        M.fc1 = bind(L.fc1);
+        M.fc2 = bind(L.fc2);
         if (const FfnBundle *b = bundles ? bundles->layer(l) : nullptr) {
             M.gate = b->gate();
             M.up = b->up();
@@ -65,7 +72,7 @@ HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
         M.ffn.up_bias = L.ffn_up_b ? f32(L.ffn_up_b) : nullptr;
         M.ffn.activation = cpu_activation(model.hparams().activation);
     }
-    out.output = as_matrix(w.output ? w.output : w.token_embd);
+    out.output = bind(w.output ? w.output : w.token_embd);
     return out;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/isa_kernels.h"
+#include "backends/cpu/q4_0_repack.h"
 #include "backends/cpu/q8_activation.h"
 #include "cpu_test_helpers.h"
 
@@ -175,6 +176,62 @@ TEST_CASE("AVX-512 Q4_0/Q8_0 axpy stays inside the rows and equals the scalar le
                         .axpy_rows(w, a.data(), list.data(), list.size(), range.first, range.second, got.data());
                     INFO("columns " << range.first << ".." << range.second);
                     REQUIRE(same_bits(want, got));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("Q4_0R rows give their Q4_0 originals' bits at every level, and the AVX-512 dots stay inside them", "[cpu]") {
+    std::vector<const detail::KernelTable *> tables;
+    for (IsaLevel level : available_levels()) tables.push_back(&detail::kernels(level));
+    if (have_avx512()) tables.push_back(&detail::avx512_kernels(false));  // the no-VNNI dots
+    std::vector<size_t> block_counts;
+    for (size_t nb = 1; nb <= 36; ++nb) block_counts.push_back(nb);  // partial steps and 16-block scale groups
+    for (size_t nb : {128, 344}) block_counts.push_back(nb);         // bench-7b's 4096 and 11008 columns
+    for (size_t nb : block_counts) {
+        for (size_t rows : {1, 4, 9}) {
+            DYNAMIC_SECTION(nb << " blocks, " << rows << " rows") {
+                const size_t cols = nb * 32, row_bytes = nb * 18;
+                const TestMatrix m = make_matrix(WeightType::Q4_0, rows, cols, static_cast<uint32_t>(nb * 11 + rows));
+                // The repacked copy ends where an unreadable page begins: the masked code and scale loads of a
+                // row's last step must not read past it.
+                GuardedBytes g(rows * row_bytes);
+                for (size_t r = 0; r < rows; ++r) repack_q4_0_row(m.w.row(r), cols, g.data() + r * row_bytes);
+                WeightMatrix packed = make_weight_matrix(g.data(), WeightType::Q4_0R, rows, cols);
+                std::vector<uint8_t> back(row_bytes);
+                for (size_t r = 0; r < rows; ++r) {
+                    unpack_q4_0r_row(packed.row(r), cols, back.data());
+                    REQUIRE(std::memcmp(back.data(), m.w.row(r), row_bytes) == 0);
+                }
+                const std::vector<float> x = random_vector(cols, static_cast<uint32_t>(nb + 5));
+                std::vector<uint32_t> list;  // 13 entries: groups of 8 and 4 and a single, every row in some
+                for (size_t k = 0; k < 13; ++k) list.push_back(static_cast<uint32_t>((rows - 1 + 3 * k) % rows));
+                const std::vector<float> coeff = random_vector(list.size(), 3);
+                for (const detail::KernelTable *k : tables) {
+                    INFO("level " << int(k->level) << (k == tables.back() && have_avx512() ? " (last table)" : ""));
+                    Q8Activation xq;
+                    xq.quantize(x.data(), cols, k->level);
+                    std::vector<float> want(rows), got(rows), want_list(list.size()), got_list(list.size());
+                    k->dot_rows(m.w, nullptr, &xq, nullptr, 0, rows, want.data());
+                    k->dot_rows(packed, nullptr, &xq, nullptr, 0, rows, got.data());
+                    REQUIRE(same_bits(want, got));
+                    k->dot_rows(m.w, nullptr, &xq, list.data(), 0, list.size(), want_list.data());
+                    k->dot_rows(packed, nullptr, &xq, list.data(), 0, list.size(), got_list.data());
+                    REQUIRE(same_bits(want_list, got_list));
+                    // axpy rows and the GEMM's conversions take the unpacking path: the same bits as Q4_0.
+                    std::vector<float> ya(cols, 0.25f), yb(cols, 0.25f);
+                    k->axpy_rows(m.w, coeff.data(), list.data(), list.size(), 0, cols, ya.data());
+                    k->axpy_rows(packed, coeff.data(), list.data(), list.size(), 0, cols, yb.data());
+                    REQUIRE(same_bits(ya, yb));
+                    std::vector<float> fa(rows * cols), fb(rows * cols);
+                    k->rows_to_f32(m.w, 0, rows, fa.data(), cols);
+                    k->rows_to_f32(packed, 0, rows, fb.data(), cols);
+                    REQUIRE(same_bits(fa, fb));
+                    std::vector<uint16_t> ba(rows * cols), bb(rows * cols, 1);
+                    k->rows_to_bf16(m.w, 0, rows, ba.data(), cols);
+                    k->rows_to_bf16(packed, 0, rows, bb.data(), cols);
+                    REQUIRE(ba == bb);
                 }
             }
         }

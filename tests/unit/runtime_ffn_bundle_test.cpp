@@ -21,6 +21,7 @@
 #include "powerinfer/powerinfer.h"
 #include "runtime/ffn_bundle.h"
 #include "runtime/host_layers.h"
+#include "session_test_helpers.h"
 
 using namespace pi;
 
@@ -206,29 +207,13 @@ TEST_CASE("a model's FFN bundles equal its file rows, and sessions give the same
     // Sparse decode and dense prefill over bundled and file views: the same kernels on the same bytes.
     auto generate = [](bool bundled, int32_t threads, std::vector<pi_token> &tokens) {
         EnvGuard env(bundled ? "1" : "0");
-        pi_model *model = nullptr;
-        REQUIRE(pi_model_load(kSparseModel.c_str(), nullptr, &model) == PI_OK);
+        test::ModelHandle model(kSparseModel);
         pi_session_params p;
         pi_session_params_init(&p);
         p.n_threads = threads;
         p.sparse = PI_SPARSE_ON;
         p.temperature = 0.0f;
-        pi_session *s = nullptr;
-        REQUIRE(pi_session_create(model, &p, &s) == PI_OK);
-        const std::vector<pi_token> prompt = {5, 70, 300, 41, 9, 123};
-        REQUIRE(pi_session_eval(s, prompt.data(), prompt.size()) == PI_OK);
-        for (int i = 0; i < 8; ++i) {
-            pi_token t = 0;
-            REQUIRE(pi_session_step(s, &t) == PI_OK);
-            tokens.push_back(t);
-        }
-        const float *logits = nullptr;
-        size_t n = 0;
-        REQUIRE(pi_session_logits(s, &logits, &n) == PI_OK);
-        std::vector<float> out(logits, logits + n);
-        pi_session_free(s);
-        pi_model_free(model);
-        return out;
+        return test::run_session(model.model, p, {5, 70, 300, 41, 9, 123}, 8, tokens);
     };
     for (int32_t threads : {1, 2}) {
         std::vector<pi_token> ta, tb;

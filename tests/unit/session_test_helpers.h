@@ -95,6 +95,18 @@ inline std::vector<float> logits_of(pi_session *s) {
     return std::vector<float>(logits, logits + n);
 }
 
+// A session of `model` with params p: the prompt, then n_gen steps (their tokens appended to `out`); returns the last
+// logits. Main thread only (Catch2 assertions).
+inline std::vector<float> run_session(pi_model *model, const pi_session_params &p, const std::vector<pi_token> &prompt,
+                                      size_t n_gen, std::vector<pi_token> &out) {
+    pi_session *raw = nullptr;
+    REQUIRE(pi_session_create(model, &p, &raw) == PI_OK);
+    SessionPtr s(raw, pi_session_free);
+    REQUIRE(pi_session_eval(s.get(), prompt.data(), prompt.size()) == PI_OK);
+    REQUIRE(generate(s.get(), n_gen, out) == PI_OK);
+    return logits_of(s.get());
+}
+
 // Bit-for-bit equality (NaN-safe, and stricter than ==, which calls -0 and +0 equal).
 inline bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;

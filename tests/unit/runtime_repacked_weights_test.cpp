@@ -1,0 +1,123 @@
+// Repacked Q4_0 weights (runtime/repacked_weights.h): which matrices a CPU-executor model copies as Q4_0R (every
+// dot-kernel matrix, FFN gate/up in the bundles, never down_t), that each copy unpacks to its file rows, that the
+// session bindings use them, PI_Q4_REPACK=0 turns them off, and that sessions give the same bits either way --
+// sparse decode, dense decode and prefill, one and two threads, a sparse and a dense Q4_0 model.
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "backends/cpu/q4_0_repack.h"
+#include "model/model.h"
+#include "runtime/ffn_bundle.h"
+#include "runtime/host_layers.h"
+#include "runtime/repacked_weights.h"
+#include "session_test_helpers.h"
+
+using namespace pi;
+
+namespace {
+
+struct RepackEnv {  // PI_Q4_REPACK for a scope
+    explicit RepackEnv(const char *value) { ::setenv("PI_Q4_REPACK", value, 1); }
+    ~RepackEnv() { ::unsetenv("PI_Q4_REPACK"); }
+};
+
+const std::string kSparseQ4 = std::string(PI_MODELS_DIR) + "/relu-llama-q4_0.gguf";
+const std::string kDenseQ4 = std::string(PI_MODELS_DIR) + "/llama-q4_0.gguf";
+
+// A Q4_0R matrix's rows unpacked equal the Q4_0 matrix's rows.
+bool unpacks_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &file) {
+    if (packed.type != cpu::WeightType::Q4_0R || file.type != cpu::WeightType::Q4_0) return false;
+    if (packed.n_rows != file.n_rows || packed.n_cols != file.n_cols) return false;
+    const size_t row = cpu::weight_row_bytes(file.type, file.n_cols);
+    std::vector<uint8_t> back(row);
+    for (size_t r = 0; r < file.n_rows; ++r) {
+        cpu::unpack_q4_0r_row(packed.row(r), packed.n_cols, back.data());
+        if (std::memcmp(back.data(), file.row(r), row) != 0) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("a CPU model's Q4_0 dot matrices are repacked, unpack to the file rows, and are what sessions bind",
+          "[repack]") {
+    REQUIRE(std::filesystem::exists(kSparseQ4));
+    LoadOptions options;
+    options.backend = "cpu";
+    {
+        RepackEnv on("1");
+        ::setenv("PI_FFN_BUNDLE", "1", 1);
+        auto model = Model::load(kSparseQ4, options);
+        ::unsetenv("PI_FFN_BUNDLE");
+        REQUIRE(model->repacked());
+        REQUIRE(model->ffn_bundles());
+        const HostWeights bound = bind_host_weights(*model, true);
+        for (size_t l = 0; l < model->hparams().n_layer; ++l) {
+            INFO("layer " << l);
+            const LayerWeights &L = model->weights().layers[l];
+            const HostLayer &M = bound.layers[l];
+            // Read back from the file after its pages were released (re-faulted from the page cache).
+            CHECK(unpacks_to(M.wq, as_matrix(L.wq)));
+            CHECK(unpacks_to(M.wk, as_matrix(L.wk)));
+            CHECK(unpacks_to(M.wv, as_matrix(L.wv)));
+            CHECK(unpacks_to(M.wo, as_matrix(L.wo)));
+            CHECK(unpacks_to(M.fc1, as_matrix(L.fc1)));
+            CHECK(unpacks_to(M.fc2, as_matrix(L.fc2)));
+            // The bundle repacks gate and up; down_t (axpy rows) stays Q4_0; the store does not copy them again.
+            const FfnBundle *b = model->ffn_bundles()->layer(l);
+            REQUIRE(b);
+            CHECK(M.ffn.gate.data == b->gate().data);
+            CHECK(unpacks_to(M.ffn.gate, as_matrix(L.ffn_gate)));
+            CHECK(unpacks_to(M.ffn.up, as_matrix(L.ffn_up)));
+            CHECK(M.ffn.down_t.type == cpu::WeightType::Q4_0);
+            CHECK(model->repacked()->find(L.ffn_gate.data) == nullptr);
+            CHECK(model->repacked()->find(L.ffn_down_t.data) == nullptr);
+        }
+        CHECK(unpacks_to(bound.output, as_matrix(model->weights().output)));
+    }
+    {
+        RepackEnv off("0");
+        auto model = Model::load(kSparseQ4, options);
+        CHECK_FALSE(model->repacked());
+        const HostWeights bound = bind_host_weights(*model, true);
+        CHECK(bound.layers[0].wq.type == cpu::WeightType::Q4_0);
+        CHECK(bound.layers[0].ffn.gate.type == cpu::WeightType::Q4_0);
+    }
+}
+
+TEST_CASE("sessions give the same bits with and without repacked Q4_0 weights", "[repack]") {
+    for (const std::string &path : {kSparseQ4, kDenseQ4}) {
+        REQUIRE(std::filesystem::exists(path));
+        for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
+            if (sparse == PI_SPARSE_ON && path == kDenseQ4) continue;  // no predictors
+            for (int32_t threads : {1, 2}) {
+                INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
+                pi_session_params p;
+                pi_session_params_init(&p);
+                p.n_threads = threads;
+                p.sparse = sparse;
+                p.temperature = 0.0f;
+                const std::vector<pi_token> prompt = {5, 70, 300, 41, 9, 123, 17, 88};
+                std::vector<pi_token> ta, tb;
+                std::vector<float> a, b;
+                {
+                    RepackEnv on("1");
+                    test::ModelHandle model(path);
+                    a = test::run_session(model.model, p, prompt, 8, ta);
+                }
+                {
+                    RepackEnv off("0");
+                    test::ModelHandle model(path);
+                    b = test::run_session(model.model, p, prompt, 8, tb);
+                }
+                CHECK(ta == tb);
+                CHECK(test::same_bits(a, b));
+            }
+        }
+    }
+}
