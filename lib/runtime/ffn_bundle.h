@@ -5,7 +5,8 @@
 // lie in three tensors hundreds of MiB apart, so every active neuron costs three scattered 4 KiB-page streams (and
 // their TLB misses); bundled, they are one stride of 3 rows inside a 2 MiB page. The matrices stay ordinary strided
 // views (WeightMatrix::row_stride), so matvec, the GEMMs (oneDNN panels too) and the sparse kernels read them
-// unchanged, prefill included.
+// unchanged, prefill included; Q4_0 gate and up rows may be written as Q4_0R (the AVX-512 dots' layout, same
+// results; runtime/repacked_weights.h says when).
 //
 // Memory: after copying a layer, the file mapping's pages of its three tensors are released (MADV_DONTNEED on their
 // page-aligned interior), so the process does not hold the FFN twice; the model's WeightViews still point into the
@@ -13,7 +14,7 @@
 // Layer by layer, so the peak stays one layer above the file. Only pages of a file-backed mapping are released: a
 // model read into anonymous memory (no mmap) would lose its data, so its FFN is kept (and held twice).
 //
-// The bundles are built once at load (Model::load, CPU executor only) and shared by all the model's sessions; see
+// The bundles are built once at load (Model::load) and shared by all the model's sessions; see
 // FfnBundles::wanted for when (PI_FFN_BUNDLE=0/1 overrides, for measurements and tests).
 #pragma once
 
