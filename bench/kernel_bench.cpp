@@ -41,6 +41,7 @@
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/q8_activation.h"
 #include "backends/cpu/row_convert.h"
+#include "backends/cpu/q4_0_repack.h"
 #include "backends/cpu/sparse_ffn.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/cpu/weight_type.h"
@@ -171,6 +172,15 @@ void fill_random(uint8_t *data, WeightType type, size_t rows, size_t cols, uint3
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal(0.0f, 0.02f);
     const size_t row_bytes = weight_row_bytes(type, cols);
+    if (type == WeightType::Q4_0R) {  // Q4_0 rows, repacked (the CPU executor's copies of its Q4_0 matrices)
+        fill_random(data, WeightType::Q4_0, rows, cols, seed);
+        std::vector<uint8_t> row(row_bytes);
+        for (size_t r = 0; r < rows; ++r) {
+            repack_q4_0_row(data + r * row_bytes, cols, row.data());
+            std::memcpy(data + r * row_bytes, row.data(), row_bytes);
+        }
+        return;
+    }
     for (size_t r = 0; r < rows; ++r) {
         uint8_t *row = data + r * row_bytes;
         if (type == WeightType::Q8_0 || type == WeightType::Q4_0) {
@@ -257,7 +267,8 @@ double load_average() {
 }
 
 void bench_matvec(const Args &args) {
-    const WeightType types[] = {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0};
+    const WeightType types[] = {WeightType::F32,  WeightType::F16,  WeightType::BF16,
+                                WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_0R};
     struct Shape {
         size_t rows, cols;
         const char *name;
@@ -448,7 +459,8 @@ void bench_hot(const Args &args) {
     const int passes = 50 * args.reps;
     std::printf("\n== kernels alone, one core, rows in L2 (512 KiB of %zu-column rows): GB/s of weights ==\n", cols);
     std::printf("%-5s %14s %14s\n", "type", "dot rows", "axpy rows");
-    for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0}) {
+    for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0,
+                            WeightType::Q4_0R}) {
         if (!args.wants(type)) continue;
         const size_t row_bytes = weight_row_bytes(type, cols);
         const size_t rows = (512u << 10) / row_bytes;
