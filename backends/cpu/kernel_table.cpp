@@ -16,13 +16,14 @@ namespace {
 // Q4_0 copy: the same values, so the same results as the Q4_0 kernel of the level. Only the AVX-512 dots read Q4_0R
 // natively; the model repacks only where they run (runtime/repacked_weights.h), so these paths serve the rest
 // (axpy rows are never repacked, the prefill GEMM's conversions, forced lower levels) at the cost of a row copy.
-const uint8_t *unpacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
+// Sets `one` to a 1-row Q4_0 view of row r of the Q4_0R matrix w, unpacked into this thread's buffer (valid until
+// the thread's next call).
+void unpack_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
     thread_local std::vector<uint8_t> buf;
     const size_t bytes = weight_row_bytes(WeightType::Q4_0, w.n_cols);
     if (buf.size() < bytes) buf.resize(bytes);
     unpack_q4_0r_row(w.row(r), w.n_cols, buf.data());
     one = make_weight_matrix(buf.data(), WeightType::Q4_0, 1, w.n_cols);
-    return buf.data();
 }
 
 using DotRows = void (*)(const WeightMatrix &, const float *, const Q8Activation *, const uint32_t *, size_t, size_t,
@@ -35,7 +36,7 @@ void dot_rows_unpacking(const WeightMatrix &w, const float *x_f32, const Q8Activ
     if (w.type != WeightType::Q4_0R) return Inner(w, x_f32, x_q8, rows, first, n, y);
     WeightMatrix one;
     for (size_t i = 0; i < n; ++i) {
-        unpacked_row(w, rows ? rows[i] : first + i, one);
+        unpack_row(w, rows ? rows[i] : first + i, one);
         Inner(one, x_f32, x_q8, nullptr, 0, 1, y + i);
     }
 }
@@ -47,7 +48,7 @@ void axpy_rows_unpacking(const WeightMatrix &w, const float *a, const uint32_t *
     WeightMatrix one;
     const uint32_t first_row = 0;
     for (size_t i = 0; i < n; ++i) {  // in list order, as the contract requires
-        unpacked_row(w, rows[i], one);
+        unpack_row(w, rows[i], one);
         Inner(one, a + i, &first_row, 1, c0, c1, y);
     }
 }
@@ -57,7 +58,7 @@ void rows_to_unpacking(const WeightMatrix &w, size_t r0, size_t r1, Out *out, si
     if (w.type != WeightType::Q4_0R) return Inner(w, r0, r1, out, ld);
     WeightMatrix one;
     for (size_t r = r0; r < r1; ++r) {
-        unpacked_row(w, r, one);
+        unpack_row(w, r, one);
         Inner(one, 0, 1, out + (r - r0) * ld, ld);
     }
 }
