@@ -139,11 +139,11 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
         log_info("model placed on " + backend.name + ": " + std::to_string(model->device_->model_bytes()) +
                  " bytes on the device");
     }
-    // FFN bundles for the layers whose FFN the CPU computes (every layer for the CPU executor; split and CPU layers
-    // for the hybrid, whose device upload above read the file's rows first).
     // Q4_0 rows the CPU's AVX-512 dots read are repacked (Q4_0R): in the bundles, and for the CPU executor every
     // other such matrix (runtime/repacked_weights.h).
     const bool repack = RepackedMatrices::wanted();
+    // FFN bundles for the layers whose FFN the CPU computes (every layer for the CPU executor; split and CPU layers
+    // for the hybrid, whose device upload above read the file's rows first).
     if (bundles) {
         std::vector<bool> host_ffn(model->hparams_.n_layer, false);
         bool any = false;

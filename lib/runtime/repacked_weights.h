@@ -1,7 +1,8 @@
 // Q4_0R copies (backends/cpu/q4_0_repack.h) of a model's Q4_0 matrices that the CPU executor multiplies with dot
 // kernels: attention, predictors, the output head, and the FFN matrices of layers without FFN bundles (which
-// repack their own gate and up rows). The AVX-512 dots read Q4_0R ~1.4x faster with the rows in cache, which is
-// what a 2-core decode needs when memory is faster than its kernels; results are bit for bit the Q4_0 ones.
+// repack their own gate and up rows). The AVX-512 dots read Q4_0R ~1.4x faster with the rows in cache: on the
+// 2-core development VM a Q4_0 prompt (whose fallback GEMM runs these dots) got 15-28 % faster, while decode, bound
+// by memory, did not change (docs/PERFORMANCE.md, 2026-11-27). Results are bit for bit the Q4_0 ones.
 //
 // Built once at load for the CPU executor (Model::load) and kept until the model is freed. Like the FFN bundles,
 // each matrix is copied into huge pages and the file mapping's pages of the original are then released, so an
