@@ -16,6 +16,7 @@ namespace {
 // Q4_0 copy: the same values, so the same results as the Q4_0 kernel of the level. Only the AVX-512 dots read Q4_0R
 // natively; the model repacks only where they run (runtime/repacked_weights.h), so these paths serve the rest
 // (axpy rows are never repacked, the prefill GEMM's conversions, forced lower levels) at the cost of a row copy.
+
 // Sets `one` to a 1-row Q4_0 view of row r of the Q4_0R matrix w, unpacked into this thread's buffer (valid until
 // the thread's next call).
 void unpack_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {

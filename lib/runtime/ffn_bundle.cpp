@@ -12,19 +12,15 @@
 #include <mutex>
 #include <string>
 
+#include "backends/cpu/q4_0_repack.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "model/model.h"
 #include "runtime/host_layers.h"
 #include "runtime/huge_page_buffer.h"
-#include "backends/cpu/q4_0_repack.h"
 
 namespace pi {
 namespace {
-
-constexpr size_t kLine = 64;
-
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 // Whether [begin, end) lies inside one mapping of /proc/self/maps that is backed by a file (inode != 0). Anonymous
 // memory must never be released: MADV_DONTNEED would zero it.
@@ -71,7 +67,7 @@ FfnBundle::FfnBundle(const cpu::WeightMatrix &gate, const cpu::WeightMatrix &up,
     if (!eligible(gate, up, down_t)) fail(PI_ERR_INVALID_ARGUMENT, "ffn bundle: gate/up/down_t differ in type or shape");
     const size_t n = up.n_rows;
     const size_t row = cpu::weight_row_bytes(up.type, up.n_cols);
-    const size_t part = round_up(row, kLine);
+    const size_t part = round_up(row, kCacheLine);
     const size_t stride = 3 * part;
     memory_ = std::make_unique<HugePageBuffer>(n * stride, "ffn bundle");
     // Fault the sources in with one call each rather than one fault per page: their pages may not be mapped (a

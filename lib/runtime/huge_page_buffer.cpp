@@ -12,8 +12,6 @@ namespace {
 
 constexpr size_t kHugePage = size_t(2) << 20;
 
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
-
 }  // namespace
 
 HugePageBuffer::HugePageBuffer(size_t bytes, const char *what) {

@@ -8,6 +8,11 @@
 
 namespace pi {
 
+// The weight copies start rows and matrices on cache lines.
+constexpr size_t kCacheLine = 64;
+
+inline size_t round_up(size_t n, size_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
 class HugePageBuffer {
 public:
     // Maps at least `bytes` bytes (a whole number of 2 MiB pages). Throws pi::Error(PI_ERR_OUT_OF_MEMORY) naming

@@ -15,10 +15,6 @@
 namespace pi {
 namespace {
 
-constexpr size_t kLine = 64;
-
-size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
-
 // The matrices the CPU executor reads through dot kernels (never down_t, which axpy_rows reads), in file order.
 std::vector<const WeightView *> candidates(const Model &model, const std::vector<bool> &skip_ffn_of) {
     const ModelWeights &w = model.weights();
@@ -52,7 +48,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<const WeightView *> matrices = candidates(model, skip_ffn_of);
     size_t bytes = 0;
-    for (const WeightView *v : matrices) bytes += round_up(static_cast<size_t>(v->info->n_bytes), kLine);
+    for (const WeightView *v : matrices) bytes += round_up(static_cast<size_t>(v->info->n_bytes), kCacheLine);
     if (bytes == 0) return;
     memory_ = std::make_unique<HugePageBuffer>(bytes, "repacked Q4_0 weights");
     size_t at = 0, released = 0;
@@ -65,7 +61,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
         for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
         cpu::WeightMatrix view = cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols);
         views_.emplace(src.data, view);
-        at += round_up(src.n_rows * row, kLine);
+        at += round_up(src.n_rows * row, kCacheLine);
         // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in whole at
         // the start: one mapping, not one per matrix, which would round each up to 2 MiB).
         released += release_file_pages(v->data, static_cast<size_t>(v->info->n_bytes));
