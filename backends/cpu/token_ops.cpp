@@ -57,8 +57,9 @@ void TokenOps::matvec_shared_input(const WeightMatrix *const *w, float *const *y
 }
 
 const std::vector<uint32_t> &TokenOps::predict(const WeightMatrix &fc1, const WeightMatrix &fc2, const float *h,
-                                               float threshold, float *scores, ThreadPool *pool) {
-    cpu::predict(fc1, fc2, h, threshold, active_, scores, pool, isa_, predictor_scratch_);
+                                               float threshold, float *scores, ThreadPool *pool,
+                                               const WeightMatrix *fc2_t) {
+    cpu::predict(fc1, fc2, h, threshold, active_, scores, pool, isa_, predictor_scratch_, fc2_t);
     return active_;
 }
 

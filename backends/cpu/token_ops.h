@@ -28,10 +28,13 @@ public:
     void matvec_shared_input(const WeightMatrix *const *w, float *const *y, size_t n, const float *x,
                              ThreadPool *pool);
 
-    // The active neurons of the predictor (fc2 . relu(fc1 . h) >= threshold), ascending; scores optional. The
-    // returned list lives until the next call.
+    // The active neurons of the predictor (fc2 . relu(fc1 . h) >= threshold), ascending; scores optional; fc2_t:
+    // fc2 transposed or nullptr (predictor.h). The returned list lives until the next call.
     const std::vector<uint32_t> &predict(const WeightMatrix &fc1, const WeightMatrix &fc2, const float *h,
-                                         float threshold, float *scores, ThreadPool *pool);
+                                         float threshold, float *scores, ThreadPool *pool,
+                                         const WeightMatrix *fc2_t = nullptr);
+    // Rows of fc2_t the last predict() read (hidden units with z != 0), or fc2's width when it ran the row dots.
+    size_t last_fc2_rows_read() const { return predictor_scratch_.fc2_rows_read; }
     // The list of the last predict().
     const std::vector<uint32_t> &active() const { return active_; }
 

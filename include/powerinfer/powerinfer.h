@@ -439,6 +439,14 @@ PI_API pi_status pi_session_sparsity(const pi_session *session, float *out, size
  * roofline counts as FFN bytes. Buffer rule as pi_session_sparsity. */
 PI_API pi_status pi_session_ffn_rows_read(const pi_session *session, float *out, size_t capacity, size_t *n_layer);
 
+/* The predictor weights the CPU actually read per token, since the session was created or pi_session_reset_stats:
+ * for each layer the mean fraction of its predictor's weight bytes (fc1 and fc2 together) the CPU executor read.
+ * Below 1 where fc2 is kept transposed (float predictors): the rows of hidden units that ReLU set to zero are
+ * skipped. 1 where the predictor ran its row dots; 0 for a layer whose predictor the CPU executor never ran (dense
+ * sessions without profiling, the hybrid and GPU executors). With pi_session_ffn_rows_read, what a sparse decode
+ * step's roofline counts. Buffer rule as pi_session_sparsity. */
+PI_API pi_status pi_session_predictor_read(const pi_session *session, float *out, size_t capacity, size_t *n_layer);
+
 /* Per-neuron activation counts of one layer (sessions created with profile_activations): counts[i] is how many
  * tokens predicted neuron i active; *n_tokens how many tokens were profiled. Buffer rule as pi_session_sparsity
  * (*n_out: the layer's neuron count). PI_ERR_INVALID_ARGUMENT when profiling is off or layer >= n_layer. */

@@ -228,6 +228,13 @@ PI_API pi_status pi_session_ffn_rows_read(const pi_session *session, float *out,
     });
 }
 
+PI_API pi_status pi_session_predictor_read(const pi_session *session, float *out, size_t capacity, size_t *n_layer) {
+    return guarded([&] {
+        per_layer(session, "pi_session_predictor_read", out, capacity, n_layer,
+                  &pi::ActivationStats::mean_predictor_read);
+    });
+}
+
 PI_API pi_status pi_session_activation_counts(const pi_session *session, uint32_t layer, uint64_t *counts,
                                               size_t capacity, size_t *n_out, uint64_t *n_tokens) {
     return guarded([&] {

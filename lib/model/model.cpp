@@ -11,6 +11,7 @@
 #include "runtime/device_model.h"
 #include "runtime/ffn_bundle.h"
 #include "runtime/repacked_weights.h"
+#include "runtime/transposed_predictors.h"
 #include "runtime/plugin_loader.h"
 
 namespace pi {
@@ -162,6 +163,10 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
         }
         auto built = std::make_shared<const RepackedMatrices>(*model, bundled);
         if (built->n_matrices() > 0) model->repacked_ = std::move(built);
+    }
+    if (model->is_sparse() && !model->device_ && TransposedPredictors::wanted()) {
+        auto built = std::make_shared<const TransposedPredictors>(*model);
+        if (built->n_layers() > 0) model->transposed_predictors_ = std::move(built);
     }
     report(options, 1.0f);
     return model;

@@ -20,6 +20,7 @@ namespace pi {
 class DeviceModel;
 class FfnBundles;
 class RepackedMatrices;
+class TransposedPredictors;
 
 struct LoadOptions {
     std::string backend = "auto";  // auto | cpu | cuda | hip
@@ -61,6 +62,9 @@ public:
     // Q4_0R copies of the Q4_0 matrices the CPU executor multiplies by dot kernels (runtime/repacked_weights.h),
     // built at load for the CPU executor when RepackedMatrices::wanted; nullptr otherwise.
     const std::shared_ptr<const RepackedMatrices> &repacked() const { return repacked_; }
+    // Each layer's float fc2 transposed (runtime/transposed_predictors.h), built at load for the CPU executor of a
+    // sparse model when TransposedPredictors::wanted; nullptr otherwise.
+    const std::shared_ptr<const TransposedPredictors> &transposed_predictors() const { return transposed_predictors_; }
 
     ~Model();
 
@@ -77,6 +81,7 @@ private:
     float sparse_threshold_ = 0.0f;
     std::shared_ptr<const FfnBundles> ffn_bundles_;
     std::shared_ptr<const RepackedMatrices> repacked_;
+    std::shared_ptr<const TransposedPredictors> transposed_predictors_;
     std::unique_ptr<DeviceModel> device_;  // destroyed first: it refers to the weights
 };
 

@@ -172,10 +172,16 @@ private:
         const bool sparse_step = sparse_.sparse && n == 1;
         if (!stats_ || !(sparse_step || sparse_.profile)) return false;
         const HostLayer &M = layers_[l];
+        const cpu::WeightMatrix *fc2_t = M.fc2_t.data ? &M.fc2_t : nullptr;
+        const uint64_t fc1_bytes = M.fc1.n_rows * cpu::weight_row_bytes(M.fc1.type, M.fc1.n_cols);
+        const uint64_t fc2_row = cpu::weight_row_bytes(M.fc2.type, M.fc2.n_cols);  // per neuron
+        const uint64_t fc2_t_row = cpu::weight_row_bytes(M.fc2.type, M.fc2.n_rows);  // per hidden unit
         for (size_t t = 0; t < n; ++t) {
             const std::vector<uint32_t> &active =
-                ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, sparse_.threshold, nullptr, &pool_);
+                ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, sparse_.threshold, nullptr, &pool_, fc2_t);
             stats_->record(l, active.data(), active.size());
+            const uint64_t fc2_read = fc2_t ? ops_.last_fc2_rows_read() * fc2_t_row : M.fc2.n_rows * fc2_row;
+            stats_->record_predictor_bytes(l, fc1_bytes + fc2_read, fc1_bytes + M.fc2.n_rows * fc2_row);
         }
         return sparse_step;
     }

@@ -7,6 +7,7 @@
 #include "backends/cpu/layer_math.h"
 #include "runtime/forward_pass.h"
 #include "runtime/repacked_weights.h"
+#include "runtime/transposed_predictors.h"
 
 namespace pi {
 
@@ -41,6 +42,7 @@ HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
     HostWeights out;
     const FfnBundles *bundles = with_ffn_bundles ? model.ffn_bundles().get() : nullptr;
     const RepackedMatrices *repacked = model.repacked().get();
+    const TransposedPredictors *transposed = model.transposed_predictors().get();
     // A matrix's repacked copy where the model made one, else the file's rows.
     const auto bind = [repacked](const WeightView &v) {
         const cpu::WeightMatrix *copy = repacked && v ? repacked->find(v.data) : nullptr;
@@ -61,6 +63,7 @@ HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
         M.down_t = as_matrix(L.ffn_down_t);
         M.fc1 = bind(L.fc1);
         M.fc2 = bind(L.fc2);
+        if (const cpu::WeightMatrix *t = transposed ? transposed->fc2_t(l) : nullptr) M.fc2_t = *t;
         if (const FfnBundle *b = bundles ? bundles->layer(l) : nullptr) {
             M.gate = b->gate();
             M.up = b->up();

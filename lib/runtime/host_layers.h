@@ -19,6 +19,7 @@ namespace pi {
 
 struct HostLayer {
     cpu::WeightMatrix wq, wk, wv, wqkv, wo, gate, up, down, down_t, fc1, fc2;
+    cpu::WeightMatrix fc2_t;    // fc2 transposed where the model made the copy (Model::transposed_predictors), or empty
     cpu::SparseFfnWeights ffn;  // gate/up/down_t/up bias/activation of this layer
 };
 

@@ -23,11 +23,17 @@ double ActivationStats::mean_ffn_rows_read(uint32_t layer) const {
     return L.ffn_rows_offered ? double(L.ffn_rows_read) / double(L.ffn_rows_offered) : 0.0;
 }
 
+double ActivationStats::mean_predictor_read(uint32_t layer) const {
+    const Layer &L = layers_[layer];
+    return L.predictor_offered ? double(L.predictor_read) / double(L.predictor_offered) : 0.0;
+}
+
 void ActivationStats::reset() {
     for (Layer &L : layers_) {
         L.tokens = 0;
         L.active_sum = 0;
         L.ffn_rows_read = L.ffn_rows_offered = 0;
+        L.predictor_read = L.predictor_offered = 0;
         std::fill(L.counts.begin(), L.counts.end(), 0);
     }
 }

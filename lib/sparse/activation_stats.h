@@ -33,6 +33,13 @@ public:
         L.ffn_rows_offered += total;
     }
 
+    // One token's predictor of one layer: `read` of its `total` weight bytes (fc1 and fc2 together) were read.
+    void record_predictor_bytes(uint32_t layer, uint64_t read, uint64_t total) {
+        Layer &L = layers_[layer];
+        L.predictor_read += read;
+        L.predictor_offered += total;
+    }
+
     size_t n_layer() const { return layers_.size(); }
     bool profiling() const { return profile_; }
     uint32_t n_ff(uint32_t layer) const { return static_cast<uint32_t>(layers_[layer].n_ff); }
@@ -42,6 +49,8 @@ public:
     double mean_active_fraction(uint32_t layer) const;
     // Fraction of the layer's FFN weight rows its sparse FFN read per token (0 when none was recorded).
     double mean_ffn_rows_read(uint32_t layer) const;
+    // Fraction of the layer's predictor weight bytes read per token (0 when none was recorded).
+    double mean_predictor_read(uint32_t layer) const;
     // Per-neuron counts (empty unless profiling).
     const std::vector<uint64_t> &counts(uint32_t layer) const { return layers_[layer].counts; }
 
@@ -53,6 +62,7 @@ private:
         uint64_t tokens = 0;
         uint64_t active_sum = 0;
         uint64_t ffn_rows_read = 0, ffn_rows_offered = 0;
+        uint64_t predictor_read = 0, predictor_offered = 0;
         std::vector<uint64_t> counts;
     };
     bool profile_;

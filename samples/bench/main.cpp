@@ -6,8 +6,10 @@
 // cache the step attends over (mean over the run's positions, at the session's kv_type), and the FFN: all of it on
 // the dense path; on the sparse path the predictors plus the FFN rows the step actually read, as the library counts
 // them (pi_session_ffn_rows_read: gate rows of the predicted-active neurons, up and down rows only of those the
-// activation left non-zero). Where the library counts no rows (the hybrid and GPU executors), the FFN is counted as
-// the predicted-active fraction of all three matrices, which overstates what ReGLU reads.
+// activation left non-zero), and the predictor bytes it read (pi_session_predictor_read: all of fc1, and of a
+// transposed fc2 only the rows of nonzero hidden units). Where the library counts neither (the hybrid and GPU
+// executors), the FFN is counted as the predicted-active fraction of all three matrices, which overstates what ReGLU
+// reads, and the predictors whole.
 //
 // Bandwidth: probed in this process before every counted run and after the last, and each run's decode is held
 // against the mean of the two probes around it (its roofline fraction); the reported fraction is the median of the
@@ -122,6 +124,7 @@ struct Run {
     Stats prefill, decode;
     std::vector<float> active;  // per layer, sparse runs only
     std::vector<float> rows_read;  // per layer, sparse runs only: fraction of the FFN rows read (0: not counted)
+    std::vector<float> predictor_read;  // per layer, sparse runs only: fraction of the predictor bytes read (0: not counted)
     double kv_bytes_per_token = 0;
     double bytes_per_token = 0;
     std::vector<double> decode_runs;  // tok/s of each counted run, in order
@@ -166,6 +169,7 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
         if (sparse && r == o.repeats) {
             run.active.resize(info.n_layer);
             run.rows_read.resize(info.n_layer);
+            run.predictor_read.resize(info.n_layer);
             size_t n_layer = 0;
             if ((st = pi_session_sparsity(s, run.active.data(), run.active.size(), &n_layer, nullptr)) != PI_OK) {
                 return die("sparsity", st) == 0;
@@ -173,6 +177,10 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
             // Counted over prefill and decode alike, but only sparse steps (decode) add to it.
             if ((st = pi_session_ffn_rows_read(s, run.rows_read.data(), run.rows_read.size(), &n_layer)) != PI_OK) {
                 return die("ffn rows read", st) == 0;
+            }
+            if ((st = pi_session_predictor_read(s, run.predictor_read.data(), run.predictor_read.size(), &n_layer)) !=
+                PI_OK) {
+                return die("predictor read", st) == 0;
             }
         }
         pi_session_free(s);
@@ -192,12 +200,20 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
     run.kv_bytes_per_token = double(info.n_layer) * 2.0 * info.n_head_kv * head_dim * 2.0 * mean_positions;
     run.bytes_per_token = double(info.decode_weight_bytes) + run.kv_bytes_per_token;
     if (sparse) {
-        bool counted = false;
-        for (float f : run.rows_read) counted = counted || f > 0.0f;
-        const std::vector<float> &fraction = counted ? run.rows_read : run.active;
-        double ffn = 0.0;
-        for (float f : fraction) ffn += f * double(info.ffn_weight_bytes) / double(info.n_layer);
-        run.bytes_per_token += double(info.predictor_weight_bytes) - double(info.ffn_weight_bytes) + ffn;
+        // Per layer, a fraction of a model-wide byte count split evenly over the layers (bench-7b's layers are alike).
+        const auto counted_bytes = [&](const std::vector<float> &fraction, double total) {
+            double sum = 0.0;
+            for (float f : fraction) sum += f * total / double(info.n_layer);
+            return sum;
+        };
+        const auto any = [](const std::vector<float> &v) {
+            return std::any_of(v.begin(), v.end(), [](float f) { return f > 0.0f; });
+        };
+        const double ffn = counted_bytes(any(run.rows_read) ? run.rows_read : run.active, double(info.ffn_weight_bytes));
+        const double predictor = any(run.predictor_read)
+                                     ? counted_bytes(run.predictor_read, double(info.predictor_weight_bytes))
+                                     : double(info.predictor_weight_bytes);
+        run.bytes_per_token += predictor - double(info.ffn_weight_bytes) + ffn;
     }
     return true;
 }
@@ -267,11 +283,12 @@ int main(int argc, char **argv) {
             std::printf("%s{\"path\": \"%s\", \"prefill_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
                         "\"decode_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
                         "\"bytes_per_token\": %.0f, \"kv_bytes_per_token\": %.0f, \"mean_active_fraction\": %.4f, "
-                        "\"mean_ffn_rows_read\": %.4f, \"roofline_tps\": %.3f, \"roofline_fraction\": %.3f}",
+                        "\"mean_ffn_rows_read\": %.4f, \"mean_predictor_read\": %.4f, \"roofline_tps\": %.3f, "
+                        "\"roofline_fraction\": %.3f}",
                         i ? ", " : "", r.path, r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median,
                         r.decode.min, r.decode.max, r.bytes_per_token, r.kv_bytes_per_token,
                         r.active.empty() ? 1.0 : mean_of(r.active), r.rows_read.empty() ? 1.0 : mean_of(r.rows_read),
-                        roofline, r.roofline_fraction());
+                        r.predictor_read.empty() ? 1.0 : mean_of(r.predictor_read), roofline, r.roofline_fraction());
         }
         std::printf("]}\n");
     } else {
@@ -291,8 +308,10 @@ int main(int argc, char **argv) {
             std::printf("%-6s  decode  %4d tokens %9.2f tok/s (min %.2f, max %.2f)\n", r.path, o.n_gen,
                         r.decode.median, r.decode.min, r.decode.max);
             if (!r.active.empty()) {
-                std::printf("%-6s  active FFN neurons %.2f%%, FFN rows read %.2f%% (means over layers)\n", r.path,
-                            100.0 * mean_of(r.active), 100.0 * mean_of(r.rows_read));
+                std::printf("%-6s  active FFN neurons %.2f%%, FFN rows read %.2f%%, predictor bytes read %.2f%% (means "
+                            "over layers)\n",
+                            r.path, 100.0 * mean_of(r.active), 100.0 * mean_of(r.rows_read),
+                            100.0 * mean_of(r.predictor_read));
             }
             if (bandwidth > 0) {
                 const double roofline = bandwidth * 1e9 / r.bytes_per_token;

@@ -9,6 +9,7 @@
 // wide gap of the reference scores, so no rounding can move a neuron across it.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -183,4 +184,113 @@ TEST_CASE("predict rejects bad arguments before doing any work", "[cpu][predicto
               }) == PI_ERR_UNSUPPORTED);
     }
     CHECK(run(fc1.w, fc2.w, h.data(), 0.0f) == PI_OK);
+}
+
+namespace {
+
+// fc2 (n_ff x width, float type) transposed into `bytes` (width rows of n_ff, each row padded by `pad` bytes).
+WeightMatrix transposed(const TestMatrix &fc2, std::vector<uint8_t> &bytes, size_t pad) {
+    const size_t es = weight_row_bytes(fc2.w.type, 1), n_ff = fc2.w.n_rows, width = fc2.w.n_cols;
+    const size_t stride = n_ff * es + pad;
+    bytes.assign(width * stride, 0);
+    for (size_t i = 0; i < n_ff; ++i) {
+        for (size_t j = 0; j < width; ++j) std::memcpy(&bytes[j * stride + i * es], fc2.w.row(i) + j * es, es);
+    }
+    WeightMatrix t = make_weight_matrix(bytes.data(), fc2.w.type, width, n_ff);
+    t.row_stride = stride;
+    return t;
+}
+
+// Overwrites row j of a transposed float matrix with NaN.
+void poison_row(WeightMatrix &t, std::vector<uint8_t> &bytes, size_t j) {
+    const size_t es = weight_row_bytes(t.type, 1);
+    const uint32_t nan32 = 0x7fc00000u;
+    const uint16_t nan16 = t.type == WeightType::F16 ? 0x7e00 : 0x7fc0;
+    for (size_t i = 0; i < t.n_cols; ++i) {
+        uint8_t *p = &bytes[j * t.row_stride + i * es];
+        if (es == 4) std::memcpy(p, &nan32, 4);
+        else std::memcpy(p, &nan16, 2);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("predict over fc2 transposed: the reference's scores and active sets, zero hidden units never read, the "
+          "same bits at every thread count",
+          "[cpu][predictor]") {
+    // width 100 (not a multiple of 16: the axpy tails), 700 neurons (above the parallel threshold for F32 and F16).
+    const size_t n_embd = 128, width = 100, n_ff = 700;
+    ThreadPool p2(2), p3(3);
+    for (WeightType t2 : {WeightType::F32, WeightType::F16, WeightType::BF16}) {
+        const TestMatrix fc1 = make_matrix(WeightType::F16, width, n_embd, 41);
+        const TestMatrix fc2 = make_matrix(t2, n_ff, width, 42);
+        std::vector<uint8_t> bytes;
+        WeightMatrix fc2_t = transposed(fc2, bytes, /*pad=*/t2 == WeightType::F16 ? 64 : 0);
+        const std::vector<float> h = random_vector(n_embd, 43);
+
+        // The row-dot path first: its hidden layer tells which rows the transposed path may skip.
+        PredictorScratch rows_scratch;
+        std::vector<uint32_t> active;
+        predict(fc1.w, fc2.w, h.data(), 0.0f, active, nullptr, nullptr, IsaLevel::Scalar, rows_scratch);
+        CHECK(rows_scratch.fc2_rows_read == width);
+        size_t nonzero = 0;
+        for (size_t j = 0; j < width; ++j) {
+            if (rows_scratch.hidden.data()[j] == 0.0f) {
+                poison_row(fc2_t, bytes, j);  // must never be read
+            } else {
+                ++nonzero;
+            }
+        }
+        REQUIRE(nonzero > width / 4);
+        REQUIRE(nonzero < width);  // ReLU zeroes some: the skip is exercised
+
+        std::vector<float> first;
+        for (IsaLevel level : available_levels()) {
+            for (ThreadPool *pool : {static_cast<ThreadPool *>(nullptr), &p2, &p3}) {
+                INFO("fc2 " << weight_type_name(t2) << " " << isa_level_name(level) << " threads "
+                            << (pool ? pool->size() : 1));
+                PredictorScratch scratch;
+                std::vector<float> s(n_ff + 1, 777.0f);
+                predict(fc1.w, fc2.w, h.data(), 0.0f, active, s.data(), pool, level, scratch, &fc2_t);
+                REQUIRE(s[n_ff] == 777.0f);
+                s.pop_back();
+                CHECK(scratch.fc2_rows_read == nonzero);
+                const std::vector<double> ref = check_scores(fc1, fc2, h, scratch, s);  // no NaN: rows skipped
+                if (first.empty()) first = s;
+                REQUIRE(same_bits(first, s));  // axpy_rows: one order for every thread count (z is per level)
+
+                const float thr = planted_threshold(ref);
+                predict(fc1.w, fc2.w, h.data(), thr, active, nullptr, pool, level, scratch, &fc2_t);
+                std::vector<uint32_t> want;
+                for (uint32_t i = 0; i < n_ff; ++i) {
+                    if (ref[i] >= thr) want.push_back(i);
+                }
+                REQUIRE(!want.empty());
+                REQUIRE(active == want);
+            }
+            first.clear();
+        }
+    }
+}
+
+TEST_CASE("predict rejects an fc2_t that is not fc2 transposed", "[cpu][predictor]") {
+    const TestMatrix fc1 = make_matrix(WeightType::F16, 64, 128, 51);
+    const TestMatrix fc2 = make_matrix(WeightType::F16, 40, 64, 52);
+    const TestMatrix same_shape = make_matrix(WeightType::F16, 40, 64, 53);  // not transposed
+    const TestMatrix as_f32 = make_matrix(WeightType::F32, 64, 40, 54);
+    const TestMatrix quantized = make_matrix(WeightType::Q8_0, 64, 64, 55);
+    const TestMatrix quantized_t = make_matrix(WeightType::Q8_0, 64, 64, 56);
+    const std::vector<float> h = random_vector(128, 57);
+    PredictorScratch scratch;
+    std::vector<uint32_t> active = {1, 2};
+    auto run = [&](const WeightMatrix &f2, const WeightMatrix &t) {
+        return status_of([&] { predict(fc1.w, f2, h.data(), 0.0f, active, nullptr, nullptr, IsaLevel::Scalar, scratch, &t); });
+    };
+    CHECK(run(fc2.w, same_shape.w) == PI_ERR_INVALID_ARGUMENT);
+    CHECK(run(fc2.w, as_f32.w) == PI_ERR_INVALID_ARGUMENT);  // another type
+    CHECK(run(quantized.w, quantized_t.w) == PI_ERR_INVALID_ARGUMENT);  // quantized fc2 keeps its row dots
+    CHECK(active == std::vector<uint32_t>{1, 2});
+    std::vector<uint8_t> bytes;
+    const WeightMatrix good = transposed(fc2, bytes, 0);
+    CHECK(run(fc2.w, good) == PI_OK);
 }

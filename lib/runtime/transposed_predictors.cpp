@@ -1,0 +1,88 @@
+#include "runtime/transposed_predictors.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common/log.h"
+#include "model/model.h"
+#include "runtime/ffn_bundle.h"
+#include "runtime/host_layers.h"
+#include "runtime/huge_page_buffer.h"
+
+namespace pi {
+namespace {
+
+bool transposable(const cpu::WeightMatrix &m) {
+    return m.data && !cpu::weight_type_is_quantized(m.type) && m.n_rows > 0 && m.n_cols > 0;
+}
+
+// dst (cols x rows, rows of dst_stride bytes) = src transposed, element by element in tiles that keep both sides'
+// lines in L1 (a plain column walk of the 22 KB-row destination would touch one line per element).
+template <typename T>
+void transpose(const cpu::WeightMatrix &src, uint8_t *dst, size_t dst_stride) {
+    constexpr size_t kTile = 32;
+    for (size_t r0 = 0; r0 < src.n_rows; r0 += kTile) {
+        const size_t r1 = std::min<size_t>(src.n_rows, r0 + kTile);
+        for (size_t c0 = 0; c0 < src.n_cols; c0 += kTile) {
+            const size_t c1 = std::min<size_t>(src.n_cols, c0 + kTile);
+            for (size_t r = r0; r < r1; ++r) {
+                const uint8_t *row = src.row(r);
+                for (size_t c = c0; c < c1; ++c) {
+                    std::memcpy(dst + c * dst_stride + r * sizeof(T), row + c * sizeof(T), sizeof(T));
+                }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+bool TransposedPredictors::wanted() {
+    const char *v = std::getenv("PI_PRED_TRANSPOSE");
+    return !(v && std::string(v) == "0");
+}
+
+TransposedPredictors::TransposedPredictors(const Model &model) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const ModelWeights &w = model.weights();
+    fc2_t_.resize(w.layers.size());
+    size_t bytes = 0;
+    for (const LayerWeights &L : w.layers) {
+        const cpu::WeightMatrix m = as_matrix(L.fc2);
+        if (transposable(m)) bytes += m.n_cols * round_up(cpu::weight_row_bytes(m.type, m.n_rows), kCacheLine);
+    }
+    if (bytes == 0) return;
+    memory_ = std::make_unique<HugePageBuffer>(bytes, "transposed predictor weights");
+    size_t at = 0, released = 0;
+    for (size_t l = 0; l < w.layers.size(); ++l) {
+        const WeightView &v = w.layers[l].fc2;
+        const cpu::WeightMatrix src = as_matrix(v);
+        if (!transposable(src)) continue;
+        const size_t stride = round_up(cpu::weight_row_bytes(src.type, src.n_rows), kCacheLine);
+        populate_read(src.data, src.n_rows * cpu::weight_row_bytes(src.type, src.n_cols));
+        uint8_t *dst = memory_->data() + at;
+        if (src.type == cpu::WeightType::F32) transpose<uint32_t>(src, dst, stride);
+        else transpose<uint16_t>(src, dst, stride);  // F16, BF16
+        cpu::WeightMatrix t = cpu::make_weight_matrix(dst, src.type, src.n_cols, src.n_rows);
+        t.row_stride = stride;
+        fc2_t_[l] = t;
+        ++n_copied_;
+        at += src.n_cols * stride;
+        released += release_file_pages(v.data, static_cast<size_t>(v.info->n_bytes));
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    log_info("transposed predictors: " + std::to_string(n_copied_) + " layers, " + std::to_string(at >> 20) +
+             " MiB copied, " + std::to_string(released >> 20) + " MiB of the file mapping released, " +
+             std::to_string(static_cast<long>(ms)) + " ms");
+}
+
+TransposedPredictors::~TransposedPredictors() = default;
+
+const cpu::WeightMatrix *TransposedPredictors::fc2_t(size_t layer) const {
+    return layer < fc2_t_.size() && fc2_t_[layer].data ? &fc2_t_[layer] : nullptr;
+}
+
+}  // namespace pi
