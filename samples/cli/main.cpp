@@ -69,23 +69,27 @@ void print_sparsity(const pi_session *session) {
         std::fprintf(stderr, "sparsity: not available (%s)\n", pi_last_error());
         return;
     }
-    std::vector<float> read(n_layer);
-    if (pi_session_ffn_rows_read(session, read.data(), read.size(), &n_layer) != PI_OK) {
-        std::fprintf(stderr, "FFN rows read: not available (%s)\n", pi_last_error());
+    std::vector<float> read(n_layer), predictor(n_layer);
+    if (pi_session_ffn_rows_read(session, read.data(), read.size(), &n_layer) != PI_OK ||
+        pi_session_predictor_read(session, predictor.data(), predictor.size(), &n_layer) != PI_OK) {
+        std::fprintf(stderr, "rows read: not available (%s)\n", pi_last_error());
         return;
     }
-    double mean = 0.0, mean_read = 0.0;
+    double mean = 0.0, mean_read = 0.0, mean_predictor = 0.0;
     std::fprintf(stderr,
-                 "sparsity over %llu tokens: per layer, FFN neurons predicted active and FFN rows read "
-                 "(the CPU's sparse steps)\n",
+                 "sparsity over %llu tokens: per layer, FFN neurons predicted active, FFN rows read and predictor "
+                 "bytes read (the CPU's sparse steps)\n",
                  (unsigned long long)n_tokens);
     for (size_t l = 0; l < n_layer; ++l) {
-        std::fprintf(stderr, "  layer %3zu  %6.2f%%  %6.2f%%\n", l, 100.0 * fraction[l], 100.0 * read[l]);
+        std::fprintf(stderr, "  layer %3zu  %6.2f%%  %6.2f%%  %6.2f%%\n", l, 100.0 * fraction[l], 100.0 * read[l],
+                     100.0 * predictor[l]);
         mean += fraction[l];
         mean_read += read[l];
+        mean_predictor += predictor[l];
     }
     const double layers = n_layer ? double(n_layer) : 1.0;
-    std::fprintf(stderr, "  mean       %6.2f%%  %6.2f%%\n", 100.0 * mean / layers, 100.0 * mean_read / layers);
+    std::fprintf(stderr, "  mean       %6.2f%%  %6.2f%%  %6.2f%%\n", 100.0 * mean / layers, 100.0 * mean_read / layers,
+                 100.0 * mean_predictor / layers);
 }
 
 }  // namespace

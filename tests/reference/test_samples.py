@@ -32,11 +32,13 @@ def test_cli_stats_report_the_measured_sparsity():
     assert p.returncode == 0, p.stderr
     m = re.search(r"sparsity over (\d+) tokens", p.stderr)
     assert m and int(m.group(1)) == 24, p.stderr
-    means = re.search(r"mean\s+([0-9.]+)%\s+([0-9.]+)%", p.stderr)
-    mean, rows_read = float(means.group(1)), float(means.group(2))
+    means = re.search(r"mean\s+([0-9.]+)%\s+([0-9.]+)%\s+([0-9.]+)%", p.stderr)
+    mean, rows_read, predictor = float(means.group(1)), float(means.group(2)), float(means.group(3))
     assert 3.0 < mean < 40.0  # the default model's planted mean is about 11.6%
     # ReGLU reads every active neuron's gate row but its up and down rows only where the gate is positive.
     assert mean / 3.0 <= rows_read < mean, p.stderr
+    # The default model's predictors are float: fc2 is kept transposed and the rows of zero hidden units skipped.
+    assert 20.0 < predictor < 100.0, p.stderr
     dense = run(CLI, "-n", "24", "--temp", "0", "--stats", "--sparse", "off")
     assert dense.returncode == 0 and "sparsity over 0 tokens" in dense.stderr
 
@@ -91,6 +93,7 @@ def test_bench_json_measures_dense_and_sparse():
     assert runs["dense"]["mean_active_fraction"] == 1.0
     assert 0.02 < runs["sparse"]["mean_active_fraction"] < 0.4
     assert runs["sparse"]["bytes_per_token"] < runs["dense"]["bytes_per_token"]
+    assert 0.2 < runs["sparse"]["mean_predictor_read"] < 1.0  # float predictors: zero hidden units skipped
 
 
 def test_bench_rejects_sparse_mode_on_a_dense_model(models_dir):
