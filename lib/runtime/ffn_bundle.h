@@ -69,7 +69,8 @@ public:
     // off by default: the copy is 3-4x larger (bench-7b F16: 8.6 GB, 15-17 s at load on the 2-core development VM,
     // against 4-6 s for Q4_0; +2-2.5 s on the GPU machine) for a gain measured at ~11 % on the CPU executor and
     // within the host's noise on the hybrid (bench-7b F16 at 8 GiB on the H100: 157.6 / 152.8 / 134.4 / 137.7 tok/s
-    // with them, 151.8 / 138.3 / 148.7 without), and F16 sparse decode on the CPU was already at 90 % of its roofline.
+    // with them, 151.8 / 138.3 / 148.7 without; on a steadier host, 2026-11-27: 147.0 / 146.3 / 149.1 / 146.6 against
+    // 143.0 / 141.8 / 147.7 / 143.1, +2-4 %), and F16 sparse decode on the CPU was already at 90 % of its roofline.
     static bool wanted(const Model &model);
 
     // Builds the bundles of a model's eligible layers (copying and releasing layer by layer, logged at info level),
