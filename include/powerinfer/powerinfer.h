@@ -431,12 +431,14 @@ PI_API pi_status pi_session_state_load(pi_session *session, const void *buf, siz
 PI_API pi_status pi_session_sparsity(const pi_session *session, float *out, size_t capacity, size_t *n_layer,
                                      uint64_t *n_tokens);
 
-/* The FFN weight rows the CPU actually read per token, since the session was created or pi_session_reset_stats: for
- * each layer the mean fraction of its FFN rows (gate, up and down rows together; a dense ffn_down matrix counts
- * whole) the CPU executor's sparse FFN read. Below the predicted-active fraction where the activation lets rows be
- * skipped (ReGLU: a gate <= 0 skips the neuron's up and down rows; dReLU and ReLU likewise). 0 for a layer the CPU
- * executor ran no sparse FFN in (dense steps, prefill, the hybrid and GPU executors). This is what a decode step's
- * roofline counts as FFN bytes. Buffer rule as pi_session_sparsity. */
+/* The FFN weight rows the CPU actually read per decode token, since the session was created or
+ * pi_session_reset_stats: for each layer the mean fraction of its FFN rows (gate, up and down rows together; a dense
+ * ffn_down matrix counts whole) the CPU executor's decode steps read. Sparse steps: below the predicted-active
+ * fraction where the activation lets rows be skipped (ReGLU: a gate <= 0 skips the neuron's up and down rows; dReLU
+ * and ReLU likewise). Dense steps: every gate and up row, and, where ffn_down is stored transposed (PowerInfer's
+ * layout), only the down rows of neurons whose activation is not zero. 0 for a layer no decode step of the CPU
+ * executor has run in (prompts, the hybrid and GPU executors). This is what a decode step's roofline counts as FFN
+ * bytes. Buffer rule as pi_session_sparsity. */
 PI_API pi_status pi_session_ffn_rows_read(const pi_session *session, float *out, size_t capacity, size_t *n_layer);
 
 /* The predictor weights the CPU actually read per token, since the session was created or pi_session_reset_stats:

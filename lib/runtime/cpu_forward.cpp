@@ -263,6 +263,11 @@ private:
             std::fill(ffn_out_.begin(), ffn_out_.begin() + n * E, 0.0f);
             for (size_t t = 0; t < n; ++t) cpu::axpy_rows(M.down_t, a + t * F, nullptr, F, &ffn_out_[t * E], &pool_, isa_);
         }
+        if (n == 1 && stats_) {  // a dense decode step's rows: every gate and up row, the down rows it read
+            const uint64_t matrices = M.gate.data ? 3 : 2;
+            const uint64_t down = M.down.data ? F : uint64_t(std::count_if(a, a + F, [](float v) { return v != 0.0f; }));
+            stats_->record_ffn_rows(l, (matrices - 1) * F + down, matrices * F);
+        }
         add_bias_rows(ffn_out_.data(), n, L.ffn_down_b);
     }
 

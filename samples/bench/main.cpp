@@ -3,8 +3,10 @@
 // measures the dense and the sparse path in the same run (--mode), so their ratio is free of machine drift.
 //
 // Bytes per decode token (the roofline's numerator): every non-FFN matrix (one row of the token embedding), the KV
-// cache the step attends over (mean over the run's positions, at the session's kv_type), and the FFN: all of it on
-// the dense path; on the sparse path the predictors plus the FFN rows the step actually read, as the library counts
+// cache the step attends over (mean over the run's positions, at the session's kv_type), and the FFN: on the dense
+// path all of it, except that for a model with predictors the rows the CPU executor read are counted (every gate and
+// up row; where ffn_down is stored transposed, the down rows of nonzero activations only: ReLU zeroes the rest, and
+// the product skips them); on the sparse path the predictors plus the FFN rows the step actually read, as the library counts
 // them (pi_session_ffn_rows_read: gate rows of the predicted-active neurons, up and down rows only of those the
 // activation left non-zero), and the predictor bytes it read (pi_session_predictor_read: all of fc1, and of a
 // transposed fc2 only the rows of nonzero hidden units). Where the library counts neither (the hybrid and GPU
@@ -166,17 +168,21 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
             if ((st = pi_session_step(s, &t)) != PI_OK) return die("decode", st) == 0;
         }
         const auto t2 = Clock::now();
+        if (info.is_sparse && r == o.repeats) {
+            size_t n_layer = 0;
+            // Decode steps only (prompts add nothing): the dense path's too, which reads only the down rows of
+            // nonzero activations where ffn_down is stored transposed.
+            run.rows_read.resize(info.n_layer);
+            if ((st = pi_session_ffn_rows_read(s, run.rows_read.data(), run.rows_read.size(), &n_layer)) != PI_OK) {
+                return die("ffn rows read", st) == 0;
+            }
+        }
         if (sparse && r == o.repeats) {
             run.active.resize(info.n_layer);
-            run.rows_read.resize(info.n_layer);
             run.predictor_read.resize(info.n_layer);
             size_t n_layer = 0;
             if ((st = pi_session_sparsity(s, run.active.data(), run.active.size(), &n_layer, nullptr)) != PI_OK) {
                 return die("sparsity", st) == 0;
-            }
-            // Counted over prefill and decode alike, but only sparse steps (decode) add to it.
-            if ((st = pi_session_ffn_rows_read(s, run.rows_read.data(), run.rows_read.size(), &n_layer)) != PI_OK) {
-                return die("ffn rows read", st) == 0;
             }
             if ((st = pi_session_predictor_read(s, run.predictor_read.data(), run.predictor_read.size(), &n_layer)) !=
                 PI_OK) {
@@ -199,16 +205,19 @@ bool measure(pi_model *model, const Options &o, const pi_model_info &info, const
     const double mean_positions = o.n_prompt + (o.n_gen + 1) / 2.0;
     run.kv_bytes_per_token = double(info.n_layer) * 2.0 * info.n_head_kv * head_dim * 2.0 * mean_positions;
     run.bytes_per_token = double(info.decode_weight_bytes) + run.kv_bytes_per_token;
+    // Per layer, a fraction of a model-wide byte count split evenly over the layers (bench-7b's layers are alike).
+    const auto counted_bytes = [&](const std::vector<float> &fraction, double total) {
+        double sum = 0.0;
+        for (float f : fraction) sum += f * total / double(info.n_layer);
+        return sum;
+    };
+    const auto any = [](const std::vector<float> &v) {
+        return std::any_of(v.begin(), v.end(), [](float f) { return f > 0.0f; });
+    };
+    if (!sparse && any(run.rows_read)) {
+        run.bytes_per_token += counted_bytes(run.rows_read, double(info.ffn_weight_bytes)) - double(info.ffn_weight_bytes);
+    }
     if (sparse) {
-        // Per layer, a fraction of a model-wide byte count split evenly over the layers (bench-7b's layers are alike).
-        const auto counted_bytes = [&](const std::vector<float> &fraction, double total) {
-            double sum = 0.0;
-            for (float f : fraction) sum += f * total / double(info.n_layer);
-            return sum;
-        };
-        const auto any = [](const std::vector<float> &v) {
-            return std::any_of(v.begin(), v.end(), [](float f) { return f > 0.0f; });
-        };
         const double ffn = counted_bytes(any(run.rows_read) ? run.rows_read : run.active, double(info.ffn_weight_bytes));
         const double predictor = any(run.predictor_read)
                                      ? counted_bytes(run.predictor_read, double(info.predictor_weight_bytes))

@@ -173,10 +173,12 @@ TEST_CASE("sparse sessions: FFN rows read", "[sparse]") {
     REQUIRE(pi_session_reset_stats(s.get()) == PI_OK);
     CHECK(rows_read(s.get()) == std::vector<float>{0.0f, 0.0f});
 
-    // Dense steps read no rows through the sparse FFN.
+    // Dense decode steps of this layout read every row (its ffn_down is not transposed); prompts count nothing.
     SessionPtr d = make_sparse_session(model.model, PI_SPARSE_OFF, false);
-    run(d.get(), 6, 4, 4);
+    run(d.get(), 6, 0, 4);
     CHECK(rows_read(d.get()) == std::vector<float>{0.0f, 0.0f});
+    run(d.get(), 6, 4, 4);
+    CHECK(rows_read(d.get()) == std::vector<float>{1.0f, 1.0f});
 
     // Errors: NULLs, a buffer too small, a model without predictors.
     size_t n = 0;
@@ -190,6 +192,22 @@ TEST_CASE("sparse sessions: FFN rows read", "[sparse]") {
     ModelHandle dense(TinyModelSpec(), "dense_rows_read");
     SessionPtr ds = make_session(dense.model);
     CHECK(pi_session_ffn_rows_read(ds.get(), two.data(), two.size(), &n) == PI_ERR_INVALID_ARGUMENT);
+}
+
+TEST_CASE("dense decode steps of a PowerInfer-layout file read only the down rows of nonzero activations", "[sparse]") {
+    ModelHandle model(std::string(PI_MODELS_DIR) + "/relu-llama-f16.gguf");  // ffn_down_t, ReGLU
+    SessionPtr d = make_sparse_session(model.model, PI_SPARSE_OFF, false);
+    run(d.get(), 6, 8, 5);
+    size_t n = 0;
+    std::vector<float> r(64);
+    REQUIRE(pi_session_ffn_rows_read(d.get(), r.data(), r.size(), &n) == PI_OK);
+    REQUIRE(n > 0);
+    for (size_t l = 0; l < n; ++l) {
+        INFO("layer " << l << ": " << r[l]);
+        // Every gate and up row (2/3 of the rows), and the down rows of the neurons whose gate was positive.
+        CHECK(r[l] > 2.0f / 3.0f + 0.05f);
+        CHECK(r[l] < 1.0f - 0.05f);
+    }
 }
 
 TEST_CASE("sparse sessions: profiles round-trip through the file", "[sparse]") {
