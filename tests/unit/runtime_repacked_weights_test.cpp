@@ -97,12 +97,8 @@ TEST_CASE("sessions give the same bits with and without repacked Q4_0 weights", 
             if (sparse == PI_SPARSE_ON && path == kDenseQ4) continue;  // no predictors
             for (int32_t threads : {1, 2}) {
                 INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
-                pi_session_params p;
-                pi_session_params_init(&p);
-                p.n_threads = threads;
-                p.sparse = sparse;
-                p.temperature = 0.0f;
-                const std::vector<pi_token> prompt = {5, 70, 300, 41, 9, 123, 17, 88};
+                const pi_session_params p = test::greedy_params(threads, sparse);
+                const std::vector<pi_token> &prompt = test::short_prompt();
                 std::vector<pi_token> ta, tb;
                 std::vector<float> a, b;
                 {

@@ -83,60 +83,60 @@ TEST_CASE("a CPU model keeps float fc2 transposed, quantized predictors and PI_P
     CHECK_FALSE(model->transposed_predictors());
 }
 
+namespace {
+
+// One model's greedy run (prompt + 12 steps: tokens and last logits) and, in a second session, the predictor bytes
+// read per layer over 6 decode steps (checked to be 0 before the first).
+struct Decoded {
+    std::vector<pi_token> tokens;
+    std::vector<float> logits, predictor_read;
+};
+
+Decoded decode(const char *name, const pi_session_params &p) {
+    Decoded d;
+    test::ModelHandle model(model_path(name));
+    d.logits = test::run_session(model.model, p, test::short_prompt(), 12, d.tokens);
+    pi_session *raw = nullptr;
+    REQUIRE(pi_session_create(model.model, &p, &raw) == PI_OK);
+    test::SessionPtr s(raw, pi_session_free);
+    for (float f : layer_values(s.get(), pi_session_predictor_read)) CHECK(f == 0.0f);
+    REQUIRE(pi_session_eval(s.get(), test::short_prompt().data(), test::short_prompt().size()) == PI_OK);
+    std::vector<pi_token> out;
+    REQUIRE(test::generate(s.get(), 6, out) == PI_OK);
+    d.predictor_read = layer_values(s.get(), pi_session_predictor_read);
+    return d;
+}
+
+}  // namespace
+
 TEST_CASE("sparse sessions decode the same tokens with and without the transposed fc2, and report what they read",
           "[predictor]") {
     for (const char *name : {"relu-llama-f16", "prosparse-f32", "falcon-bf16", "bamboo-f16", "opt-f16"}) {
         for (int32_t threads : {1, 2}) {
             INFO(name << " threads " << threads);
-            pi_session_params p;
-            pi_session_params_init(&p);
-            p.n_threads = threads;
-            p.sparse = PI_SPARSE_ON;
-            p.temperature = 0.0f;
-            const std::vector<pi_token> prompt = {5, 70, 300, 41, 9, 123, 17, 88};
-            std::vector<pi_token> ta, tb;
-            std::vector<float> a, b, read_t, read_rows;
-            {
-                test::ModelHandle model(model_path(name));
-                a = test::run_session(model.model, p, prompt, 12, ta);
-                pi_session *raw = nullptr;
-                REQUIRE(pi_session_create(model.model, &p, &raw) == PI_OK);
-                test::SessionPtr s(raw, pi_session_free);
-                // Before any sparse step: nothing recorded.
-                for (float f : layer_values(s.get(), pi_session_predictor_read)) CHECK(f == 0.0f);
-                REQUIRE(pi_session_eval(s.get(), prompt.data(), prompt.size()) == PI_OK);
-                std::vector<pi_token> out;
-                REQUIRE(test::generate(s.get(), 6, out) == PI_OK);
-                read_t = layer_values(s.get(), pi_session_predictor_read);
-            }
+            const pi_session_params p = test::greedy_params(threads, PI_SPARSE_ON);
+            const Decoded t = decode(name, p);
+            Decoded rows;
             {
                 TransposeEnv off("0");
-                test::ModelHandle model(model_path(name));
-                b = test::run_session(model.model, p, prompt, 12, tb);
-                pi_session *raw = nullptr;
-                REQUIRE(pi_session_create(model.model, &p, &raw) == PI_OK);
-                test::SessionPtr s(raw, pi_session_free);
-                REQUIRE(pi_session_eval(s.get(), prompt.data(), prompt.size()) == PI_OK);
-                std::vector<pi_token> out;
-                REQUIRE(test::generate(s.get(), 6, out) == PI_OK);
-                read_rows = layer_values(s.get(), pi_session_predictor_read);
+                rows = decode(name, p);
             }
-            CHECK(ta == tb);
-            REQUIRE(a.size() == b.size());
+            CHECK(t.tokens == rows.tokens);
+            REQUIRE(t.logits.size() == rows.logits.size());
             double err = 0.0, norm = 0.0;
-            for (size_t i = 0; i < a.size(); ++i) {
-                err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-                norm += double(b[i]) * b[i];
+            for (size_t i = 0; i < t.logits.size(); ++i) {
+                err += (double(t.logits[i]) - rows.logits[i]) * (double(t.logits[i]) - rows.logits[i]);
+                norm += double(rows.logits[i]) * rows.logits[i];
             }
             CHECK(std::sqrt(err / norm) < 1e-4);  // rounding of the scores only: the same neurons fire
             // Row dots read the whole predictor; the transposed fc2 skips the rows of zero hidden units (the tiny
             // models' predictors have random fc1 rows: some units are zero on every token, never all of them).
-            REQUIRE(read_rows.size() == read_t.size());
-            for (size_t l = 0; l < read_t.size(); ++l) {
+            REQUIRE(rows.predictor_read.size() == t.predictor_read.size());
+            for (size_t l = 0; l < t.predictor_read.size(); ++l) {
                 INFO("layer " << l);
-                CHECK(read_rows[l] == 1.0f);
-                CHECK(read_t[l] > 0.2f);
-                CHECK(read_t[l] < 1.0f);
+                CHECK(rows.predictor_read[l] == 1.0f);
+                CHECK(t.predictor_read[l] > 0.2f);
+                CHECK(t.predictor_read[l] < 1.0f);
             }
         }
     }

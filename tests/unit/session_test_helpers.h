@@ -62,6 +62,22 @@ inline pi_session_params session_params(const SessionSettings &s) {
     return p;
 }
 
+// Greedy decoding with `threads` threads in the given sparse mode (PI_SPARSE_*), everything else at its default.
+inline pi_session_params greedy_params(int32_t threads, int32_t sparse) {
+    pi_session_params p;
+    pi_session_params_init(&p);
+    p.n_threads = threads;
+    p.sparse = sparse;
+    p.temperature = 0.0f;
+    return p;
+}
+
+// A prompt of eight tokens that every test model's vocabulary holds.
+inline const std::vector<pi_token> &short_prompt() {
+    static const std::vector<pi_token> prompt = {5, 70, 300, 41, 9, 123, 17, 88};
+    return prompt;
+}
+
 inline SessionPtr make_session(pi_model *model, const SessionSettings &s = SessionSettings()) {
     const pi_session_params p = session_params(s);
     pi_session *session = nullptr;
