@@ -4,6 +4,7 @@
 // unchanged. Memory traffic: each active row's [c0, c1) slice once; y stays in L1.
 #include <immintrin.h>
 
+#include <cassert>
 #include <cstring>
 
 #include "backends/cpu/isa_kernels.h"
@@ -133,7 +134,9 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const uint8_t 
         case WeightType::BF16: axpy_float<Kind::BF16, G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q8_0: axpy_quant<WeightType::Q8_0, G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q4_0: axpy_quant<WeightType::Q4_0, G>(row, pf, a, c0, c1, y); break;
-        case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
+        case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
+            assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+            break;
     }
 }
 

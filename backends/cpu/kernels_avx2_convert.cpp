@@ -3,6 +3,7 @@
 // loop.
 #include <immintrin.h>
 
+#include <cassert>
 #include <cstring>
 #include <vector>
 
@@ -66,7 +67,9 @@ void row_to_f32(const WeightMatrix &w, const uint8_t *row, float *o) {
                 }
             }
             return;
-        case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
+        case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
+            assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+            break;
     }
 }
 

@@ -12,6 +12,7 @@
 // gain: the table lookups, not the y loads and stores, are the limit).
 #include <immintrin.h>
 
+#include <cassert>
 #include <cstring>
 
 #include "backends/cpu/isa_kernels.h"
@@ -201,7 +202,9 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const uint8_t 
         case WeightType::BF16: axpy_float<Kind::BF16, G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q8_0: axpy_q8_0<G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q4_0: axpy_q4_0<G>(row, pf, a, c0, c1, y); break;
-        case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
+        case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
+            assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+            break;
     }
 }
 

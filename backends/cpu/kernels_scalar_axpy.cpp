@@ -1,5 +1,6 @@
 // Scalar "axpy" rows: y[c] += a[i] * W[rows[i]][c], neuron by neuron in list order, the product rounded before the
 // add. The SIMD levels compute exactly this, element by element, so all levels agree bit for bit.
+#include <cassert>
 #include <cstring>
 
 #include "backends/cpu/isa_kernels.h"
@@ -42,7 +43,9 @@ void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size
                     }
                 }
                 break;
-            case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
+            case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
+                assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+                break;
         }
     }
 }

@@ -1,5 +1,6 @@
 // Scalar conversions: dequantizing rows to binary32, binary32 to bf16, activation quantization, and the bandwidth
 // probe's read loop.
+#include <cassert>
 #include <cstring>
 #include <vector>
 
@@ -36,7 +37,9 @@ void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t
                     }
                 }
                 break;
-            case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
+            case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
+                assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+                break;
         }
     }
 }

@@ -2,6 +2,7 @@
 // Float rows: four partial sums over k mod 4, combined as (s0 + s1) + (s2 + s3).
 // Q8_0 / Q4_0 rows: per block an exact integer dot of the weight codes with the activation's int8 values, then
 // acc += isum * (d_w * d_x) in block order.
+#include <cassert>
 #include <cstring>
 
 #include "backends/cpu/isa_kernels.h"
@@ -70,7 +71,9 @@ void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q
             case WeightType::BF16: y[i] = dot_float_row(row, x_f32, w.n_cols, load_bf16); break;
             case WeightType::Q8_0: y[i] = dot_q8_0_row(row, *x_q8); break;
             case WeightType::Q4_0: y[i] = dot_q4_0_row(row, *x_q8); break;
-            case WeightType::Q4_0R: break;  // unpacked to Q4_0 rows by the kernel table (kernel_table.cpp)
+            case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
+                assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+                break;
         }
     }
 }
