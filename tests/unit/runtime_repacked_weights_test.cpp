@@ -21,11 +21,6 @@ using namespace pi;
 
 namespace {
 
-struct RepackEnv {  // PI_Q4_REPACK for a scope
-    explicit RepackEnv(const char *value) { ::setenv("PI_Q4_REPACK", value, 1); }
-    ~RepackEnv() { ::unsetenv("PI_Q4_REPACK"); }
-};
-
 const std::string kSparseQ4 = std::string(PI_MODELS_DIR) + "/relu-llama-q4_0.gguf";
 const std::string kDenseQ4 = std::string(PI_MODELS_DIR) + "/llama-q4_0.gguf";
 
@@ -50,7 +45,7 @@ TEST_CASE("a CPU model's Q4_0 dot matrices are repacked, unpack to the file rows
     LoadOptions options;
     options.backend = "cpu";
     {
-        RepackEnv on("1");
+        test::ScopedEnv on("PI_Q4_REPACK", "1");
         ::setenv("PI_FFN_BUNDLE", "1", 1);
         auto model = Model::load(kSparseQ4, options);
         ::unsetenv("PI_FFN_BUNDLE");
@@ -81,7 +76,7 @@ TEST_CASE("a CPU model's Q4_0 dot matrices are repacked, unpack to the file rows
         CHECK(unpacks_to(bound.output, as_matrix(model->weights().output)));
     }
     {
-        RepackEnv off("0");
+        test::ScopedEnv off("PI_Q4_REPACK", "0");
         auto model = Model::load(kSparseQ4, options);
         CHECK_FALSE(model->repacked());
         const HostWeights bound = bind_host_weights(*model, true);
@@ -102,12 +97,12 @@ TEST_CASE("sessions give the same bits with and without repacked Q4_0 weights", 
                 std::vector<pi_token> ta, tb;
                 std::vector<float> a, b;
                 {
-                    RepackEnv on("1");
+                    test::ScopedEnv on("PI_Q4_REPACK", "1");
                     test::ModelHandle model(path);
                     a = test::run_session(model.model, p, prompt, 8, ta);
                 }
                 {
-                    RepackEnv off("0");
+                    test::ScopedEnv off("PI_Q4_REPACK", "0");
                     test::ModelHandle model(path);
                     b = test::run_session(model.model, p, prompt, 8, tb);
                 }

@@ -20,11 +20,6 @@ using namespace pi;
 
 namespace {
 
-struct TransposeEnv {  // PI_PRED_TRANSPOSE for a scope
-    explicit TransposeEnv(const char *value) { ::setenv("PI_PRED_TRANSPOSE", value, 1); }
-    ~TransposeEnv() { ::unsetenv("PI_PRED_TRANSPOSE"); }
-};
-
 std::string model_path(const char *name) { return std::string(PI_MODELS_DIR) + "/" + name + ".gguf"; }
 
 // t is m transposed, element for element.
@@ -78,7 +73,7 @@ TEST_CASE("a CPU model keeps float fc2 transposed, quantized predictors and PI_P
         auto dense = Model::load(model_path("llama-f16"), options);
         CHECK_FALSE(dense->transposed_predictors());
     }
-    TransposeEnv off("0");
+    test::ScopedEnv off("PI_PRED_TRANSPOSE", "0");
     auto model = Model::load(model_path("relu-llama-f16"), options);
     CHECK_FALSE(model->transposed_predictors());
 }
@@ -118,7 +113,7 @@ TEST_CASE("sparse sessions decode the same tokens with and without the transpose
             const Decoded t = decode(name, p);
             Decoded rows;
             {
-                TransposeEnv off("0");
+                test::ScopedEnv off("PI_PRED_TRANSPOSE", "0");
                 rows = decode(name, p);
             }
             CHECK(t.tokens == rows.tokens);

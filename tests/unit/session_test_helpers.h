@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -61,6 +62,17 @@ inline pi_session_params session_params(const SessionSettings &s) {
     p.n_threads = 1;  // the machine is shared; sessions running in parallel are what these tests are about
     return p;
 }
+
+// An environment variable set for a scope (the switches of README's measurement list), unset at its end.
+struct ScopedEnv {
+    ScopedEnv(const char *name, const char *value) : name_(name) { ::setenv(name, value, 1); }
+    ~ScopedEnv() { ::unsetenv(name_); }
+    ScopedEnv(const ScopedEnv &) = delete;
+    ScopedEnv &operator=(const ScopedEnv &) = delete;
+
+private:
+    const char *name_;
+};
 
 // Greedy decoding with `threads` threads in the given sparse mode (PI_SPARSE_*), everything else at its default.
 inline pi_session_params greedy_params(int32_t threads, int32_t sparse) {
