@@ -364,11 +364,16 @@ size_t dot_groups(const WeightMatrix &w, const float *x_f32, const Q8Activation 
 // GB/s with eight (the plain read loop: 35; sixteen rows spill their accumulators and drop to 19), and Q4_0 lists
 // +12 % (11.6 % of 11008 rows); over contiguous Q4_0 rows four are faster (32 against 28 GB/s per core from L2: its
 // dot is arithmetic-bound there). Groups never change a row's result.
+// Compile-time knob for A/B runs on other machines: PI_CPU_FLOAT_GROUP=4 takes float rows four at a time again.
+#ifndef PI_CPU_FLOAT_GROUP
+#define PI_CPU_FLOAT_GROUP 8
+#endif
 template <bool Vnni>
 void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                    size_t first, size_t n, float *y) {
     size_t i = 0;
-    const bool float_rows = w.type == WeightType::F32 || w.type == WeightType::F16 || w.type == WeightType::BF16;
+    const bool float_rows = PI_CPU_FLOAT_GROUP == 8 &&
+                            (w.type == WeightType::F32 || w.type == WeightType::F16 || w.type == WeightType::BF16);
     if (float_rows || (rows && (w.type == WeightType::Q4_0 || w.type == WeightType::Q4_0R))) {
         i = dot_groups<8, Vnni>(w, x_f32, x_q8, rows, first, i, n, y);
     }
