@@ -151,7 +151,8 @@ void matmul_glu_cases(Env &env) {
 void matmul_rmsnorm_cases(Env &env) {
     if (!PI_BK_HAS_OP(&env.cand.ops(), matmul_rmsnorm)) return;
     decltype(env.rng) rng(20261129);
-    const uint64_t shapes[][2] = {{64, 256}, {300, 352}, {1000, 4096}};
+    // 301 rows: a plain product with an odd row count.
+    const uint64_t shapes[][2] = {{64, 256}, {300, 352}, {301, 512}, {1000, 4096}};
     for (uint32_t type : all_weight_types()) {
         for (const auto &s : shapes) {
             for (uint32_t act : {uint32_t(PI_BK_NO_ACTIVATION), uint32_t(PI_BK_ACT_SILU), uint32_t(PI_BK_ACT_REGLU)}) {
