@@ -368,12 +368,12 @@ size_t dot_groups(const WeightMatrix &w, const float *x_f32, const Q8Activation 
 #ifndef PI_CPU_FLOAT_GROUP
 #define PI_CPU_FLOAT_GROUP 8
 #endif
+static_assert(PI_CPU_FLOAT_GROUP == 8 || PI_CPU_FLOAT_GROUP == 4, "PI_CPU_FLOAT_GROUP must be 4 or 8");
 template <bool Vnni>
 void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                    size_t first, size_t n, float *y) {
     size_t i = 0;
-    const bool float_rows = PI_CPU_FLOAT_GROUP == 8 &&
-                            (w.type == WeightType::F32 || w.type == WeightType::F16 || w.type == WeightType::BF16);
+    const bool float_rows = PI_CPU_FLOAT_GROUP == 8 && !weight_type_is_quantized(w.type);
     if (float_rows || (rows && (w.type == WeightType::Q4_0 || w.type == WeightType::Q4_0R))) {
         i = dot_groups<8, Vnni>(w, x_f32, x_q8, rows, first, i, n, y);
     }
