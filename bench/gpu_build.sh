@@ -1,8 +1,8 @@
 # Sourced by the GPU benchmark scripts: builds the library, the CUDA module and the given targets in /tmp/b on the
 # lent GPU machine, which lacks oneDNN, Catch2 and libxxhash (libxxhash comes from build-cuda-debs/*.deb, carried),
 # and writes bench-7b F16 to /tmp/m once (gguf from .whl/, carried). Needs OUT and T; usage: gpu_build TARGETS...
-# B_DIR (default /tmp/b) and EXTRA_CXX_FLAGS (e.g. a compile-time knob such as -DPI_SPARSE_MIN_CHUNK_BYTES=...) give a
-# second build for an A/B in the same call.
+# B_DIR (default /tmp/b), EXTRA_CXX_FLAGS (e.g. a compile-time knob such as -DPI_SPARSE_MIN_CHUNK_BYTES=...) and
+# EXTRA_CUDA_FLAGS (the CUDA module's, e.g. -DPI_CUDA_STREAM_LOADS=0) give a second build for an A/B in the same call.
 gpu_build() {
     local b=${B_DIR:-/tmp/b}
     mkdir -p "$OUT" /tmp/xx /tmp/py /tmp/m
@@ -10,7 +10,8 @@ gpu_build() {
     export LD_LIBRARY_PATH=/tmp/xx/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
     local t0=$(date +%s)
     cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=Release -DPI_ONEDNN=OFF -DPI_CUDA=ON -DPI_CUDA_ARCHS=90 -DPI_BUILD_TESTS=ON \
-      "-DCMAKE_CXX_FLAGS=-include cstdint ${EXTRA_CXX_FLAGS:-}" -DPI_XXHASH_INCLUDE_DIR=/tmp/xx/usr/include \
+      "-DCMAKE_CXX_FLAGS=-include cstdint ${EXTRA_CXX_FLAGS:-}" "-DCMAKE_CUDA_FLAGS=${EXTRA_CUDA_FLAGS:-}" \
+      -DPI_XXHASH_INCLUDE_DIR=/tmp/xx/usr/include \
       -DPI_XXHASH_LIBRARY=/tmp/xx/usr/lib/x86_64-linux-gnu/libxxhash.so > "$OUT/cmake.log" 2>&1 || {
         tail -30 "$OUT/cmake.log"; return 1; }
     cmake --build "$b" -j"$T" --target powerinfer powerinfer-cuda "$@" > "$OUT/build.log" 2>&1 || {

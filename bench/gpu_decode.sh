@@ -52,6 +52,7 @@ echo "accuracy: $(grep -c 'tokens=same' "$OUT/accuracy.txt") runs with the CPU's
   "largest rel_err $(grep -o 'rel_err=[0-9.e+-]*' "$OUT/accuracy.txt" | cut -d= -f2 | sort -g | tail -1)"
 grep -E "DIFF|FAILED" "$OUT/accuracy.txt" | head
 wait
+sync  # the written files' dirty pages would otherwise be flushed during the first measured run
 echo "models written, $(( $(date +%s) - t0 )) s after the start"; ls -la /tmp/m
 S=/tmp/m/bench-7b-f16.gguf D=/tmp/m/bench-7b-dense-f16.gguf
 timeout 120 /tmp/b/bin/powerinfer-cli -m $S -t $T --backend cuda --vram-budget 60 -n 160 --seed 1 --temp 0.8 \

@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
             const uint32_t u = u0 + uint32_t(b) * dev::kWarp;
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
-                if (u < units) wv[i][b] = __ldg(row[i] + u);
+                if (u < units) wv[i][b] = dev::load_stream16(row[i] + u);
             }
         }
 #pragma unroll

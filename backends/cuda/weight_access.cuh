@@ -37,6 +37,24 @@ struct Block<PI_BK_Q4_0> {
     static constexpr int bytes = 18;
 };
 
+// 16 bytes of a weight row (16-byte aligned). Weights are read once per step and never reused by the same SM, so the
+// load skips L1 (which keeps x and the norm's weight for the other warps) and asks L2 for 256-byte granules (the next
+// lines of the row arrive with the first). PI_CUDA_STREAM_LOADS=0 at compile time gives the plain read-only load.
+#ifndef PI_CUDA_STREAM_LOADS
+#define PI_CUDA_STREAM_LOADS 1
+#endif
+__device__ __forceinline__ uint4 load_stream16(const void *p) {
+#if PI_CUDA_STREAM_LOADS
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+#else
+    return __ldg(reinterpret_cast<const uint4 *>(p));
+#endif
+}
+
 // Weight k of a row, exactly (every supported type is exact in binary32).
 template <uint32_t T>
 __device__ __forceinline__ float load_weight(const uint8_t *row, uint32_t k) {
@@ -78,11 +96,13 @@ __device__ __forceinline__ void unpack8(const uint4 v, float (&w)[8]) {
 template <uint32_t T>
 __device__ __forceinline__ void load_weight8(const uint8_t *row, uint32_t k, float (&w)[8]) {
     if constexpr (T == PI_BK_F32) {
-        const float4 *p = reinterpret_cast<const float4 *>(row + 4 * size_t(k));
-        const float4 a = __ldg(p), b = __ldg(p + 1);
-        w[0] = a.x, w[1] = a.y, w[2] = a.z, w[3] = a.w, w[4] = b.x, w[5] = b.y, w[6] = b.z, w[7] = b.w;
+        const uint8_t *p = row + 4 * size_t(k);
+        const uint4 a = load_stream16(p), b = load_stream16(p + 16);
+        w[0] = __uint_as_float(a.x), w[1] = __uint_as_float(a.y), w[2] = __uint_as_float(a.z);
+        w[3] = __uint_as_float(a.w), w[4] = __uint_as_float(b.x), w[5] = __uint_as_float(b.y);
+        w[6] = __uint_as_float(b.z), w[7] = __uint_as_float(b.w);
     } else {
-        unpack8<T>(__ldg(reinterpret_cast<const uint4 *>(row + 2 * size_t(k))), w);
+        unpack8<T>(load_stream16(row + 2 * size_t(k)), w);
     }
 }
 
@@ -112,11 +132,21 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // Four x values from k; SCALED: times g (a norm's weight, applied on the fly), their squares (unscaled) added to ss.
+// The four squares are summed in binary32 and added to ss in binary64: a quarter of the float->double conversions
+// and double adds of squaring each value in double (H100: 16 conversions a clock per SM), 1 % of a dense decode
+// layer (pi_kernel_bench); the scale moves by ~1e-7 relative. PI_CUDA_NORM_SQUARES_F32=0 squares in double.
+#ifndef PI_CUDA_NORM_SQUARES_F32
+#define PI_CUDA_NORM_SQUARES_F32 1
+#endif
 template <bool SCALED>
 __device__ __forceinline__ float4 load_x4(const float *x, const float *g, size_t k, double &ss) {
     float4 a = __ldg(reinterpret_cast<const float4 *>(x + k));
     if constexpr (SCALED) {
+#if PI_CUDA_NORM_SQUARES_F32
+        ss += double(a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w);
+#else
         ss += double(a.x) * a.x + double(a.y) * a.y + double(a.z) * a.z + double(a.w) * a.w;
+#endif
         const float4 w = __ldg(reinterpret_cast<const float4 *>(g + k));
         a.x *= w.x, a.y *= w.y, a.z *= w.z, a.w *= w.w;
     }

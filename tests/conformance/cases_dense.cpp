@@ -181,6 +181,51 @@ void matmul_rmsnorm_cases(Env &env) {
     }
 }
 
+// A decode step's chain of products enqueued back to back with no host synchronization in between, each reading the
+// previous one's output: norm-fused product, residual product (few rows, split), norm-fused GLU, residual product,
+// plain product, twice over. It checks that a kernel never reads its input (or overwrites a buffer) before the
+// kernel that writes (or reads) it has finished -- what any overlap of launches (programmatic dependent launch,
+// more than one stream) must keep. Errors compound over ten products and ReGLU's cut at zero: tolerance 1e-4 (quantized: 1e-2, where an
+// order-of-addition difference may move 8-bit roundings of activations: 1.3e-3 measured for Q4_0 between the CPU
+// ISA levels). A kernel that reads too early returns values off by O(1).
+void decode_chain_cases(Env &env) {
+    if (!PI_BK_HAS_OP(&env.cand.ops(), matmul_rmsnorm) || !PI_BK_HAS_OP(&env.cand.ops(), matmul_add)) return;
+    decltype(env.rng) rng(20261130);
+    const uint64_t d = 4096, q = 1024, ff = 2816, head = 3000;
+    for (uint32_t type : all_weight_types()) {
+        env.row("decode_chain", type_name(type), dims({d, q, ff, head}, "dqfh"), quantized(type) ? 1e-2 : 1e-4,
+                [&](std::string *) {
+                    const HostMatrix w_in = random_matrix(rng, type, q, d, 0.05f), w_back = random_matrix(rng, type, d, q, 0.05f),
+                                     w_glu = random_matrix(rng, type, 2 * ff, d, 0.05f),
+                                     w_down = random_matrix(rng, type, d, ff, 0.05f),
+                                     w_head = random_matrix(rng, type, head, d, 0.05f);
+                    const std::vector<float> x = random_floats(rng, d), g = random_floats(rng, d);
+                    std::vector<float> out[2];
+                    Device *devs[2] = {&env.ref, &env.cand};
+                    for (int k = 0; k < 2; ++k) {
+                        Device &dev = *devs[k];
+                        const pi_bk_matrix in = dev.put(w_in), back = dev.put(w_back), glu = dev.put(w_glu),
+                                           down = dev.put(w_down), hm = dev.put(w_head);
+                        float *h = dev.put(x);
+                        const float *gd = dev.put(g);
+                        auto *t = static_cast<float *>(dev.alloc(q * 4));
+                        auto *a = static_cast<float *>(dev.alloc(ff * 4));
+                        auto *y = static_cast<float *>(dev.alloc(head * 4));
+                        pi_bk_queue *qu = dev.queue();
+                        for (int round = 0; round < 2; ++round) {
+                            dev.check(dev.ops().matmul_rmsnorm(qu, &in, h, gd, 1e-5f, PI_BK_NO_ACTIVATION, t), "norm product");
+                            dev.check(dev.ops().matmul_add(qu, &back, t, 1, h), "residual product");
+                            dev.check(dev.ops().matmul_rmsnorm(qu, &glu, h, gd, 1e-5f, PI_BK_ACT_REGLU, a), "norm GLU");
+                            dev.check(dev.ops().matmul_add(qu, &down, a, 1, h), "down product");
+                            dev.check(dev.ops().matmul(qu, &hm, h, 1, y), "head product");
+                        }
+                        out[k] = dev.get(y, head);
+                    }
+                    return relative_error(out[1], out[0]);
+                });
+    }
+}
+
 // Rows of the table dequantized: exact on both sides (tolerance 0).
 void embedding_cases(Env &env) {
     for (uint32_t type : all_weight_types()) {
@@ -256,6 +301,7 @@ void dense_cases(Env &env) {
     matmul_add_cases(env);
     matmul_glu_cases(env);
     matmul_rmsnorm_cases(env);
+    decode_chain_cases(env);
     embedding_cases(env);
     add_cases(env);
     activation_cases(env);

@@ -136,6 +136,54 @@ int main(int argc, char **argv) {
                 dev.release();
             }
         }
+        // A dense decode layer as the executor enqueues it (norm-fused q|k|v, attention, o added to x, norm-fused
+        // gate|up GLU, down added to x), over 8 layers' weights in turn (3.2 GB, so nothing stays in L2): the time
+        // per layer and the weight bytes over it, launches and the gaps between kernels included.
+        if (PI_BK_HAS_OP(&dev.ops(), matmul_rmsnorm) && PI_BK_HAS_OP(&dev.ops(), attention_decode) &&
+            PI_BK_HAS_OP(&dev.ops(), matmul_add)) {
+            constexpr int kLayers = 8;
+            const uint32_t n_head = 32, hd = 128, pos = 63;
+            const HostMatrix qkv_h = random_matrix(rng, PI_BK_F16, 3 * n_embd, n_embd, 0.01f),
+                             o_h = random_matrix(rng, PI_BK_F16, n_embd, n_embd, 0.01f),
+                             glu_h = random_matrix(rng, PI_BK_F16, 2 * n_ff, n_embd, 0.01f),
+                             down_h = random_matrix(rng, PI_BK_F16, n_embd, n_ff, 0.01f);
+            pi_bk_matrix qkv[kLayers], o[kLayers], glu[kLayers], down[kLayers];
+            for (int l = 0; l < kLayers; ++l) {
+                qkv[l] = dev.put(qkv_h), o[l] = dev.put(o_h), glu[l] = dev.put(glu_h), down[l] = dev.put(down_h);
+            }
+            const std::vector<uint8_t> zeros((pos + 1) * n_embd * 2, 0);
+            void *kc = dev.put(zeros.data(), zeros.size()), *vc = dev.put(zeros.data(), zeros.size());
+            float *x = dev.put(random_floats(rng, n_embd));
+            const float *g = dev.put(random_floats(rng, n_embd));
+            auto *t = static_cast<float *>(dev.alloc(3 * n_embd * 4));
+            auto *att = static_cast<float *>(dev.alloc(n_embd * 4));
+            auto *a = static_cast<float *>(dev.alloc(n_ff * 4));
+            pi_bk_decode_attention at{};
+            at.n_head = at.n_head_kv = n_head;
+            at.head_dim = at.rope_dim = hd;
+            at.rope_mode = PI_BK_ROPE_NORMAL;
+            at.rope_freq_base = 10000.0f;
+            at.scale = 0.088f;
+            at.kv_type = PI_BK_KV_F16;
+            at.max_positions = pos + 1;
+            at.k_cache = kc;
+            at.v_cache = vc;
+            const double us = time_us(dev, std::max(1, iters / 8), [&] {
+                for (int l = 0; l < kLayers; ++l) {
+                    pi_bk_queue *q = dev.queue();
+                    dev.check(dev.ops().matmul_rmsnorm(q, &qkv[l], x, g, 1e-5f, PI_BK_NO_ACTIVATION, t), "qkv");
+                    dev.check(dev.ops().attention_decode(q, &at, t, t + n_embd, t + 2 * n_embd, pos, nullptr, att),
+                              "attention_decode");
+                    dev.check(dev.ops().matmul_add(q, &o[l], att, 1, x), "o");
+                    dev.check(dev.ops().matmul_rmsnorm(q, &glu[l], x, g, 1e-5f, PI_BK_ACT_SILU, a), "gate|up");
+                    dev.check(dev.ops().matmul_add(q, &down[l], a, 1, x), "down");
+                }
+            });
+            const double layer_bytes = double(qkv_h.bytes.size() + o_h.bytes.size() + glu_h.bytes.size() +
+                                              down_h.bytes.size());
+            report("dense decode layer F16 bench-7b (8 layers in turn), per layer", layer_bytes, us / kLayers);
+            dev.release();
+        }
         for (uint32_t pos : {63u, 511u, 2047u}) {
             const uint32_t n_head = 32, hd = 128;
             const uint64_t kv_dim = uint64_t(n_head) * hd;
