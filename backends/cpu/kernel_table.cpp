@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/isa_kernels.h"
 #include "backends/cpu/q4_0_repack.h"
 #include "common/error.h"
@@ -12,19 +13,25 @@ alignas(64) float fp16_table[65536];
 
 namespace {
 
-// Q4_0R rows (weight_type.h) reach the kernels that have no code for them one at a time, unpacked into a per-thread
-// Q4_0 copy: the same values, so the same results as the Q4_0 kernel of the level. Only the AVX-512 dots read Q4_0R
-// natively; the model repacks only where they run (runtime/repacked_weights.h), so these paths serve the rest
-// (axpy rows are never repacked, the prefill GEMM's conversions, forced lower levels) at the cost of a row copy.
+// Rows of the engine's own layouts (Q4_0R, F16X8: weight_type.h) reach the kernels that have no code for them one at
+// a time, unpacked into a per-thread copy in the file's layout (Q4_0, F16): the same values, so the same results as
+// that type's kernel of the level. Only the AVX-512 dots read them natively; the model repacks only where they run
+// (runtime/repacked_weights.h), so these paths serve the rest (axpy rows are never repacked, the prefill GEMM's
+// conversions, forced lower levels, row lists and partial groups of F16X8) at the cost of a row copy.
 
-// Sets `one` to a 1-row Q4_0 view of row r of the Q4_0R matrix w, unpacked into this thread's buffer (valid until
-// the thread's next call).
+// Sets `one` to a 1-row view in the file's layout of row r of the repacked matrix w, unpacked into this thread's
+// buffer (valid until the thread's next call).
 void unpack_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
     thread_local std::vector<uint8_t> buf;
-    const size_t bytes = weight_row_bytes(WeightType::Q4_0, w.n_cols);
+    const WeightType plain = w.type == WeightType::F16X8 ? WeightType::F16 : WeightType::Q4_0;
+    const size_t bytes = weight_row_bytes(plain, w.n_cols);
     if (buf.size() < bytes) buf.resize(bytes);
-    unpack_q4_0r_row(w.row(r), w.n_cols, buf.data());
-    one = make_weight_matrix(buf.data(), WeightType::Q4_0, 1, w.n_cols);
+    if (w.type == WeightType::F16X8) {
+        gather_f16x8_row(w, r, reinterpret_cast<uint16_t *>(buf.data()));
+    } else {
+        unpack_q4_0r_row(w.row(r), w.n_cols, buf.data());
+    }
+    one = make_weight_matrix(buf.data(), plain, 1, w.n_cols);
 }
 
 using DotRows = void (*)(const WeightMatrix &, const float *, const Q8Activation *, const uint32_t *, size_t, size_t,
@@ -34,7 +41,7 @@ using AxpyRows = void (*)(const WeightMatrix &, const float *, const uint32_t *,
 template <DotRows Inner>
 void dot_rows_unpacking(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                         size_t first, size_t n, float *y) {
-    if (w.type != WeightType::Q4_0R) return Inner(w, x_f32, x_q8, rows, first, n, y);
+    if (!weight_type_is_repacked(w.type)) return Inner(w, x_f32, x_q8, rows, first, n, y);
     WeightMatrix one;
     for (size_t i = 0; i < n; ++i) {
         unpack_row(w, rows ? rows[i] : first + i, one);
@@ -45,7 +52,7 @@ void dot_rows_unpacking(const WeightMatrix &w, const float *x_f32, const Q8Activ
 template <AxpyRows Inner>
 void axpy_rows_unpacking(const WeightMatrix &w, const float *a, const uint32_t *rows, size_t n, size_t c0, size_t c1,
                          float *y) {
-    if (w.type != WeightType::Q4_0R) return Inner(w, a, rows, n, c0, c1, y);
+    if (!weight_type_is_repacked(w.type)) return Inner(w, a, rows, n, c0, c1, y);
     WeightMatrix one;
     const uint32_t first_row = 0;
     for (size_t i = 0; i < n; ++i) {  // in list order, as the contract requires
@@ -56,7 +63,7 @@ void axpy_rows_unpacking(const WeightMatrix &w, const float *a, const uint32_t *
 
 template <typename Out, void (*Inner)(const WeightMatrix &, size_t, size_t, Out *, size_t)>
 void rows_to_unpacking(const WeightMatrix &w, size_t r0, size_t r1, Out *out, size_t ld) {
-    if (w.type != WeightType::Q4_0R) return Inner(w, r0, r1, out, ld);
+    if (!weight_type_is_repacked(w.type)) return Inner(w, r0, r1, out, ld);
     WeightMatrix one;
     for (size_t r = r0; r < r1; ++r) {
         unpack_row(w, r, one);

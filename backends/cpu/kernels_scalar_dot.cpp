@@ -71,8 +71,9 @@ void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q
             case WeightType::BF16: y[i] = dot_float_row(row, x_f32, w.n_cols, load_bf16); break;
             case WeightType::Q8_0: y[i] = dot_q8_0_row(row, *x_q8); break;
             case WeightType::Q4_0: y[i] = dot_q4_0_row(row, *x_q8); break;
+            case WeightType::F16X8:
             case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-                assert(!"Q4_0R rows reached a kernel that reads Q4_0");
+                assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
                 break;
         }
     }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/isa_kernels.h"
 #include "common/error.h"
 
@@ -63,10 +64,12 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
 // machine whose cores are shared (a VM) one core is often slower for a while; shrinking chunks keep the wait at the
 // end of a product short. Each row is still computed by exactly one thread with the same operations, so the results
 // do not depend on which thread takes which chunk.
+// Chunks of a range are whole multiples of `align` rows (the last one excepted): F16X8 matrices are read eight rows
+// at a time (rows_per_group).
 class ChunkQueue {
 public:
-    ChunkQueue(size_t n, size_t n_threads, size_t row_bytes)
-        : n_(n), divisor_(2 * n_threads),
+    ChunkQueue(size_t n, size_t n_threads, size_t row_bytes, size_t align = 1)
+        : n_(n), divisor_(2 * n_threads), align_(align),
           max_rows_(std::max<size_t>(1, kChunkBytes / std::max<size_t>(1, row_bytes))),
           min_rows_(std::max<size_t>(1, kMinChunkBytes / std::max<size_t>(1, row_bytes))) {}
 
@@ -76,7 +79,7 @@ public:
         for (;;) {
             if (b >= n_) return false;
             const size_t rows = std::min(max_rows_, std::max(min_rows_, (n_ - b) / divisor_));
-            const size_t e = std::min(n_, b + rows);
+            const size_t e = std::min(n_, (b + rows + align_ - 1) / align_ * align_);
             if (next_.compare_exchange_weak(b, e, std::memory_order_relaxed)) {
                 begin = b;
                 end = e;
@@ -86,17 +89,20 @@ public:
     }
 
 private:
-    const size_t n_, divisor_, max_rows_, min_rows_;
+    const size_t n_, divisor_, align_, max_rows_, min_rows_;
     std::atomic<size_t> next_{0};
 };
 
+// Rows a dot kernel reads together in a range: 8 for F16X8 (f16_interleave.h), else 1.
+size_t rows_per_group(const WeightMatrix &w) { return w.type == WeightType::F16X8 ? kF16X8Rows : 1; }
+
 template <typename Body>
-void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, Body &&body) {
+void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, Body &&body, size_t align = 1) {
     if (n_threads <= 1 || n < 2) {
         body(size_t{0}, n);
         return;
     }
-    ChunkQueue queue(n, n_threads, row_bytes);
+    ChunkQueue queue(n, n_threads, row_bytes, align);
     pool->run([&](int) {
         size_t begin = 0, end = 0;
         while (queue.next(begin, end)) body(begin, end);
@@ -118,9 +124,10 @@ void matvec(const WeightMatrix &w, const MatvecInput &x, size_t r0, size_t r1, f
     const detail::KernelTable &k = detail::kernels(isa);
     const size_t row_bytes = weight_row_bytes(w.type, w.n_cols);
     const size_t n_threads = threads_for(pool, n * row_bytes);
-    split_rows(pool, n, n_threads, row_bytes, [&](size_t begin, size_t end) {
-        k.dot_rows(w, x.f32, x.q8, nullptr, r0 + begin, end - begin, y + begin);
-    });
+    split_rows(
+        pool, n, n_threads, row_bytes,
+        [&](size_t begin, size_t end) { k.dot_rows(w, x.f32, x.q8, nullptr, r0 + begin, end - begin, y + begin); },
+        r0 % rows_per_group(w) == 0 ? rows_per_group(w) : 1);
 }
 
 void matvec_batch(const MatvecJob *jobs, size_t n_jobs, ThreadPool *pool, IsaLevel isa) {
@@ -139,7 +146,8 @@ void matvec_batch(const MatvecJob *jobs, size_t n_jobs, ThreadPool *pool, IsaLev
     }
     std::optional<ChunkQueue> queues[kMaxBatchJobs];
     for (size_t j = 0; j < n_jobs; ++j) {
-        queues[j].emplace(jobs[j].w->n_rows, n_threads, weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols));
+        queues[j].emplace(jobs[j].w->n_rows, n_threads, weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols),
+                          rows_per_group(*jobs[j].w));
     }
     auto work = [&](int) {
         for (size_t j = 0; j < n_jobs; ++j) {

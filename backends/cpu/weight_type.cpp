@@ -14,6 +14,7 @@ const char *weight_type_name(WeightType type) {
         case WeightType::Q8_0: return "Q8_0";
         case WeightType::Q4_0: return "Q4_0";
         case WeightType::Q4_0R: return "Q4_0R";
+        case WeightType::F16X8: return "F16X8";
     }
     return "unknown";
 }
@@ -25,7 +26,8 @@ bool weight_type_valid(WeightType type) {
         case WeightType::BF16:
         case WeightType::Q8_0:
         case WeightType::Q4_0:
-        case WeightType::Q4_0R: return true;
+        case WeightType::Q4_0R:
+        case WeightType::F16X8: return true;
     }
     return false;
 }
@@ -37,6 +39,12 @@ size_t weight_row_bytes(WeightType type, size_t n) {
         case WeightType::F32: return n * 4;
         case WeightType::F16:
         case WeightType::BF16: return n * 2;
+        case WeightType::F16X8:
+            if (n % 64 != 0) {
+                fail(PI_ERR_INVALID_ARGUMENT, "an F16X8 row of " + std::to_string(n) + " weights is not a whole number "
+                                              "of 64-weight steps");
+            }
+            return n * 2;
         case WeightType::Q8_0:
         case WeightType::Q4_0:
         case WeightType::Q4_0R:

@@ -12,7 +12,13 @@ namespace pi::cpu {
 // Q4_0R ("Q4_0, codes first"): the values and bytes of a Q4_0 row rearranged for the AVX-512 dot kernel: the row's
 // n/32 blocks' 16 code bytes one after another, then their n/32 fp16 scales (same row size as Q4_0). Four blocks'
 // codes are then one 64-byte load, with no shuffle to gather them (backends/cpu/q4_0_repack.h).
-enum class WeightType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30, Q4_0R = 1002 };
+//
+// F16X8 ("F16, eight rows interleaved"): the values of an F16 matrix of n_rows % 8 == 0 rows of n_cols % 64 == 0
+// weights, stored so that the AVX-512 dot reads eight rows as one sequential stream: group g (rows 8g..8g+7) is
+// n_cols / 64 steps of 1 KiB, each the eight rows' next 64 weights (128 bytes a row) one after another
+// (backends/cpu/f16_interleave.h). row() is not a row's address for this type: only the F16X8 helpers and the
+// AVX-512 dot read it; every other kernel gets rows gathered back to F16 by the kernel table.
+enum class WeightType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30, Q4_0R = 1002, F16X8 = 1003 };
 
 const char *weight_type_name(WeightType type);
 
@@ -23,6 +29,10 @@ bool weight_type_valid(WeightType type);
 inline bool weight_type_is_quantized(WeightType type) {
     return type == WeightType::Q8_0 || type == WeightType::Q4_0 || type == WeightType::Q4_0R;
 }
+
+// The engine's own layouts of a file type (Q4_0R, F16X8): the kernel table hands their rows to the kernels that do
+// not read them natively unpacked, one row at a time (backends/cpu/kernel_table.cpp).
+inline bool weight_type_is_repacked(WeightType type) { return type == WeightType::Q4_0R || type == WeightType::F16X8; }
 
 // Weights per block: 32 for the quantized types, 1 for the float types.
 size_t weight_type_block_weights(WeightType type);

@@ -141,7 +141,8 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
                  " bytes on the device");
     }
     // Q4_0 rows the CPU's AVX-512 dots read are repacked (Q4_0R): in the bundles, and for the CPU executor every
-    // other such matrix (runtime/repacked_weights.h).
+    // other such matrix; F16 matrices that decode reads whole are interleaved (F16X8) for the CPU executor
+    // (runtime/repacked_weights.h).
     const bool repack = RepackedMatrices::wanted();
     // FFN bundles for the layers whose FFN the CPU computes (every layer for the CPU executor; split and CPU layers
     // for the hybrid, whose device upload above read the file's rows first).
@@ -156,12 +157,13 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
             if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
         }
     }
-    if (repack && !model->device_) {
+    const bool interleave = RepackedMatrices::f16_wanted();
+    if ((repack || interleave) && !model->device_) {
         std::vector<bool> bundled(model->hparams_.n_layer, false);
         for (uint32_t l = 0; l < model->hparams_.n_layer; ++l) {
             bundled[l] = model->ffn_bundles_ && model->ffn_bundles_->layer(l) != nullptr;
         }
-        auto built = std::make_shared<const RepackedMatrices>(*model, bundled);
+        auto built = std::make_shared<const RepackedMatrices>(*model, bundled, repack, interleave);
         if (built->n_matrices() > 0) model->repacked_ = std::move(built);
     }
     if (model->is_sparse() && !model->device_ && TransposedPredictors::wanted()) {

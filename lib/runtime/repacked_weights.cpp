@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backends/cpu/cpu_features.h"
+#include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/q4_0_repack.h"
 #include "common/log.h"
 #include "model/model.h"
@@ -15,8 +16,10 @@
 namespace pi {
 namespace {
 
-// The matrices the CPU executor reads through dot kernels (never down_t, which axpy_rows reads), in file order.
-std::vector<const WeightView *> candidates(const Model &model, const std::vector<bool> &skip_ffn_of) {
+// The matrices the CPU executor reads through dot kernels (never down_t, which axpy_rows reads), in file order:
+// Q4_0 ones when `q4_0`; F16 ones that decode reads whole (never by row lists) and that fit F16X8 when `f16`.
+std::vector<const WeightView *> candidates(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0,
+                                           bool f16) {
     const ModelWeights &w = model.weights();
     std::vector<const WeightView *> out;
     for (size_t l = 0; l < w.layers.size(); ++l) {
@@ -28,14 +31,31 @@ std::vector<const WeightView *> candidates(const Model &model, const std::vector
         out.push_back(&L.ffn_down);  // the dense layout: a matvec
     }
     out.push_back(w.output ? &w.output : &w.token_embd);
-    std::vector<const WeightView *> q4;
+    std::vector<const WeightView *> chosen;
     for (const WeightView *v : out) {
-        if (v->data && as_matrix(*v).type == cpu::WeightType::Q4_0) q4.push_back(v);
+        if (q4_0 && v->data && as_matrix(*v).type == cpu::WeightType::Q4_0) chosen.push_back(v);
     }
-    return q4;
+    if (f16) {
+        std::vector<const WeightView *> whole;
+        for (const LayerWeights &L : w.layers) {
+            for (const WeightView *v : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.fc1}) whole.push_back(v);
+        }
+        whole.push_back(w.output ? &w.output : &w.token_embd);
+        for (const WeightView *v : whole) {
+            if (v->data && cpu::f16x8_fits(as_matrix(*v))) chosen.push_back(v);
+        }
+    }
+    return chosen;
 }
 
 }  // namespace
+
+bool RepackedMatrices::f16_wanted() {
+    const char *v = std::getenv("PI_F16_INTERLEAVE");
+    if (v && std::string(v) == "0") return false;
+    if (v && std::string(v) == "1") return true;
+    return cpu::active_isa_level() >= cpu::IsaLevel::Avx512;
+}
 
 bool RepackedMatrices::wanted() {
     const char *v = std::getenv("PI_Q4_REPACK");
@@ -44,30 +64,36 @@ bool RepackedMatrices::wanted() {
     return cpu::active_isa_level() >= cpu::IsaLevel::Avx512;
 }
 
-RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of) {
+RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0, bool f16) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<const WeightView *> matrices = candidates(model, skip_ffn_of);
+    const std::vector<const WeightView *> matrices = candidates(model, skip_ffn_of, q4_0, f16);
     size_t bytes = 0;
     for (const WeightView *v : matrices) bytes += round_up(static_cast<size_t>(v->info->n_bytes), kCacheLine);
     if (bytes == 0) return;
-    memory_ = std::make_unique<HugePageBuffer>(bytes, "repacked Q4_0 weights");
-    size_t at = 0, released = 0;
+    memory_ = std::make_unique<HugePageBuffer>(bytes, "repacked weights");
+    size_t at = 0, released = 0, n_q4 = 0, n_f16 = 0;
     for (const WeightView *v : matrices) {
         const cpu::WeightMatrix src = as_matrix(*v);
         if (views_.count(src.data)) continue;  // a matrix reached twice (a tied head) is copied once
         const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
         populate_read(src.data, src.n_rows * row);
         uint8_t *dst = memory_->data() + at;
-        for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
-        cpu::WeightMatrix view = cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols);
-        views_.emplace(src.data, view);
+        if (src.type == cpu::WeightType::F16) {
+            views_.emplace(src.data, cpu::interleave_f16x8(src, dst));
+            ++n_f16;
+        } else {
+            for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
+            views_.emplace(src.data, cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols));
+            ++n_q4;
+        }
         at += round_up(src.n_rows * row, kCacheLine);
         // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in whole at
         // the start: one mapping, not one per matrix, which would round each up to 2 MiB).
         released += release_file_pages(v->data, static_cast<size_t>(v->info->n_bytes));
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    log_info("repacked Q4_0 weights: " + std::to_string(views_.size()) + " matrices, " + std::to_string(at >> 20) +
+    log_info("repacked weights: " + std::to_string(n_q4) + " Q4_0 matrices as Q4_0R, " + std::to_string(n_f16) +
+             " F16 matrices as F16X8, " + std::to_string(at >> 20) +
              " MiB copied, " + std::to_string(released >> 20) + " MiB of the file mapping released, " +
              std::to_string(static_cast<long>(ms)) + " ms");
 }

@@ -1,8 +1,14 @@
-// Q4_0R copies (backends/cpu/q4_0_repack.h) of a model's Q4_0 matrices that the CPU executor multiplies with dot
-// kernels: attention, predictors, the output head, and the FFN matrices of layers without FFN bundles (which
-// repack their own gate and up rows). The AVX-512 dots read Q4_0R ~1.4x faster with the rows in cache: on the
-// 2-core development VM a Q4_0 prompt (whose fallback GEMM runs these dots) got 15-28 % faster, while decode, bound
-// by memory, did not change (docs/PERFORMANCE.md, 2026-11-27). Results are bit for bit the Q4_0 ones.
+// Copies of a model's matrices in the AVX-512 dot kernels' own layouts, for the CPU executor:
+// - Q4_0R (backends/cpu/q4_0_repack.h) of the Q4_0 matrices it multiplies with dot kernels: attention, predictors,
+//   the output head, and the FFN matrices of layers without FFN bundles (which repack their own gate and up rows).
+//   The AVX-512 dots read Q4_0R ~1.4x faster with the rows in cache: on the 2-core development VM a Q4_0 prompt
+//   (whose fallback GEMM runs these dots) got 15-28 % faster, while decode, bound by memory, did not change
+//   (docs/PERFORMANCE.md, 2026-11-27).
+// - F16X8 (backends/cpu/f16_interleave.h) of the F16 matrices that decode reads whole through dot kernels and never
+//   by row lists: attention (q, k, v, q|k|v, o), the predictors' fc1 and the output head. Eight rows interleaved are
+//   one stream for the hardware prefetcher: a sparse F16 decode step, 73 % attention bytes, got faster
+//   (docs/PERFORMANCE.md 2026-11-27 (fifth)). The FFN matrices stay as they are (the sparse FFN reads row lists).
+// Results are bit for bit those of the file's layout.
 //
 // Built once at load for the CPU executor (Model::load) and kept until the model is freed. Like the FFN bundles,
 // each matrix is copied into huge pages and the file mapping's pages of the original are then released, so an
@@ -23,16 +29,18 @@ class HugePageBuffer;
 
 class RepackedMatrices {
 public:
-    // Whether a CPU-executor model gets the copies: PI_Q4_REPACK=0 never, =1 always (tests: the unpacking paths of
-    // the other levels); unset, when the CPU runs the AVX-512 kernels, the only ones that read Q4_0R natively.
+    // Whether a CPU-executor model gets the Q4_0R copies: PI_Q4_REPACK=0 never, =1 always (tests: the unpacking paths
+    // of the other levels); unset, when the CPU runs the AVX-512 kernels, the only ones that read Q4_0R natively.
     static bool wanted();
+    // The same for the F16X8 copies, switched by PI_F16_INTERLEAVE.
+    static bool f16_wanted();
 
-    // Copies the model's eligible Q4_0 matrices (logged at info level); `skip_ffn_of[l]` set: layer l's gate and up
-    // rows are in an FFN bundle already.
-    RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of);
+    // Copies the model's eligible Q4_0 matrices (when `q4_0`) and F16 matrices (when `f16`), logged at info level;
+    // `skip_ffn_of[l]` set: layer l's gate and up rows are in an FFN bundle already.
+    RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0 = true, bool f16 = false);
     ~RepackedMatrices();
 
-    // The Q4_0R view of the Q4_0 matrix whose data begins at `data`, or nullptr.
+    // The Q4_0R or F16X8 view of the matrix whose data begins at `data`, or nullptr.
     const cpu::WeightMatrix *find(const void *data) const;
     size_t n_matrices() const { return views_.size(); }
 

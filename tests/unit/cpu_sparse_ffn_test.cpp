@@ -196,7 +196,8 @@ void poison_row(TestMatrix &m, size_t r) {
         case WeightType::Q4_0:
             for (size_t b = 0; b < cols / 32; ++b) std::memcpy(row + b * sizeof(BlockQ4_0), &nan16, 2);
             break;
-        case WeightType::Q4_0R: FAIL("the sparse FFN tests build Q4_0 rows, not Q4_0R"); break;
+        case WeightType::Q4_0R:
+        case WeightType::F16X8: FAIL("the sparse FFN tests build file layouts, not repacked ones"); break;
     }
 }
 

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/q4_0_repack.h"
 #include "model/model.h"
 #include "runtime/ffn_bundle.h"
@@ -23,6 +24,20 @@ namespace {
 
 const std::string kSparseQ4 = std::string(PI_MODELS_DIR) + "/relu-llama-q4_0.gguf";
 const std::string kDenseQ4 = std::string(PI_MODELS_DIR) + "/llama-q4_0.gguf";
+const std::string kSparseF16 = std::string(PI_MODELS_DIR) + "/relu-llama-f16.gguf";
+const std::string kDenseF16 = std::string(PI_MODELS_DIR) + "/llama-f16.gguf";
+
+// An F16X8 matrix's rows gathered equal the F16 matrix's rows.
+bool gathers_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &file) {
+    if (packed.type != cpu::WeightType::F16X8 || file.type != cpu::WeightType::F16) return false;
+    if (packed.n_rows != file.n_rows || packed.n_cols != file.n_cols) return false;
+    std::vector<uint16_t> back(file.n_cols);
+    for (size_t r = 0; r < file.n_rows; ++r) {
+        cpu::gather_f16x8_row(packed, r, back.data());
+        if (std::memcmp(back.data(), file.row(r), file.n_cols * 2) != 0) return false;
+    }
+    return true;
+}
 
 // A Q4_0R matrix's rows unpacked equal the Q4_0 matrix's rows.
 bool unpacks_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &file) {
@@ -103,6 +118,69 @@ TEST_CASE("sessions give the same bits with and without repacked Q4_0 weights", 
                 }
                 {
                     test::ScopedEnv off("PI_Q4_REPACK", "0");
+                    test::ModelHandle model(path);
+                    b = test::run_session(model.model, p, prompt, 8, tb);
+                }
+                CHECK(ta == tb);
+                CHECK(test::same_bits(a, b));
+            }
+        }
+    }
+}
+
+TEST_CASE("a CPU model's whole-read F16 matrices are interleaved (F16X8), gather to the file rows, and are bound",
+          "[repack]") {
+    REQUIRE(std::filesystem::exists(kSparseF16));
+    LoadOptions options;
+    options.backend = "cpu";
+    {
+        test::ScopedEnv on("PI_F16_INTERLEAVE", "1");
+        auto model = Model::load(kSparseF16, options);
+        REQUIRE(model->repacked());
+        const HostWeights bound = bind_host_weights(*model, true);
+        for (size_t l = 0; l < model->hparams().n_layer; ++l) {
+            INFO("layer " << l);
+            const LayerWeights &L = model->weights().layers[l];
+            const HostLayer &M = bound.layers[l];
+            CHECK(gathers_to(M.wq, as_matrix(L.wq)));
+            CHECK(gathers_to(M.wk, as_matrix(L.wk)));
+            CHECK(gathers_to(M.wv, as_matrix(L.wv)));
+            CHECK(gathers_to(M.wo, as_matrix(L.wo)));
+            CHECK(gathers_to(M.fc1, as_matrix(L.fc1)));
+            // Read by row lists (the sparse FFN, axpy): left as they are.
+            CHECK(M.fc2.type == cpu::WeightType::F16);
+            CHECK(model->repacked()->find(L.ffn_gate.data) == nullptr);
+            CHECK(model->repacked()->find(L.ffn_up.data) == nullptr);
+            CHECK(model->repacked()->find(L.ffn_down_t.data) == nullptr);
+        }
+        CHECK(gathers_to(bound.output, as_matrix(model->weights().output)));
+    }
+    {
+        test::ScopedEnv off("PI_F16_INTERLEAVE", "0");
+        auto model = Model::load(kSparseF16, options);
+        CHECK_FALSE(model->repacked());
+        CHECK(bind_host_weights(*model, true).layers[0].wq.type == cpu::WeightType::F16);
+    }
+}
+
+TEST_CASE("sessions give the same bits with and without interleaved F16 weights", "[repack]") {
+    for (const std::string &path : {kSparseF16, kDenseF16}) {
+        REQUIRE(std::filesystem::exists(path));
+        for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
+            if (sparse == PI_SPARSE_ON && path == kDenseF16) continue;  // no predictors
+            for (int32_t threads : {1, 2}) {
+                INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
+                const pi_session_params p = test::greedy_params(threads, sparse);
+                const std::vector<pi_token> &prompt = test::short_prompt();
+                std::vector<pi_token> ta, tb;
+                std::vector<float> a, b;
+                {
+                    test::ScopedEnv on("PI_F16_INTERLEAVE", "1");
+                    test::ModelHandle model(path);
+                    a = test::run_session(model.model, p, prompt, 8, ta);
+                }
+                {
+                    test::ScopedEnv off("PI_F16_INTERLEAVE", "0");
                     test::ModelHandle model(path);
                     b = test::run_session(model.model, p, prompt, 8, tb);
                 }
