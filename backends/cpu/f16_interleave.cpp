@@ -12,10 +12,13 @@ bool f16x8_fits(const WeightMatrix &w) {
 WeightMatrix interleave_f16x8(const WeightMatrix &src, void *dst) {
     auto *out = static_cast<uint8_t *>(dst);
     const size_t row_part = kF16X8StepWeights * 2, steps = src.n_cols / kF16X8StepWeights;
-    for (size_t r = 0; r < src.n_rows; ++r) {
-        uint8_t *group = out + (r / kF16X8Rows) * kF16X8Rows * src.n_cols * 2 + (r % kF16X8Rows) * row_part;
-        const uint8_t *row = src.row(r);
-        for (size_t s = 0; s < steps; ++s) std::memcpy(group + s * kF16X8StepBytes, row + s * row_part, row_part);
+    // In the order of the destination: sequential writes, eight row streams read.
+    for (size_t g = 0; g < src.n_rows / kF16X8Rows; ++g) {
+        for (size_t s = 0; s < steps; ++s) {
+            for (size_t r = 0; r < kF16X8Rows; ++r, out += row_part) {
+                std::memcpy(out, src.row(g * kF16X8Rows + r) + s * row_part, row_part);
+            }
+        }
     }
     return make_weight_matrix(dst, WeightType::F16X8, src.n_rows, src.n_cols);
 }
