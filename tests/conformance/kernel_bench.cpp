@@ -35,6 +35,21 @@ uint64_t row_bytes(uint32_t type, uint64_t cols) {
     return type == PI_BK_Q8_0 ? cols / 32 * 34 : type == PI_BK_Q4_0 ? cols / 32 * 18 : type == PI_BK_F32 ? 4 * cols : 2 * cols;
 }
 
+// bench-7b's decode attention (32 heads of 128, RoPE over the whole head, F16 cache) over positions 0..pos.
+pi_bk_decode_attention bench_attention(void *k_cache, void *v_cache, uint32_t pos) {
+    pi_bk_decode_attention a{};
+    a.n_head = a.n_head_kv = 32;
+    a.head_dim = a.rope_dim = 128;
+    a.rope_mode = PI_BK_ROPE_NORMAL;
+    a.rope_freq_base = 10000.0f;
+    a.scale = 0.088f;
+    a.kv_type = PI_BK_KV_F16;
+    a.max_positions = pos + 1;
+    a.k_cache = k_cache;
+    a.v_cache = v_cache;
+    return a;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -142,7 +157,7 @@ int main(int argc, char **argv) {
         if (PI_BK_HAS_OP(&dev.ops(), matmul_rmsnorm) && PI_BK_HAS_OP(&dev.ops(), attention_decode) &&
             PI_BK_HAS_OP(&dev.ops(), matmul_add)) {
             constexpr int kLayers = 8;
-            const uint32_t n_head = 32, hd = 128, pos = 63;
+            const uint32_t pos = 63;
             const HostMatrix qkv_h = random_matrix(rng, PI_BK_F16, 3 * n_embd, n_embd, 0.01f),
                              o_h = random_matrix(rng, PI_BK_F16, n_embd, n_embd, 0.01f),
                              glu_h = random_matrix(rng, PI_BK_F16, 2 * n_ff, n_embd, 0.01f),
@@ -158,16 +173,7 @@ int main(int argc, char **argv) {
             auto *t = static_cast<float *>(dev.alloc(3 * n_embd * 4));
             auto *att = static_cast<float *>(dev.alloc(n_embd * 4));
             auto *a = static_cast<float *>(dev.alloc(n_ff * 4));
-            pi_bk_decode_attention at{};
-            at.n_head = at.n_head_kv = n_head;
-            at.head_dim = at.rope_dim = hd;
-            at.rope_mode = PI_BK_ROPE_NORMAL;
-            at.rope_freq_base = 10000.0f;
-            at.scale = 0.088f;
-            at.kv_type = PI_BK_KV_F16;
-            at.max_positions = pos + 1;
-            at.k_cache = kc;
-            at.v_cache = vc;
+            const pi_bk_decode_attention at = bench_attention(kc, vc, pos);
             const double us = time_us(dev, std::max(1, iters / 8), [&] {
                 for (int l = 0; l < kLayers; ++l) {
                     pi_bk_queue *q = dev.queue();
@@ -200,16 +206,7 @@ int main(int argc, char **argv) {
             });
             report("attention decode kv-f16 32x128 n_pos=" + std::to_string(pos + 1), 2.0 * zeros.size(), us);
             if (PI_BK_HAS_OP(&dev.ops(), attention_decode)) {
-                pi_bk_decode_attention a{};
-                a.n_head = a.n_head_kv = n_head;
-                a.head_dim = a.rope_dim = hd;
-                a.rope_mode = PI_BK_ROPE_NORMAL;
-                a.rope_freq_base = 10000.0f;
-                a.scale = 0.088f;
-                a.kv_type = PI_BK_KV_F16;
-                a.max_positions = pos + 1;
-                a.k_cache = kc;
-                a.v_cache = vc;
+                const pi_bk_decode_attention a = bench_attention(kc, vc, pos);
                 const float *k = dev.put(random_floats(rng, kv_dim)), *v = dev.put(random_floats(rng, kv_dim));
                 const double us2 = time_us(dev, iters, [&] {
                     dev.check(dev.ops().attention_decode(dev.queue(), &a, q, k, v, pos, nullptr, o), "attention_decode");

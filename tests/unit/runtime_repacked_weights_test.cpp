@@ -1,7 +1,8 @@
-// Repacked Q4_0 weights (runtime/repacked_weights.h): which matrices a CPU-executor model copies as Q4_0R (every
-// dot-kernel matrix, FFN gate/up in the bundles, never down_t), that each copy unpacks to its file rows, that the
-// session bindings use them, PI_Q4_REPACK=0 turns them off, and that sessions give the same bits either way --
-// sparse decode, dense decode and prefill, one and two threads, a sparse and a dense Q4_0 model.
+// Repacked weights (runtime/repacked_weights.h): which matrices a CPU-executor model copies as Q4_0R (every
+// dot-kernel matrix, FFN gate/up in the bundles, never down_t) and as F16X8 (attention, fc1, the output head; never
+// the FFN or fc2), that each copy unpacks to its file rows, that the session bindings use them, that PI_Q4_REPACK=0
+// and PI_F16_INTERLEAVE=0 turn them off, and that sessions give the same bits either way -- sparse decode, dense
+// decode and prefill, one and two threads, a sparse and a dense model of each type.
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -50,6 +51,36 @@ bool unpacks_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &file) 
         if (std::memcmp(back.data(), file.row(r), row) != 0) return false;
     }
     return true;
+}
+
+// Sessions on a sparse and a dense model decode the same tokens with the same logit bits whether the load-time
+// copies that `switch_env` controls are made (=1) or not (=0): sparse and dense decode, prefill, 1 and 2 threads.
+void check_same_sessions(const char *switch_env, const std::string &sparse_model, const std::string &dense_model) {
+    for (const std::string &path : {sparse_model, dense_model}) {
+        REQUIRE(std::filesystem::exists(path));
+        for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
+            if (sparse == PI_SPARSE_ON && path == dense_model) continue;  // no predictors
+            for (int32_t threads : {1, 2}) {
+                INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
+                const pi_session_params p = test::greedy_params(threads, sparse);
+                const std::vector<pi_token> &prompt = test::short_prompt();
+                std::vector<pi_token> ta, tb;
+                std::vector<float> a, b;
+                {
+                    test::ScopedEnv on(switch_env, "1");
+                    test::ModelHandle model(path);
+                    a = test::run_session(model.model, p, prompt, 8, ta);
+                }
+                {
+                    test::ScopedEnv off(switch_env, "0");
+                    test::ModelHandle model(path);
+                    b = test::run_session(model.model, p, prompt, 8, tb);
+                }
+                CHECK(ta == tb);
+                CHECK(test::same_bits(a, b));
+            }
+        }
+    }
 }
 
 }  // namespace
@@ -101,31 +132,7 @@ TEST_CASE("a CPU model's Q4_0 dot matrices are repacked, unpack to the file rows
 }
 
 TEST_CASE("sessions give the same bits with and without repacked Q4_0 weights", "[repack]") {
-    for (const std::string &path : {kSparseQ4, kDenseQ4}) {
-        REQUIRE(std::filesystem::exists(path));
-        for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
-            if (sparse == PI_SPARSE_ON && path == kDenseQ4) continue;  // no predictors
-            for (int32_t threads : {1, 2}) {
-                INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
-                const pi_session_params p = test::greedy_params(threads, sparse);
-                const std::vector<pi_token> &prompt = test::short_prompt();
-                std::vector<pi_token> ta, tb;
-                std::vector<float> a, b;
-                {
-                    test::ScopedEnv on("PI_Q4_REPACK", "1");
-                    test::ModelHandle model(path);
-                    a = test::run_session(model.model, p, prompt, 8, ta);
-                }
-                {
-                    test::ScopedEnv off("PI_Q4_REPACK", "0");
-                    test::ModelHandle model(path);
-                    b = test::run_session(model.model, p, prompt, 8, tb);
-                }
-                CHECK(ta == tb);
-                CHECK(test::same_bits(a, b));
-            }
-        }
-    }
+    check_same_sessions("PI_Q4_REPACK", kSparseQ4, kDenseQ4);
 }
 
 TEST_CASE("a CPU model's whole-read F16 matrices are interleaved (F16X8), gather to the file rows, and are bound",
@@ -164,29 +171,5 @@ TEST_CASE("a CPU model's whole-read F16 matrices are interleaved (F16X8), gather
 }
 
 TEST_CASE("sessions give the same bits with and without interleaved F16 weights", "[repack]") {
-    for (const std::string &path : {kSparseF16, kDenseF16}) {
-        REQUIRE(std::filesystem::exists(path));
-        for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
-            if (sparse == PI_SPARSE_ON && path == kDenseF16) continue;  // no predictors
-            for (int32_t threads : {1, 2}) {
-                INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
-                const pi_session_params p = test::greedy_params(threads, sparse);
-                const std::vector<pi_token> &prompt = test::short_prompt();
-                std::vector<pi_token> ta, tb;
-                std::vector<float> a, b;
-                {
-                    test::ScopedEnv on("PI_F16_INTERLEAVE", "1");
-                    test::ModelHandle model(path);
-                    a = test::run_session(model.model, p, prompt, 8, ta);
-                }
-                {
-                    test::ScopedEnv off("PI_F16_INTERLEAVE", "0");
-                    test::ModelHandle model(path);
-                    b = test::run_session(model.model, p, prompt, 8, tb);
-                }
-                CHECK(ta == tb);
-                CHECK(test::same_bits(a, b));
-            }
-        }
-    }
+    check_same_sessions("PI_F16_INTERLEAVE", kSparseF16, kDenseF16);
 }
