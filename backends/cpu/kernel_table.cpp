@@ -11,17 +11,12 @@ namespace pi::cpu::detail {
 
 alignas(64) float fp16_table[65536];
 
-namespace {
-
 // Rows of the engine's own layouts (Q4_0R, F16X8: weight_type.h) reach the kernels that have no code for them one at
 // a time, unpacked into a per-thread copy in the file's layout (Q4_0, F16): the same values, so the same results as
 // that type's kernel of the level. Only the AVX-512 dots read them natively; the model repacks only where they run
 // (runtime/repacked_weights.h), so these paths serve the rest (axpy rows are never repacked, the prefill GEMM's
 // conversions, forced lower levels, row lists and partial groups of F16X8) at the cost of a row copy.
-
-// Sets `one` to a 1-row view in the file's layout of row r of the repacked matrix w, unpacked into this thread's
-// buffer (valid until the thread's next call).
-void unpack_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
+void unpack_repacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
     thread_local std::vector<uint8_t> buf;
     const WeightType plain = w.type == WeightType::F16X8 ? WeightType::F16 : WeightType::Q4_0;
     const size_t bytes = weight_row_bytes(plain, w.n_cols);
@@ -34,6 +29,8 @@ void unpack_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
     one = make_weight_matrix(buf.data(), plain, 1, w.n_cols);
 }
 
+namespace {
+
 using DotRows = void (*)(const WeightMatrix &, const float *, const Q8Activation *, const uint32_t *, size_t, size_t,
                          float *);
 using AxpyRows = void (*)(const WeightMatrix &, const float *, const uint32_t *, size_t, size_t, size_t, float *);
@@ -44,7 +41,7 @@ void dot_rows_unpacking(const WeightMatrix &w, const float *x_f32, const Q8Activ
     if (!weight_type_is_repacked(w.type)) return Inner(w, x_f32, x_q8, rows, first, n, y);
     WeightMatrix one;
     for (size_t i = 0; i < n; ++i) {
-        unpack_row(w, rows ? rows[i] : first + i, one);
+        unpack_repacked_row(w, rows ? rows[i] : first + i, one);
         Inner(one, x_f32, x_q8, nullptr, 0, 1, y + i);
     }
 }
@@ -56,7 +53,7 @@ void axpy_rows_unpacking(const WeightMatrix &w, const float *a, const uint32_t *
     WeightMatrix one;
     const uint32_t first_row = 0;
     for (size_t i = 0; i < n; ++i) {  // in list order, as the contract requires
-        unpack_row(w, rows[i], one);
+        unpack_repacked_row(w, rows[i], one);
         Inner(one, a + i, &first_row, 1, c0, c1, y);
     }
 }
@@ -66,7 +63,7 @@ void rows_to_unpacking(const WeightMatrix &w, size_t r0, size_t r1, Out *out, si
     if (!weight_type_is_repacked(w.type)) return Inner(w, r0, r1, out, ld);
     WeightMatrix one;
     for (size_t r = r0; r < r1; ++r) {
-        unpack_row(w, r, one);
+        unpack_repacked_row(w, r, one);
         Inner(one, 0, 1, out + (r - r0) * ld, ld);
     }
 }

@@ -26,8 +26,6 @@
 
 #include <cstring>
 
-#include <vector>
-
 #include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/isa_kernels.h"
 
@@ -143,11 +141,10 @@ void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
 // An F16X8 matrix's rows: whole groups of a row range through dot_f16x8_group; the rows of partial groups and of
 // row lists gathered back to F16 one at a time (a row's result does not depend on the rows beside it).
 void dot_f16x8_rows(const WeightMatrix &w, const float *x, const uint32_t *rows, size_t first, size_t n, float *y) {
-    thread_local std::vector<uint16_t> buf;
-    if (buf.size() < w.n_cols) buf.resize(w.n_cols);
     const auto one = [&](size_t r, float *out) {
-        gather_f16x8_row(w, r, buf.data());
-        const uint8_t *row[1] = {reinterpret_cast<const uint8_t *>(buf.data())};
+        WeightMatrix f16;
+        unpack_repacked_row(w, r, f16);
+        const uint8_t *row[1] = {f16.row(0)};
         dot_float_rows<Kind::F16, 1>(row, nullptr, x, w.n_cols, out);
     };
     size_t i = 0;

@@ -47,8 +47,8 @@ __device__ __forceinline__ uint4 load_stream16(const void *p) {
 #if PI_CUDA_STREAM_LOADS
     uint4 v;
     asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
     return v;
 #else
     return __ldg(reinterpret_cast<const uint4 *>(p));

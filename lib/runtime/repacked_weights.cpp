@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/f16_interleave.h"
@@ -21,48 +22,40 @@ namespace {
 std::vector<const WeightView *> candidates(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0,
                                            bool f16) {
     const ModelWeights &w = model.weights();
-    std::vector<const WeightView *> out;
+    std::vector<std::pair<const WeightView *, bool>> dots;  // (matrix, read whole by decode)
     for (size_t l = 0; l < w.layers.size(); ++l) {
         const LayerWeights &L = w.layers[l];
-        for (const WeightView *v : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.fc1, &L.fc2}) out.push_back(v);
+        for (const WeightView *v : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.fc1}) dots.emplace_back(v, true);
+        dots.emplace_back(&L.fc2, false);  // float fc2: decode reads its transposed copy, by rows of live units
         if (l >= skip_ffn_of.size() || !skip_ffn_of[l]) {
-            for (const WeightView *v : {&L.ffn_gate, &L.ffn_up}) out.push_back(v);
+            for (const WeightView *v : {&L.ffn_gate, &L.ffn_up}) dots.emplace_back(v, false);  // row lists
         }
-        out.push_back(&L.ffn_down);  // the dense layout: a matvec
+        dots.emplace_back(&L.ffn_down, false);  // the dense layout: a matvec
     }
-    out.push_back(w.output ? &w.output : &w.token_embd);
+    dots.emplace_back(w.output ? &w.output : &w.token_embd, true);
     std::vector<const WeightView *> chosen;
-    for (const WeightView *v : out) {
-        if (q4_0 && v->data && as_matrix(*v).type == cpu::WeightType::Q4_0) chosen.push_back(v);
-    }
-    if (f16) {
-        std::vector<const WeightView *> whole;
-        for (const LayerWeights &L : w.layers) {
-            for (const WeightView *v : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.fc1}) whole.push_back(v);
-        }
-        whole.push_back(w.output ? &w.output : &w.token_embd);
-        for (const WeightView *v : whole) {
-            if (v->data && cpu::f16x8_fits(as_matrix(*v))) chosen.push_back(v);
-        }
+    for (const auto &[v, whole] : dots) {
+        if (!v->data) continue;
+        const cpu::WeightMatrix m = as_matrix(*v);
+        if ((q4_0 && m.type == cpu::WeightType::Q4_0) || (f16 && whole && cpu::f16x8_fits(m))) chosen.push_back(v);
     }
     return chosen;
 }
 
+// A load-time copy's switch: "0" never, "1" always (tests: the other levels' unpacking paths), unset: when the CPU
+// runs the AVX-512 kernels, the only ones that read the copies natively.
+bool switched_on(const char *env) {
+    const char *v = std::getenv(env);
+    if (v && std::string(v) == "0") return false;
+    if (v && std::string(v) == "1") return true;
+    return cpu::active_isa_level() >= cpu::IsaLevel::Avx512;
+}
+
 }  // namespace
 
-bool RepackedMatrices::f16_wanted() {
-    const char *v = std::getenv("PI_F16_INTERLEAVE");
-    if (v && std::string(v) == "0") return false;
-    if (v && std::string(v) == "1") return true;
-    return cpu::active_isa_level() >= cpu::IsaLevel::Avx512;
-}
+bool RepackedMatrices::f16_wanted() { return switched_on("PI_F16_INTERLEAVE"); }
 
-bool RepackedMatrices::wanted() {
-    const char *v = std::getenv("PI_Q4_REPACK");
-    if (v && std::string(v) == "0") return false;
-    if (v && std::string(v) == "1") return true;
-    return cpu::active_isa_level() >= cpu::IsaLevel::Avx512;
-}
+bool RepackedMatrices::wanted() { return switched_on("PI_Q4_REPACK"); }
 
 RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0, bool f16) {
     const auto t0 = std::chrono::steady_clock::now();
