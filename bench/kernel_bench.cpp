@@ -38,6 +38,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/matvec.h"
+#include "backends/cpu/q4_0_interleave.h"
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/q8_activation.h"
 #include "backends/cpu/row_convert.h"
@@ -181,6 +182,12 @@ void fill_random(uint8_t *data, WeightType type, size_t rows, size_t cols, uint3
         }
         return;
     }
+    if (type == WeightType::Q4_0X8) {  // Q4_0 rows, eight interleaved (the CPU executor's whole-read matrices)
+        std::vector<uint8_t> q4(rows * row_bytes);
+        fill_random(q4.data(), WeightType::Q4_0, rows, cols, seed);
+        interleave_q4_0x8(make_weight_matrix(q4.data(), WeightType::Q4_0, rows, cols), data);
+        return;
+    }
     for (size_t r = 0; r < rows; ++r) {
         uint8_t *row = data + r * row_bytes;
         if (type == WeightType::Q8_0 || type == WeightType::Q4_0) {
@@ -268,7 +275,7 @@ double load_average() {
 
 void bench_matvec(const Args &args) {
     const WeightType types[] = {WeightType::F32,  WeightType::F16,  WeightType::BF16,
-                                WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_0R};
+                                WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_0R, WeightType::Q4_0X8};
     struct Shape {
         size_t rows, cols;
         const char *name;
@@ -334,7 +341,7 @@ void bench_matvec(const Args &args) {
     for (size_t i = 0; i < coeff.size(); ++i) coeff[i] = 0.5f + static_cast<float>(i % 7);
     for (int form = 0; form < 2; ++form) {
         for (WeightType type : types) {
-            if (!args.wants(type)) continue;
+            if (!args.wants(type) || weight_type_group_rows(type) > 1) continue;  // row lists: not interleaved
             // Both forms read rows of 4096: gate/up rows (11008 x 4096) and down-transposed rows (11008 x 4096).
             // Enough copies that the active rows of all of them (not just the matrices) exceed the LLC 4 times.
             const size_t active_bytes = active.size() * weight_row_bytes(type, 4096);
@@ -460,10 +467,10 @@ void bench_hot(const Args &args) {
     std::printf("\n== kernels alone, one core, rows in L2 (512 KiB of %zu-column rows): GB/s of weights ==\n", cols);
     std::printf("%-5s %14s %14s\n", "type", "dot rows", "axpy rows");
     for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0,
-                            WeightType::Q4_0R}) {
+                            WeightType::Q4_0R, WeightType::Q4_0X8}) {
         if (!args.wants(type)) continue;
         const size_t row_bytes = weight_row_bytes(type, cols);
-        const size_t rows = (512u << 10) / row_bytes;
+        const size_t group = weight_type_group_rows(type), rows = (512u << 10) / row_bytes / group * group;
         PageBuffer buf(rows * row_bytes);
         fill_random(buf.data, type, rows, cols, 77);
         const WeightMatrix w = make_weight_matrix(buf.data, type, rows, cols);

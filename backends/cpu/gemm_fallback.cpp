@@ -11,6 +11,9 @@ size_t tile_rows(const WeightMatrix &w) {
     size_t rows = row_bytes ? (128u * 1024u) / row_bytes : 64;
     if (rows < 1) rows = 1;
     if (rows > 64) rows = 64;
+    // Whole groups of the interleaved layouts (F16X8, Q4_0X8), whose partial groups are read row by row.
+    const size_t group = weight_type_group_rows(w.type);
+    if (rows > group) rows -= rows % group;
     return rows;
 }
 

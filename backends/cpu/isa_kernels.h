@@ -153,8 +153,8 @@ inline void store_q8_block(const Q8BlockValues &v, size_t b, const Q8Out &out) {
     }
 }
 
-// Sets `one` to a 1-row view in the file's layout (Q4_0, F16) of row r of a repacked matrix w (Q4_0R, F16X8),
-// unpacked into this thread's buffer (valid until the thread's next call). kernel_table.cpp.
+// Sets `one` to a 1-row view in the file's layout (Q4_0, F16) of row r of a repacked matrix w (Q4_0R, F16X8,
+// Q4_0X8), unpacked into this thread's buffer (valid until the thread's next call). kernel_table.cpp.
 void unpack_repacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one);
 
 #define PI_CPU_DECLARE_ISA_KERNELS(ns)                                                                          \

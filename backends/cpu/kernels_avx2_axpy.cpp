@@ -135,8 +135,9 @@ void axpy_group(const WeightMatrix &w, const uint8_t *const *row, const uint8_t 
         case WeightType::Q8_0: axpy_quant<WeightType::Q8_0, G>(row, pf, a, c0, c1, y); break;
         case WeightType::Q4_0: axpy_quant<WeightType::Q4_0, G>(row, pf, a, c0, c1, y); break;
         case WeightType::F16X8:
+        case WeightType::Q4_0X8:
         case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-            assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
+            assert(!"repacked rows (Q4_0R, F16X8, Q4_0X8) reached a kernel that reads file layouts");
             break;
     }
 }

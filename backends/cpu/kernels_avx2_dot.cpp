@@ -173,8 +173,9 @@ void dot_group(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_
         case WeightType::Q8_0: dot_quant_rows<q8_0_block, false, R>(row, pf, *x_q8, y); break;
         case WeightType::Q4_0: dot_quant_rows<q4_0_block, true, R>(row, pf, *x_q8, y); break;
         case WeightType::F16X8:
+        case WeightType::Q4_0X8:
         case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-            assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
+            assert(!"repacked rows (Q4_0R, F16X8, Q4_0X8) reached a kernel that reads file layouts");
             break;
     }
 }

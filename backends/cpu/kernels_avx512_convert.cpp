@@ -67,8 +67,9 @@ void row_to_f32(const WeightMatrix &w, const uint8_t *row, float *o) {
             return;
         }
         case WeightType::F16X8:
+        case WeightType::Q4_0X8:
         case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-            assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
+            assert(!"repacked rows (Q4_0R, F16X8, Q4_0X8) reached a kernel that reads file layouts");
             break;
     }
 }

@@ -21,13 +21,15 @@
 // pmaddubsw + pmaddwd) start at the -8 corrections, and one more permute + vcvtph2ps gives the 4 scales. 11 vector
 // ops per 4 blocks and row against 16 for two pairs of the former two-block step: on Zen 4 (single core, rows in
 // L2) ~32 GB/s of Q4_0 instead of ~21; from DRAM ~22-24 instead of ~16 (with two prefetches per step, see there).
-// Q4_0R rows (the model's repacked copies of its Q4_0 matrices) skip the gathering permutes: see dot_q4_0r_rows.
+// Q4_0R rows (the model's repacked copies of its Q4_0 matrices) skip the gathering permutes: see dot_q4_0r_rows;
+// Q4_0X8 groups of eight rows are one stream: see dot_q4_0x8_group.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/isa_kernels.h"
+#include "backends/cpu/q4_0_interleave.h"
 
 namespace pi::cpu::detail::avx512 {
 namespace {
@@ -326,6 +328,87 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
     for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// Eight rows of a Q4_0X8 group (q4_0_interleave.h): the steps of dot_q4_0r_rows over the same values, from one
+// sequential stream of 576-byte steps. Per step the eight rows' 32 scales are one load and two vcvtph2ps, multiplied
+// by the activation's 4 block scales once for all rows (the products d_w * d_x each lane of dot_q4_0r_rows forms,
+// the same bits), and each row's 4 products are spread over its lanes with one vpermps: per row and step one
+// vector op fewer than Q4_0R, and one stream for the hardware prefetcher instead of sixteen. Each lane sees the same
+// products in the same order as with dot_q4_0r_rows, so a row gives the bits of its Q4_0 original. Software
+// prefetch kQ4X8PrefetchBytes ahead, a line at a time.
+constexpr size_t kQ4X8PrefetchBytes = 2048;
+
+template <bool Vnni>
+void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
+    static const Q4rConsts k;  // spread[i]: lanes 4j .. 4j + 3 take product 4i + j (row i of a half)
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[kQ4X8Rows];
+    PI_UNROLL
+    for (size_t r = 0; r < kQ4X8Rows; ++r) acc[r] = _mm512_setzero_ps();
+    const size_t steps = x.n_blocks() / kQ4X8StepBlocks, tail = x.n_blocks() % kQ4X8StepBlocks;
+    for (size_t s = 0; s < steps; ++s) {
+        const uint8_t *step = group + s * kQ4X8StepBytes;
+        PI_UNROLL
+        for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_l2(step + kQ4X8PrefetchBytes + line);
+        const QuadX qx = load_quad_x(x, s);
+        // [d_x of blocks 4s .. 4s+3] in each 128-bit lane; fp16 -> fp32 is exact, the same values as q4_dx.
+        const __m512 dx = _mm512_broadcast_f32x4(
+            _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(x.d16() + kQ4X8StepBlocks * s))));
+        const __m512i scales = _mm512_loadu_si512(step + kQ4X8CodeBytes);
+        const __m512 half[2] = {_mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(scales)), dx),
+                                _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(scales, 1)), dx)};
+        PI_UNROLL
+        for (size_t r = 0; r < kQ4X8Rows; ++r) {
+            const __m512i codes = _mm512_loadu_si512(step + 64 * r);
+            const __m512i u_lo = _mm512_and_si512(codes, low4);
+            const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
+            const __m512i isum = dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
+            const __m512 d = _mm512_permutexvar_ps(k.spread[r % 4], half[r / 4]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[r]);
+        }
+    }
+    if (tail) {  // a last step of t < 4 blocks: 16t code bytes a row, then 2t scale bytes a row
+        const uint8_t *step = group + steps * kQ4X8StepBytes;
+        const QuadX qx = load_quad_x(x, steps);  // zeros past the last block
+        const __mmask16 blocks = static_cast<__mmask16>((1u << tail) - 1);
+        const __mmask64 code_bytes = (1ull << (16 * tail)) - 1;
+        const __m128 dx = _mm_cvtph_ps(_mm_maskz_loadu_epi16(blocks, x.d16() + kQ4X8StepBlocks * steps));
+        PI_UNROLL
+        for (size_t r = 0; r < kQ4X8Rows; ++r) {
+            // The missing blocks' lanes add 0 * 0, as dot_q4_0r_rows's masked loads make them.
+            const __m512i codes = _mm512_maskz_loadu_epi8(code_bytes, step + 16 * tail * r);
+            const __m512i u_lo = _mm512_and_si512(codes, low4);
+            const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
+            const __m512i isum = dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
+            const __m128 dw = _mm_cvtph_ps(_mm_maskz_loadu_epi16(blocks, step + 16 * tail * kQ4X8Rows + 2 * tail * r));
+            const __m512 d = _mm512_permutexvar_ps(k.spread[0], _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[r]);
+        }
+    }
+    PI_UNROLL
+    for (size_t r = 0; r < kQ4X8Rows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+// A Q4_0X8 matrix's rows: whole groups of a row range through dot_q4_0x8_group; the rows of partial groups and of
+// row lists gathered back to Q4_0 one at a time (a row's result does not depend on the rows beside it).
+template <bool Vnni>
+void dot_q4_0x8_rows(const WeightMatrix &w, const Q8Activation &x, const uint32_t *rows, size_t first, size_t n,
+                     float *y) {
+    const auto one = [&](size_t r, float *out) {
+        WeightMatrix q4;
+        unpack_repacked_row(w, r, q4);
+        const uint8_t *row[1] = {q4.row(0)};
+        dot_q4_0_rows<Vnni, 1>(row, nullptr, x, out);
+    };
+    size_t i = 0;
+    if (!rows) {
+        for (; i < n && (first + i) % kQ4X8Rows != 0; ++i) one(first + i, y + i);
+        for (; i + kQ4X8Rows <= n; i += kQ4X8Rows) {
+            dot_q4_0x8_group<Vnni>(q4_0x8_group(w, (first + i) / kQ4X8Rows), x, y + i);
+        }
+    }
+    for (; i < n; ++i) one(rows ? rows[i] : first + i, y + i);
+}
+
 template <bool Vnni>
 inline __m512 q8_0_pair(const uint8_t *row, const uint8_t *pf, const PairX &px, size_t b, bool single, __m512 acc) {
     // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b].
@@ -395,7 +478,8 @@ void dot_group(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_
             break;
         case WeightType::Q4_0: dot_q4_0_rows<Vnni, R>(row, pf, *x_q8, y); break;
         case WeightType::Q4_0R: dot_q4_0r_rows<Vnni, R>(row, pf, *x_q8, y); break;
-        case WeightType::F16X8: break;  // dot_rows_impl takes these before grouping
+        case WeightType::F16X8:
+        case WeightType::Q4_0X8: break;  // dot_rows_impl takes these before grouping
     }
 }
 
@@ -428,6 +512,7 @@ template <bool Vnni>
 void dot_rows_impl(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                    size_t first, size_t n, float *y) {
     if (w.type == WeightType::F16X8) return dot_f16x8_rows(w, x_f32, rows, first, n, y);
+    if (w.type == WeightType::Q4_0X8) return dot_q4_0x8_rows<Vnni>(w, *x_q8, rows, first, n, y);
     size_t i = 0;
     const bool float_rows = PI_CPU_FLOAT_GROUP == 8 && !weight_type_is_quantized(w.type);
     if (float_rows || (rows && (w.type == WeightType::Q4_0 || w.type == WeightType::Q4_0R))) {

@@ -44,8 +44,9 @@ void axpy_rows(const WeightMatrix &w, const float *a, const uint32_t *rows, size
                 }
                 break;
             case WeightType::F16X8:
+            case WeightType::Q4_0X8:
             case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-                assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
+                assert(!"repacked rows (Q4_0R, F16X8, Q4_0X8) reached a kernel that reads file layouts");
                 break;
         }
     }

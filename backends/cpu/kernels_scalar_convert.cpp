@@ -38,8 +38,9 @@ void rows_to_f32(const WeightMatrix &w, size_t r0, size_t r1, float *out, size_t
                 }
                 break;
             case WeightType::F16X8:
+            case WeightType::Q4_0X8:
             case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-                assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
+                assert(!"repacked rows (Q4_0R, F16X8, Q4_0X8) reached a kernel that reads file layouts");
                 break;
         }
     }

@@ -72,8 +72,9 @@ void dot_rows(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q
             case WeightType::Q8_0: y[i] = dot_q8_0_row(row, *x_q8); break;
             case WeightType::Q4_0: y[i] = dot_q4_0_row(row, *x_q8); break;
             case WeightType::F16X8:
+            case WeightType::Q4_0X8:
             case WeightType::Q4_0R:  // the kernel table unpacks these rows before this level sees them
-                assert(!"repacked rows (Q4_0R, F16X8) reached a kernel that reads file layouts");
+                assert(!"repacked rows (Q4_0R, F16X8, Q4_0X8) reached a kernel that reads file layouts");
                 break;
         }
     }

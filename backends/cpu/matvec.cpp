@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/isa_kernels.h"
 #include "common/error.h"
 
@@ -64,8 +63,8 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
 // machine whose cores are shared (a VM) one core is often slower for a while; shrinking chunks keep the wait at the
 // end of a product short. Each row is still computed by exactly one thread with the same operations, so the results
 // do not depend on which thread takes which chunk.
-// Chunks of a range are whole multiples of `align` rows (the last one excepted): F16X8 matrices are read eight rows
-// at a time (rows_per_group).
+// Chunks of a range are whole multiples of `align` rows (the last one excepted): F16X8 and Q4_0X8 matrices are read
+// eight rows at a time (rows_per_group).
 class ChunkQueue {
 public:
     ChunkQueue(size_t n, size_t n_threads, size_t row_bytes, size_t align = 1)
@@ -93,8 +92,8 @@ private:
     std::atomic<size_t> next_{0};
 };
 
-// Rows a dot kernel reads together in a range: 8 for F16X8 (f16_interleave.h), else 1.
-size_t rows_per_group(const WeightMatrix &w) { return w.type == WeightType::F16X8 ? kF16X8Rows : 1; }
+// Rows a dot kernel reads together in a range: 8 for F16X8 and Q4_0X8, else 1.
+size_t rows_per_group(const WeightMatrix &w) { return weight_type_group_rows(w.type); }
 
 template <typename Body>
 void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, Body &&body, size_t align = 1) {

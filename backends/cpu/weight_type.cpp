@@ -15,6 +15,7 @@ const char *weight_type_name(WeightType type) {
         case WeightType::Q4_0: return "Q4_0";
         case WeightType::Q4_0R: return "Q4_0R";
         case WeightType::F16X8: return "F16X8";
+        case WeightType::Q4_0X8: return "Q4_0X8";
     }
     return "unknown";
 }
@@ -27,7 +28,8 @@ bool weight_type_valid(WeightType type) {
         case WeightType::Q8_0:
         case WeightType::Q4_0:
         case WeightType::Q4_0R:
-        case WeightType::F16X8: return true;
+        case WeightType::F16X8:
+        case WeightType::Q4_0X8: return true;
     }
     return false;
 }
@@ -48,6 +50,7 @@ size_t weight_row_bytes(WeightType type, size_t n) {
         case WeightType::Q8_0:
         case WeightType::Q4_0:
         case WeightType::Q4_0R:
+        case WeightType::Q4_0X8:
             if (n % 32 != 0) {
                 fail(PI_ERR_INVALID_ARGUMENT, std::string("a ") + weight_type_name(type) + " row of " +
                                                   std::to_string(n) + " weights is not a whole number of 32-blocks");

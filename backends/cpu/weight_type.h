@@ -18,21 +18,45 @@ namespace pi::cpu {
 // n_cols / 64 steps of 1 KiB, each the eight rows' next 64 weights (128 bytes a row) one after another
 // (backends/cpu/f16_interleave.h). row() is not a row's address for this type: only the F16X8 helpers and the
 // AVX-512 dot read it; every other kernel gets rows gathered back to F16 by the kernel table.
-enum class WeightType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, BF16 = 30, Q4_0R = 1002, F16X8 = 1003 };
+//
+// Q4_0X8 ("Q4_0, eight rows interleaved"): the values of a Q4_0 matrix of n_rows % 8 == 0 rows, stored so that the
+// AVX-512 dot reads eight rows as one sequential stream: group g (rows 8g..8g+7) is a run of 576-byte steps, each the
+// eight rows' next 4 blocks' code bytes (64 bytes a row), then their 32 fp16 scales; a last step of fewer blocks is
+// shorter (backends/cpu/q4_0_interleave.h has the byte positions). Same size as Q4_0; row() is not a row's address:
+// only the Q4_0X8 helpers and the AVX-512 dot read it, every other kernel gets rows gathered back to Q4_0.
+enum class WeightType : uint32_t {
+    F32 = 0,
+    F16 = 1,
+    Q4_0 = 2,
+    Q8_0 = 8,
+    BF16 = 30,
+    Q4_0R = 1002,
+    F16X8 = 1003,
+    Q4_0X8 = 1004
+};
 
 const char *weight_type_name(WeightType type);
 
 // Whether `type` is one of the enumerators above (a cast from a file's id may not be).
 bool weight_type_valid(WeightType type);
 
-// Q8_0, Q4_0 and Q4_0R: the matvec kernels take their input quantized to 8-bit blocks (Q8Activation).
+// Q8_0, Q4_0, Q4_0R and Q4_0X8: the matvec kernels take their input quantized to 8-bit blocks (Q8Activation).
 inline bool weight_type_is_quantized(WeightType type) {
-    return type == WeightType::Q8_0 || type == WeightType::Q4_0 || type == WeightType::Q4_0R;
+    return type == WeightType::Q8_0 || type == WeightType::Q4_0 || type == WeightType::Q4_0R ||
+           type == WeightType::Q4_0X8;
 }
 
-// The engine's own layouts of a file type (Q4_0R, F16X8): the kernel table hands their rows to the kernels that do
-// not read them natively unpacked, one row at a time (backends/cpu/kernel_table.cpp).
-inline bool weight_type_is_repacked(WeightType type) { return type == WeightType::Q4_0R || type == WeightType::F16X8; }
+// The engine's own layouts of a file type (Q4_0R, F16X8, Q4_0X8): the kernel table hands their rows to the kernels
+// that do not read them natively unpacked, one row at a time (backends/cpu/kernel_table.cpp).
+inline bool weight_type_is_repacked(WeightType type) {
+    return type == WeightType::Q4_0R || type == WeightType::F16X8 || type == WeightType::Q4_0X8;
+}
+
+// Rows a dot kernel reads together: 8 for the interleaved layouts (F16X8, Q4_0X8), else 1. A row range of such a
+// matrix is fastest when it starts and ends at whole groups (matvec's chunks and the prefill tiles do).
+inline size_t weight_type_group_rows(WeightType type) {
+    return type == WeightType::F16X8 || type == WeightType::Q4_0X8 ? 8 : 1;
+}
 
 // Weights per block: 32 for the quantized types, 1 for the float types.
 size_t weight_type_block_weights(WeightType type);

@@ -141,8 +141,8 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
                  " bytes on the device");
     }
     // Q4_0 rows the CPU's AVX-512 dots read are repacked (Q4_0R): in the bundles, and for the CPU executor every
-    // other such matrix; F16 matrices that decode reads whole are interleaved (F16X8) for the CPU executor
-    // (runtime/repacked_weights.h).
+    // other such matrix; Q4_0 and F16 matrices that decode reads whole are interleaved (Q4_0X8, F16X8) for the CPU
+    // executor (runtime/repacked_weights.h).
     const bool repack = RepackedMatrices::wanted();
     // FFN bundles for the layers whose FFN the CPU computes (every layer for the CPU executor; split and CPU layers
     // for the hybrid, whose device upload above read the file's rows first).
@@ -157,13 +157,16 @@ std::unique_ptr<Model> Model::load(const std::string &path, const LoadOptions &o
             if (built->n_bundled() > 0) model->ffn_bundles_ = std::move(built);
         }
     }
-    const bool interleave = RepackedMatrices::f16_wanted();
-    if ((repack || interleave) && !model->device_) {
+    RepackedMatrices::Layouts layouts;
+    layouts.q4_0r = repack;
+    layouts.q4_0x8 = RepackedMatrices::q4_interleave_wanted();
+    layouts.f16x8 = RepackedMatrices::f16_wanted();
+    if ((layouts.q4_0r || layouts.q4_0x8 || layouts.f16x8) && !model->device_) {
         std::vector<bool> bundled(model->hparams_.n_layer, false);
         for (uint32_t l = 0; l < model->hparams_.n_layer; ++l) {
             bundled[l] = model->ffn_bundles_ && model->ffn_bundles_->layer(l) != nullptr;
         }
-        auto built = std::make_shared<const RepackedMatrices>(*model, bundled, repack, interleave);
+        auto built = std::make_shared<const RepackedMatrices>(*model, bundled, layouts);
         if (built->n_matrices() > 0) model->repacked_ = std::move(built);
     }
     if (model->is_sparse() && !model->device_ && TransposedPredictors::wanted()) {

@@ -59,8 +59,9 @@ public:
     // The FFN rows of neuron i side by side in huge pages (runtime/ffn_bundle.h), built at load for the CPU executor
     // when FfnBundles::wanted; nullptr otherwise.
     const std::shared_ptr<const FfnBundles> &ffn_bundles() const { return ffn_bundles_; }
-    // Q4_0R copies of the Q4_0 matrices the CPU executor multiplies by dot kernels (runtime/repacked_weights.h),
-    // built at load for the CPU executor when RepackedMatrices::wanted; nullptr otherwise.
+    // Q4_0R, Q4_0X8 and F16X8 copies of the matrices the CPU executor multiplies by dot kernels
+    // (runtime/repacked_weights.h), built at load for the CPU executor when their switches want them; nullptr
+    // otherwise.
     const std::shared_ptr<const RepackedMatrices> &repacked() const { return repacked_; }
     // Each layer's float fc2 transposed (runtime/transposed_predictors.h), built at load for the CPU executor of a
     // sparse model when TransposedPredictors::wanted; nullptr otherwise.

@@ -7,6 +7,7 @@
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/f16_interleave.h"
+#include "backends/cpu/q4_0_interleave.h"
 #include "backends/cpu/q4_0_repack.h"
 #include "common/log.h"
 #include "model/model.h"
@@ -17,27 +18,36 @@
 namespace pi {
 namespace {
 
-// The matrices the CPU executor reads through dot kernels (never down_t, which axpy_rows reads), in file order:
-// Q4_0 ones when `q4_0`; F16 ones that decode reads whole (never by row lists) and that fit F16X8 when `f16`.
-std::vector<const WeightView *> candidates(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0,
-                                           bool f16) {
+// The matrices the CPU executor reads through dot kernels (never down_t, which axpy_rows reads), in file order, with
+// the layout each is copied to: Q4_0X8 for Q4_0 ones that decode reads whole (never by row lists) and that fit it,
+// Q4_0R for the other Q4_0 ones, F16X8 for F16 ones that decode reads whole and that fit it.
+std::vector<std::pair<const WeightView *, cpu::WeightType>> candidates(const Model &model,
+                                                                       const std::vector<bool> &skip_ffn_of,
+                                                                       const RepackedMatrices::Layouts &on) {
     const ModelWeights &w = model.weights();
     std::vector<std::pair<const WeightView *, bool>> dots;  // (matrix, read whole by decode)
     for (size_t l = 0; l < w.layers.size(); ++l) {
         const LayerWeights &L = w.layers[l];
         for (const WeightView *v : {&L.wq, &L.wk, &L.wv, &L.wqkv, &L.wo, &L.fc1}) dots.emplace_back(v, true);
-        dots.emplace_back(&L.fc2, false);  // float fc2: decode reads its transposed copy, by rows of live units
+        // Float fc2: decode reads its transposed copy, by rows of live units; quantized fc2: one matvec.
+        dots.emplace_back(&L.fc2, L.fc2.data && cpu::weight_type_is_quantized(as_matrix(L.fc2).type));
         if (l >= skip_ffn_of.size() || !skip_ffn_of[l]) {
             for (const WeightView *v : {&L.ffn_gate, &L.ffn_up}) dots.emplace_back(v, false);  // row lists
         }
         dots.emplace_back(&L.ffn_down, false);  // the dense layout: a matvec
     }
     dots.emplace_back(w.output ? &w.output : &w.token_embd, true);
-    std::vector<const WeightView *> chosen;
+    std::vector<std::pair<const WeightView *, cpu::WeightType>> chosen;
     for (const auto &[v, whole] : dots) {
         if (!v->data) continue;
         const cpu::WeightMatrix m = as_matrix(*v);
-        if ((q4_0 && m.type == cpu::WeightType::Q4_0) || (f16 && whole && cpu::f16x8_fits(m))) chosen.push_back(v);
+        if (on.q4_0x8 && whole && cpu::q4_0x8_fits(m)) {
+            chosen.emplace_back(v, cpu::WeightType::Q4_0X8);
+        } else if (on.q4_0r && m.type == cpu::WeightType::Q4_0) {
+            chosen.emplace_back(v, cpu::WeightType::Q4_0R);
+        } else if (on.f16x8 && whole && cpu::f16x8_fits(m)) {
+            chosen.emplace_back(v, cpu::WeightType::F16X8);
+        }
     }
     return chosen;
 }
@@ -57,36 +67,41 @@ bool RepackedMatrices::f16_wanted() { return switched_on("PI_F16_INTERLEAVE"); }
 
 bool RepackedMatrices::wanted() { return switched_on("PI_Q4_REPACK"); }
 
-RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0, bool f16) {
+bool RepackedMatrices::q4_interleave_wanted() { return switched_on("PI_Q4_INTERLEAVE"); }
+
+RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, const Layouts &layouts) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<const WeightView *> matrices = candidates(model, skip_ffn_of, q4_0, f16);
+    const auto matrices = candidates(model, skip_ffn_of, layouts);
     size_t bytes = 0;
-    for (const WeightView *v : matrices) bytes += round_up(static_cast<size_t>(v->info->n_bytes), kCacheLine);
+    for (const auto &[v, layout] : matrices) bytes += round_up(static_cast<size_t>(v->info->n_bytes), kCacheLine);
     if (bytes == 0) return;
     memory_ = std::make_unique<HugePageBuffer>(bytes, "repacked weights");
-    size_t at = 0, released = 0, n_q4 = 0, n_f16 = 0;
-    for (const WeightView *v : matrices) {
+    size_t at = 0, released = 0, n_q4r = 0, n_q4x8 = 0, n_f16 = 0;
+    for (const auto &[v, layout] : matrices) {
         const cpu::WeightMatrix src = as_matrix(*v);
         if (views_.count(src.data)) continue;  // a matrix reached twice (a tied head) is copied once
         const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
         populate_read(src.data, src.n_rows * row);
         uint8_t *dst = memory_->data() + at;
-        if (src.type == cpu::WeightType::F16) {
+        if (layout == cpu::WeightType::F16X8) {
             views_.emplace(src.data, cpu::interleave_f16x8(src, dst));
             ++n_f16;
+        } else if (layout == cpu::WeightType::Q4_0X8) {
+            views_.emplace(src.data, cpu::interleave_q4_0x8(src, dst));
+            ++n_q4x8;
         } else {
             for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
             views_.emplace(src.data, cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols));
-            ++n_q4;
+            ++n_q4r;
         }
-        at += round_up(src.n_rows * row, kCacheLine);
+    at += round_up(src.n_rows * row, kCacheLine);
         // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in whole at
         // the start: one mapping, not one per matrix, which would round each up to 2 MiB).
         released += release_file_pages(v->data, static_cast<size_t>(v->info->n_bytes));
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    log_info("repacked weights: " + std::to_string(n_q4) + " Q4_0 matrices as Q4_0R, " + std::to_string(n_f16) +
-             " F16 matrices as F16X8, " + std::to_string(at >> 20) +
+    log_info("repacked weights: " + std::to_string(n_q4r) + " Q4_0 matrices as Q4_0R, " + std::to_string(n_q4x8) +
+             " as Q4_0X8, " + std::to_string(n_f16) + " F16 matrices as F16X8, " + std::to_string(at >> 20) +
              " MiB copied, " + std::to_string(released >> 20) + " MiB of the file mapping released, " +
              std::to_string(static_cast<long>(ms)) + " ms");
 }

@@ -8,6 +8,10 @@
 //   by row lists: attention (q, k, v, q|k|v, o), the predictors' fc1 and the output head. Eight rows interleaved are
 //   one stream for the hardware prefetcher: a sparse F16 decode step, 73 % attention bytes, got faster
 //   (docs/PERFORMANCE.md 2026-11-27 (fifth)). The FFN matrices stay as they are (the sparse FFN reads row lists).
+// - Q4_0X8 (backends/cpu/q4_0_interleave.h) instead of Q4_0R for the Q4_0 matrices that decode reads whole: the same
+//   list as F16X8 plus a quantized predictor's fc2 (a whole matvec; only float fc2 is read transposed), where
+//   n_rows % 8 == 0 and n_cols % 128 == 0. One stream per eight rows instead of sixteen (docs/PERFORMANCE.md
+//   2026-11-28).
 // Results are bit for bit those of the file's layout.
 //
 // Built once at load for the CPU executor (Model::load) and kept until the model is freed. Like the FFN bundles,
@@ -34,13 +38,22 @@ public:
     static bool wanted();
     // The same for the F16X8 copies, switched by PI_F16_INTERLEAVE.
     static bool f16_wanted();
+    // The same for the Q4_0X8 copies, switched by PI_Q4_INTERLEAVE.
+    static bool q4_interleave_wanted();
 
-    // Copies the model's eligible Q4_0 matrices (when `q4_0`) and F16 matrices (when `f16`), logged at info level;
-    // `skip_ffn_of[l]` set: layer l's gate and up rows are in an FFN bundle already.
-    RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, bool q4_0 = true, bool f16 = false);
+    // Which copies to make.
+    struct Layouts {
+        bool q4_0r = true;    // Q4_0 dot matrices as Q4_0R
+        bool q4_0x8 = false;  // Q4_0 matrices that decode reads whole as Q4_0X8 (where they fit; else Q4_0R if q4_0r)
+        bool f16x8 = false;   // F16 matrices that decode reads whole as F16X8
+    };
+
+    // Copies the model's eligible matrices in `layouts`, logged at info level; `skip_ffn_of[l]` set: layer l's gate
+    // and up rows are in an FFN bundle already.
+    RepackedMatrices(const Model &model, const std::vector<bool> &skip_ffn_of, const Layouts &layouts);
     ~RepackedMatrices();
 
-    // The Q4_0R or F16X8 view of the matrix whose data begins at `data`, or nullptr.
+    // The Q4_0R, Q4_0X8 or F16X8 view of the matrix whose data begins at `data`, or nullptr.
     const cpu::WeightMatrix *find(const void *data) const;
     size_t n_matrices() const { return views_.size(); }
 

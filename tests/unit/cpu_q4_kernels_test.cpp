@@ -3,9 +3,6 @@
 // row's last byte), every block count of a short row, and extreme fp16 scales (subnormal, largest, infinite, zero)
 // in the Q4_0 and Q8_0 axpy coefficients, which the AVX-512 level converts with vcvtph2ps a window of blocks at a
 // time and the scalar level through its table, block by block.
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -19,28 +16,6 @@ using namespace pi::cpu;
 using namespace cpu_test;
 
 namespace {
-
-// `bytes` readable bytes that end exactly where an inaccessible page begins: a kernel that reads past them faults.
-class GuardedBytes {
-public:
-    explicit GuardedBytes(size_t bytes) {
-        page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-        data_pages_ = (bytes + page_ - 1) / page_;
-        base_ = mmap(nullptr, (data_pages_ + 1) * page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        REQUIRE(base_ != MAP_FAILED);
-        REQUIRE(mprotect(static_cast<uint8_t *>(base_) + data_pages_ * page_, page_, PROT_NONE) == 0);
-        data_ = static_cast<uint8_t *>(base_) + data_pages_ * page_ - bytes;
-    }
-    ~GuardedBytes() { munmap(base_, (data_pages_ + 1) * page_); }
-    GuardedBytes(const GuardedBytes &) = delete;
-    GuardedBytes &operator=(const GuardedBytes &) = delete;
-    uint8_t *data() { return data_; }
-
-private:
-    size_t page_ = 0, data_pages_ = 0;
-    void *base_ = nullptr;
-    uint8_t *data_ = nullptr;
-};
 
 bool have_avx512() { return best_isa_level() >= IsaLevel::Avx512; }
 

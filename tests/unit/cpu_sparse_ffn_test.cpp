@@ -197,7 +197,8 @@ void poison_row(TestMatrix &m, size_t r) {
             for (size_t b = 0; b < cols / 32; ++b) std::memcpy(row + b * sizeof(BlockQ4_0), &nan16, 2);
             break;
         case WeightType::Q4_0R:
-        case WeightType::F16X8: FAIL("the sparse FFN tests build file layouts, not repacked ones"); break;
+        case WeightType::F16X8:
+        case WeightType::Q4_0X8: FAIL("the sparse FFN tests build file layouts, not repacked ones"); break;
     }
 }
 

@@ -3,6 +3,9 @@
 // the reference activation quantization, and the list of ISA levels this machine can run.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -263,5 +266,27 @@ inline double relative_l2(const std::vector<double> &ref, const std::vector<floa
 inline bool same_bits(const std::vector<float> &a, const std::vector<float> &b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
+
+// `bytes` readable bytes that end exactly where an inaccessible page begins: a kernel that reads past them faults.
+class GuardedBytes {
+public:
+    explicit GuardedBytes(size_t bytes) {
+        page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+        data_pages_ = (bytes + page_ - 1) / page_;
+        base_ = mmap(nullptr, (data_pages_ + 1) * page_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        REQUIRE(base_ != MAP_FAILED);
+        REQUIRE(mprotect(static_cast<uint8_t *>(base_) + data_pages_ * page_, page_, PROT_NONE) == 0);
+        data_ = static_cast<uint8_t *>(base_) + data_pages_ * page_ - bytes;
+    }
+    ~GuardedBytes() { munmap(base_, (data_pages_ + 1) * page_); }
+    GuardedBytes(const GuardedBytes &) = delete;
+    GuardedBytes &operator=(const GuardedBytes &) = delete;
+    uint8_t *data() { return data_; }
+
+private:
+    size_t page_ = 0, data_pages_ = 0;
+    void *base_ = nullptr;
+    uint8_t *data_ = nullptr;
+};
 
 }  // namespace cpu_test

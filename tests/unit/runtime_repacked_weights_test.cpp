@@ -1,8 +1,9 @@
 // Repacked weights (runtime/repacked_weights.h): which matrices a CPU-executor model copies as Q4_0R (every
-// dot-kernel matrix, FFN gate/up in the bundles, never down_t) and as F16X8 (attention, fc1, the output head; never
-// the FFN or fc2), that each copy unpacks to its file rows, that the session bindings use them, that PI_Q4_REPACK=0
-// and PI_F16_INTERLEAVE=0 turn them off, and that sessions give the same bits either way -- sparse decode, dense
-// decode and prefill, one and two threads, a sparse and a dense model of each type.
+// dot-kernel matrix, FFN gate/up in the bundles, never down_t), as Q4_0X8 (the Q4_0 ones decode reads whole:
+// attention, fc1, a quantized fc2, the output head, where n_rows % 8 == 0) and as F16X8 (attention, fc1, the output
+// head; never the FFN or fc2), that each copy unpacks to its file rows, that the session bindings use them, that
+// PI_Q4_REPACK=0, PI_Q4_INTERLEAVE=0 and PI_F16_INTERLEAVE=0 turn them off, and that sessions give the same bits
+// either way -- sparse decode, dense decode and prefill, one and two threads, a sparse and a dense model of each type.
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "backends/cpu/f16_interleave.h"
+#include "backends/cpu/q4_0_interleave.h"
 #include "backends/cpu/q4_0_repack.h"
 #include "model/model.h"
 #include "runtime/ffn_bundle.h"
@@ -48,6 +50,19 @@ bool unpacks_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &file) 
     std::vector<uint8_t> back(row);
     for (size_t r = 0; r < file.n_rows; ++r) {
         cpu::unpack_q4_0r_row(packed.row(r), packed.n_cols, back.data());
+        if (std::memcmp(back.data(), file.row(r), row) != 0) return false;
+    }
+    return true;
+}
+
+// A Q4_0X8 matrix's rows gathered equal the Q4_0 matrix's rows.
+bool interleaves_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &file) {
+    if (packed.type != cpu::WeightType::Q4_0X8 || file.type != cpu::WeightType::Q4_0) return false;
+    if (packed.n_rows != file.n_rows || packed.n_cols != file.n_cols) return false;
+    const size_t row = cpu::weight_row_bytes(file.type, file.n_cols);
+    std::vector<uint8_t> back(row);
+    for (size_t r = 0; r < file.n_rows; ++r) {
+        cpu::gather_q4_0x8_row(packed, r, back.data());
         if (std::memcmp(back.data(), file.row(r), row) != 0) return false;
     }
     return true;
@@ -92,6 +107,7 @@ TEST_CASE("a CPU model's Q4_0 dot matrices are repacked, unpack to the file rows
     options.backend = "cpu";
     {
         test::ScopedEnv on("PI_Q4_REPACK", "1");
+        test::ScopedEnv not_interleaved("PI_Q4_INTERLEAVE", "0");  // Q4_0R for the whole-read matrices too
         ::setenv("PI_FFN_BUNDLE", "1", 1);
         auto model = Model::load(kSparseQ4, options);
         ::unsetenv("PI_FFN_BUNDLE");
@@ -123,6 +139,7 @@ TEST_CASE("a CPU model's Q4_0 dot matrices are repacked, unpack to the file rows
     }
     {
         test::ScopedEnv off("PI_Q4_REPACK", "0");
+        test::ScopedEnv not_interleaved("PI_Q4_INTERLEAVE", "0");
         auto model = Model::load(kSparseQ4, options);
         CHECK_FALSE(model->repacked());
         const HostWeights bound = bind_host_weights(*model, true);
@@ -172,4 +189,63 @@ TEST_CASE("a CPU model's whole-read F16 matrices are interleaved (F16X8), gather
 
 TEST_CASE("sessions give the same bits with and without interleaved F16 weights", "[repack]") {
     check_same_sessions("PI_F16_INTERLEAVE", kSparseF16, kDenseF16);
+}
+
+TEST_CASE("a CPU model's whole-read Q4_0 matrices are interleaved (Q4_0X8) where they fit, the rest repacked, and "
+          "both are bound",
+          "[repack]") {
+    REQUIRE(std::filesystem::exists(kSparseQ4));
+    LoadOptions options;
+    options.backend = "cpu";
+    {
+        test::ScopedEnv on("PI_Q4_INTERLEAVE", "1");
+        test::ScopedEnv repack("PI_Q4_REPACK", "1");
+        test::ScopedEnv bundles("PI_FFN_BUNDLE", "1");
+        auto model = Model::load(kSparseQ4, options);
+        REQUIRE(model->repacked());
+        const HostWeights bound = bind_host_weights(*model, true);
+        size_t interleaved = 0;
+        // Eight-row matrices become Q4_0X8, the others Q4_0R (the tiny model's key and value rows and its output
+        // head, depending on its shapes).
+        const auto check_whole = [&](const cpu::WeightMatrix &got, const WeightView &file) {
+            const cpu::WeightMatrix m = as_matrix(file);
+            if (cpu::q4_0x8_fits(m)) {
+                CHECK(interleaves_to(got, m));
+                ++interleaved;
+            } else {
+                CHECK(unpacks_to(got, m));
+            }
+        };
+        for (size_t l = 0; l < model->hparams().n_layer; ++l) {
+            INFO("layer " << l);
+            const LayerWeights &L = model->weights().layers[l];
+            const HostLayer &M = bound.layers[l];
+            check_whole(M.wq, L.wq);
+            check_whole(M.wk, L.wk);
+            check_whole(M.wv, L.wv);
+            check_whole(M.wo, L.wo);
+            check_whole(M.fc1, L.fc1);
+            check_whole(M.fc2, L.fc2);  // quantized: one matvec per step
+            // Read by row lists (the sparse FFN): Q4_0R in the bundle, down_t as in the file.
+            CHECK(unpacks_to(M.ffn.gate, as_matrix(L.ffn_gate)));
+            CHECK(unpacks_to(M.ffn.up, as_matrix(L.ffn_up)));
+            CHECK(M.ffn.down_t.type == cpu::WeightType::Q4_0);
+        }
+        check_whole(bound.output, model->weights().output);
+        CHECK(cpu::q4_0x8_fits(as_matrix(model->weights().layers[0].wq)));  // so the model tests the layout
+        CHECK(interleaved >= model->hparams().n_layer);
+    }
+    {
+        test::ScopedEnv off("PI_Q4_INTERLEAVE", "0");
+        test::ScopedEnv repack("PI_Q4_REPACK", "1");
+        auto model = Model::load(kSparseQ4, options);
+        REQUIRE(model->repacked());
+        const HostWeights bound = bind_host_weights(*model, true);
+        CHECK(bound.layers[0].wq.type == cpu::WeightType::Q4_0R);
+        CHECK(bound.layers[0].fc1.type == cpu::WeightType::Q4_0R);
+    }
+}
+
+TEST_CASE("sessions give the same bits with and without interleaved Q4_0 weights", "[repack]") {
+    check_same_sessions("PI_Q4_INTERLEAVE", kSparseQ4, kDenseQ4);
 }
