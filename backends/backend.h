@@ -28,8 +28,8 @@
 #include <stdint.h>
 
 #define PI_BACKEND_INTERFACE_MIN 1
-#define PI_BACKEND_INTERFACE_MAX 1
-#define PI_BACKEND_INTERFACE_VERSION 1
+#define PI_BACKEND_INTERFACE_MAX 2
+#define PI_BACKEND_INTERFACE_VERSION 2 /* 2: pi_bk_decode_attention ends with next_weights (a hint a v1 module ignores) */
 #define PI_BACKEND_MODULE_ENTRY "pi_backend_module_get"
 
 #ifdef __cplusplus
@@ -113,6 +113,10 @@ typedef struct pi_bk_decode_attention {
     uint32_t max_positions; /* positions the cache holds */
     uint32_t reserved;
     void *k_cache, *v_cache; /* the layer's cache, as kv_store takes it */
+    /* NULL, or the weights the queue's next operation reads (the output projection): a backend whose attention
+     * leaves most of the device idle may pull them into its cache meanwhile. A hint: never changes a result. */
+    const void *next_weights;
+    uint64_t next_weights_bytes;
 } pi_bk_decode_attention;
 
 typedef struct pi_bk_context_params {

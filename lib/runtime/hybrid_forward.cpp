@@ -520,6 +520,9 @@ private:
         a.max_positions = n_ctx_;
         a.k_cache = dkv_.k[l];
         a.v_cache = dkv_.v[l];
+        const DeviceLayer &D = dm_.layer(l);
+        a.next_weights = D.wo.data;  // read right after: the GPU may load it while attention occupies a few SMs
+        a.next_weights_bytes = D.wo.n_rows * D.wo.row_stride;
         const uint32_t *pos_word = recording_ ? reinterpret_cast<const uint32_t *>(dev(lay_.step)) : nullptr;
         int32_t rc = bk_->attention_decode(queue_, &a, q, k, v, pos0, pos_word, att);
         if (rc == PI_BK_ERR_UNSUPPORTED && pos_word) {

@@ -175,7 +175,8 @@ void attention_cases(Env &env) {
 // attention_decode against the reference's own attention_decode (the CPU's: rope, kv_store and attention in
 // sequence): the output and both whole caches compared (the stored row; every other position untouched). The
 // candidate reads the position from device memory in the pos_word rows. Tolerance 1e-4 as rope's (angles through
-// each side's powf/sincosf; at pos ~1500 an ulp of theta is ~1e-4 relative).
+// each side's powf/sincosf; at pos ~1500 an ulp of theta is ~1e-4 relative). The pos_word rows also name
+// next_weights (a buffer of the cache's size: not a multiple of any load batch), which must change nothing.
 void attention_decode_cases(Env &env) {
     if (!PI_BK_HAS_OP(&env.cand.ops(), attention_decode)) return;
     decltype(env.rng) rng(20261128);
@@ -218,6 +219,10 @@ void attention_decode_cases(Env &env) {
                             a.max_positions = s.max_positions;
                             a.k_cache = dev.put(kb.data(), kb.size());
                             a.v_cache = dev.put(vb.data(), vb.size());
+                            if (word) {
+                                a.next_weights = dev.put(kb.data(), kb.size());
+                                a.next_weights_bytes = kb.size();
+                            }
                             const float *qd = dev.put(q), *kd = dev.put(k), *vd = dev.put(v);
                             const uint32_t *pw = word && d == 1 ? dev.put(std::vector<uint32_t>{s.pos}) : nullptr;
                             float *o = static_cast<float *>(dev.alloc(q_dim * 4));

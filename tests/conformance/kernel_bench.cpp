@@ -173,10 +173,12 @@ int main(int argc, char **argv) {
             auto *t = static_cast<float *>(dev.alloc(3 * n_embd * 4));
             auto *att = static_cast<float *>(dev.alloc(n_embd * 4));
             auto *a = static_cast<float *>(dev.alloc(n_ff * 4));
-            const pi_bk_decode_attention at = bench_attention(kc, vc, pos);
+            pi_bk_decode_attention at = bench_attention(kc, vc, pos);
+            at.next_weights_bytes = o_h.bytes.size();  // the executor names the o product's weights
             const double us = time_us(dev, std::max(1, iters / 8), [&] {
                 for (int l = 0; l < kLayers; ++l) {
                     pi_bk_queue *q = dev.queue();
+                    at.next_weights = o[l].data;
                     dev.check(dev.ops().matmul_rmsnorm(q, &qkv[l], x, g, 1e-5f, PI_BK_NO_ACTIVATION, t), "qkv");
                     dev.check(dev.ops().attention_decode(q, &at, t, t + n_embd, t + 2 * n_embd, pos, nullptr, att),
                               "attention_decode");
