@@ -333,9 +333,10 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // by the activation's 4 block scales once for all rows (the products d_w * d_x each lane of dot_q4_0r_rows forms,
 // the same bits), and each row's 4 products are spread over its lanes with one vpermps: per row and step one
 // vector op fewer than Q4_0R, and one stream for the hardware prefetcher instead of sixteen. Each lane sees the same
-// products in the same order as with dot_q4_0r_rows, so a row gives the bits of its Q4_0 original. Software
-// prefetch kQ4X8PrefetchBytes ahead, a line at a time.
-constexpr size_t kQ4X8PrefetchBytes = 2048;
+// products in the same order as with dot_q4_0r_rows, so a row gives the bits of its Q4_0 original. No software
+// prefetch: the hardware prefetcher follows the one stream; prefetching 1-8 KiB ahead, a line or a step at a time,
+// measured no faster on the development VM (one core from DRAM, 2 MiB pages: 33-37 GB/s either way; sparse bench-7b
+// decode 22.2-22.9 tok/s either way, docs/PERFORMANCE.md 2026-11-28). Rows in L2: ~114 GB/s (Q4_0R ~73).
 
 template <bool Vnni>
 void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
@@ -347,8 +348,6 @@ void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
     const size_t steps = x.n_blocks() / kQ4X8StepBlocks, tail = x.n_blocks() % kQ4X8StepBlocks;
     for (size_t s = 0; s < steps; ++s) {
         const uint8_t *step = group + s * kQ4X8StepBytes;
-        PI_UNROLL
-        for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_l2(step + kQ4X8PrefetchBytes + line);
         const QuadX qx = load_quad_x(x, s);
         // [d_x of blocks 4s .. 4s+3] in each 128-bit lane; fp16 -> fp32 is exact, the same values as q4_dx.
         const __m512 dx = _mm512_broadcast_f32x4(
