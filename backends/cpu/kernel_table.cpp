@@ -12,11 +12,12 @@ namespace pi::cpu::detail {
 
 alignas(64) float fp16_table[65536];
 
-// Rows of the engine's own layouts (Q4_0R, F16X8, Q4_0X8: weight_type.h) reach the kernels that have no code for them one at
-// a time, unpacked into a per-thread copy in the file's layout (Q4_0, F16): the same values, so the same results as
-// that type's kernel of the level. Only the AVX-512 dots read them natively; the model repacks only where they run
-// (runtime/repacked_weights.h), so these paths serve the rest (axpy rows are never repacked, the prefill GEMM's
-// conversions, forced lower levels, row lists and partial groups of F16X8 and Q4_0X8) at the cost of a row copy.
+// Rows of the engine's own layouts (Q4_0R, F16X8, Q4_0X8: weight_type.h) reach the kernels that have no code for
+// them one at a time, unpacked into a per-thread copy in the file's layout (Q4_0, F16): the same values, so the same
+// results as that type's kernel of the level. Only the AVX-512 dots read them natively; the model repacks only where
+// they run (runtime/repacked_weights.h), so these paths serve the rest (axpy rows are never repacked, the prefill
+// GEMM's conversions, forced lower levels, row lists and partial groups of F16X8 and Q4_0X8) at the cost of a row
+// copy.
 void unpack_repacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one) {
     thread_local std::vector<uint8_t> buf;
     const WeightType plain = w.type == WeightType::F16X8 ? WeightType::F16 : WeightType::Q4_0;

@@ -336,7 +336,7 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // products in the same order as with dot_q4_0r_rows, so a row gives the bits of its Q4_0 original. No software
 // prefetch: the hardware prefetcher follows the one stream; prefetching 1-8 KiB ahead, a line or a step at a time,
 // measured no faster on the development VM (one core from DRAM, 2 MiB pages: 33-37 GB/s either way; sparse bench-7b
-// decode 22.2-22.9 tok/s either way, docs/PERFORMANCE.md 2026-11-28). Rows in L2: ~114 GB/s (Q4_0R ~73).
+// decode 22.2-22.9 tok/s either way, docs/PERFORMANCE.md 2026-11-27 (seventh)). Rows in L2: ~114 GB/s (Q4_0R ~73).
 
 template <bool Vnni>
 void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {

@@ -1,8 +1,8 @@
 // Q4_0 matrices to and from Q4_0X8 (weight_type.h): eight rows interleaved four blocks at a time, so that the
 // AVX-512 dot reads a group of eight rows as one sequential stream instead of sixteen (eight rows' codes and eight
-// rows' scales in Q4_0R). One core from DRAM streamed the Q4_0R dot at ~20-28 GB/s on the development VM while the
-// same dot ran at 32-45 GB/s with the rows in cache (docs/PERFORMANCE.md 2026-11-28): the hardware prefetcher follows
-// one stream much better than sixteen. Exact both ways.
+// rows' scales in Q4_0R). One core from DRAM streamed Q4_0R rows at 25-28 GB/s on the development VM, Q4_0X8 groups
+// at 33-37 (its read loop: 41-43; docs/PERFORMANCE.md 2026-11-27 (seventh)): the hardware prefetcher follows one
+// stream much better than sixteen. Exact both ways.
 //
 // Byte positions. A group g (rows 8g .. 8g+7) starts at byte g * 8 * row_bytes (row_bytes = n_cols / 32 * 18, as in
 // Q4_0) and holds ceil(n_cols / 128) steps; step s covers blocks 4s .. 4s + t - 1 of each row, t = 4 except in a

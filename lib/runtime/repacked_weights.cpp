@@ -94,7 +94,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
             views_.emplace(src.data, cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols));
             ++n_q4r;
         }
-    at += round_up(src.n_rows * row, kCacheLine);
+        at += round_up(src.n_rows * row, kCacheLine);
         // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in whole at
         // the start: one mapping, not one per matrix, which would round each up to 2 MiB).
         released += release_file_pages(v->data, static_cast<size_t>(v->info->n_bytes));
