@@ -20,6 +20,7 @@
 #include "runtime/host_layers.h"
 #include "runtime/repacked_weights.h"
 #include "session_test_helpers.h"
+#include "tiny_model_builder.h"
 
 using namespace pi;
 
@@ -70,7 +71,8 @@ bool interleaves_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &fi
 
 // Sessions on a sparse and a dense model decode the same tokens with the same logit bits whether the load-time
 // copies that `switch_env` controls are made (=1) or not (=0): sparse and dense decode, prefill, 1 and 2 threads.
-void check_same_sessions(const char *switch_env, const std::string &sparse_model, const std::string &dense_model) {
+void check_same_sessions(const char *switch_env, const std::string &sparse_model, const std::string &dense_model,
+                         const std::vector<pi_token> &prompt = test::short_prompt()) {
     for (const std::string &path : {sparse_model, dense_model}) {
         REQUIRE(std::filesystem::exists(path));
         for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
@@ -78,7 +80,6 @@ void check_same_sessions(const char *switch_env, const std::string &sparse_model
             for (int32_t threads : {1, 2}) {
                 INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
                 const pi_session_params p = test::greedy_params(threads, sparse);
-                const std::vector<pi_token> &prompt = test::short_prompt();
                 std::vector<pi_token> ta, tb;
                 std::vector<float> a, b;
                 {
@@ -248,4 +249,31 @@ TEST_CASE("a CPU model's whole-read Q4_0 matrices are interleaved (Q4_0X8) where
 
 TEST_CASE("sessions give the same bits with and without interleaved Q4_0 weights", "[repack]") {
     check_same_sessions("PI_Q4_INTERLEAVE", kSparseQ4, kDenseQ4);
+}
+
+// The tiny test models' rows are 64 or 32 weights: only the dot's last, short step. A model of 256-column rows (two
+// full 576-byte steps) takes its main loop too.
+TEST_CASE("sessions give the same bits with and without Q4_0X8 on a model of full steps", "[repack]") {
+    test::TinyModelSpec spec;
+    spec.n_embd = 256;
+    spec.n_ff = 512;
+    spec.n_head = 4;
+    spec.n_head_kv = 2;
+    spec.n_ctx_train = 128;
+    spec.q4_0 = true;
+    spec.predictors = true;
+    const std::string sparse = test::write_tiny_model(spec, "q4x8-sparse");
+    spec.predictors = false;
+    const std::string dense = test::write_tiny_model(spec, "q4x8-dense");
+    {
+        test::ScopedEnv on("PI_Q4_INTERLEAVE", "1");
+        LoadOptions options;
+        options.backend = "cpu";
+        auto model = Model::load(sparse, options);
+        const HostWeights bound = bind_host_weights(*model, true);
+        CHECK(bound.layers[0].wq.type == cpu::WeightType::Q4_0X8);
+        CHECK(bound.layers[0].wq.n_cols == 256);
+        CHECK(bound.layers[0].fc1.type == cpu::WeightType::Q4_0X8);
+    }
+    check_same_sessions("PI_Q4_INTERLEAVE", sparse, dense, {5, 70, 200, 41, 9, 123, 17, 88});
 }

@@ -1,7 +1,12 @@
 #include "tiny_model_builder.h"
 
+#include "backends/cpu/numeric.h"
+
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -39,6 +44,26 @@ void add_tensor(gguf::Writer &w, const TinyModelSpec &spec, std::mt19937 &rng, c
     std::vector<float> data(n);
     const bool is_norm = dims.size() == 1 && name.find("norm") != std::string::npos && name.find("bias") == std::string::npos;
     for (float &x : data) x = is_norm ? 1.0f : normal(rng);
+    if (spec.q4_0 && dims.size() == 2 && dims[0] % 32 == 0) {
+        // Q4_0 blocks: d = amax / 7, codes round(x / d) + 8 clamped to 0..15 (any rounding will do: the tests that
+        // use these models compare the engine with itself).
+        std::vector<uint8_t> blocks(n / 32 * 18);
+        for (uint64_t b = 0; b < n / 32; ++b) {
+            const float *x = &data[b * 32];
+            float amax = 0.0f;
+            for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+            const float d = amax / 7.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+            const uint16_t d16 = pi::cpu::fp32_to_fp16(d);
+            uint8_t *out = &blocks[b * 18];
+            std::memcpy(out, &d16, 2);
+            for (int j = 0; j < 16; ++j) {
+                const auto code = [&](float v) { return std::min(15, std::max(0, int(std::lround(v * id)) + 8)); };
+                out[2 + j] = static_cast<uint8_t>(code(x[j]) | code(x[j + 16]) << 4);
+            }
+        }
+        w.add_tensor(name, TensorType::Q4_0, dims, blocks.data(), blocks.size());
+        return;
+    }
     w.add_tensor(name, TensorType::F32, dims, data.data(), data.size() * sizeof(float));
 }
 

@@ -24,6 +24,7 @@ struct TinyModelSpec {
     std::set<std::string> omit_tensors;   // names to leave out
     std::set<std::string> omit_keys;      // metadata keys to leave out
     std::string wrong_shape_tensor;       // this tensor gets one extra row
+    bool q4_0 = false;                    // 2-D weights of whole 32-blocks rows written as Q4_0, the rest F32
 };
 
 // A SentencePiece-style vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then a few word pieces.
