@@ -10,7 +10,7 @@
 //   (docs/PERFORMANCE.md 2026-11-27 (fifth)). The FFN matrices stay as they are (the sparse FFN reads row lists).
 // - Q4_0X8 (backends/cpu/q4_0_interleave.h) instead of Q4_0R for the Q4_0 matrices that decode reads whole: the same
 //   list as F16X8 plus a quantized predictor's fc2 (a whole matvec; only float fc2 is read transposed), where
-//   n_rows % 8 == 0. One stream per eight rows instead of sixteen: sparse Q4_0 decode 17-18 -> 22.5-23 tok/s on the
+//   n_rows % 8 == 0. One stream per eight rows instead of sixteen: sparse Q4_0 decode 17-18 -> 21-23 tok/s on the
 //   development VM (docs/PERFORMANCE.md 2026-11-27 (seventh)). PI_Q4_REPACK and PI_Q4_INTERLEAVE switch the two
 //   Q4_0 layouts independently.
 // Results are bit for bit those of the file's layout.
