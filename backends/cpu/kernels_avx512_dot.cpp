@@ -142,6 +142,20 @@ void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
 
 // An F16X8 matrix's rows: whole groups of a row range through dot_f16x8_group; the rows of partial groups and of
 // row lists gathered back to F16 one at a time (a row's result does not depend on the rows beside it).
+// The rows [first, first + n) (or rows[0..n)) of an interleaved matrix of `group_rows`-row groups: whole groups of
+// a range through group(g, y), the rows of partial groups and of row lists one at a time through one(r, y) (a row's
+// result does not depend on the rows beside it).
+template <typename Group, typename One>
+void dot_interleaved_rows(size_t group_rows, const uint32_t *rows, size_t first, size_t n, float *y, Group &&group,
+                          One &&one) {
+    size_t i = 0;
+    if (!rows) {
+        for (; i < n && (first + i) % group_rows != 0; ++i) one(first + i, y + i);
+        for (; i + group_rows <= n; i += group_rows) group((first + i) / group_rows, y + i);
+    }
+    for (; i < n; ++i) one(rows ? rows[i] : first + i, y + i);
+}
+
 void dot_f16x8_rows(const WeightMatrix &w, const float *x, const uint32_t *rows, size_t first, size_t n, float *y) {
     const auto one = [&](size_t r, float *out) {
         WeightMatrix f16;
@@ -149,14 +163,8 @@ void dot_f16x8_rows(const WeightMatrix &w, const float *x, const uint32_t *rows,
         const uint8_t *row[1] = {f16.row(0)};
         dot_float_rows<Kind::F16, 1>(row, nullptr, x, w.n_cols, out);
     };
-    size_t i = 0;
-    if (!rows) {
-        for (; i < n && (first + i) % kF16X8Rows != 0; ++i) one(first + i, y + i);
-        for (; i + kF16X8Rows <= n; i += kF16X8Rows) {
-            dot_f16x8_group(f16x8_group(w, (first + i) / kF16X8Rows), x, w.n_cols, y + i);
-        }
-    }
-    for (; i < n; ++i) one(rows ? rows[i] : first + i, y + i);
+    const auto group = [&](size_t g, float *out) { dot_f16x8_group(f16x8_group(w, g), x, w.n_cols, out); };
+    dot_interleaved_rows(kF16X8Rows, rows, first, n, y, group, one);
 }
 
 // The activation side of blocks b and b + 1 (only b when `single`): loaded once per pair, shared by the rows.
@@ -197,7 +205,7 @@ inline __m512i dot_u8s8(__m512i init, __m512i u, __m512i q) {
 // of their blocks. x comes pre-arranged to match (Q8Activation::q4_lohi), so the nibbles need one AND and one
 // shift + AND per 4 blocks.
 struct Q4Consts {
-    __m512i code_idx, scale_idx, low4;
+    __m512i code_idx, scale_idx;
     Q4Consts() {
         alignas(64) uint16_t c[32], d[32];
         for (int l = 0; l < 4; ++l) {
@@ -209,7 +217,6 @@ struct Q4Consts {
         for (int i = 0; i < 32; ++i) d[i] = static_cast<uint16_t>(9 * ((i / 4) % 4));
         code_idx = _mm512_load_si512(c);
         scale_idx = _mm512_load_si512(d);
-        low4 = _mm512_set1_epi8(0x0f);
     }
 };
 
@@ -222,6 +229,16 @@ struct QuadX {
 inline QuadX load_quad_x(const Q8Activation &x, size_t g) {
     return {_mm512_load_si512(x.q4_lohi() + g * 128), _mm512_load_si512(x.q4_lohi() + g * 128 + 64),
             _mm512_load_si512(x.q4_corr() + g * 16), _mm512_load_ps(x.q4_dx() + g * 16)};
+}
+
+// The integer sums of 4 blocks' codes (64 bytes: byte j of a block holds weight j low, j + 16 high) with the
+// activation's values, the -8 corrections included: 16 int32 lanes, 4 per block.
+template <bool Vnni>
+inline __m512i q4_codes_isum(__m512i codes, const QuadX &qx) {
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    const __m512i u_lo = _mm512_and_si512(codes, low4);
+    const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
+    return dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
 }
 
 // acc + float(isum) * (d_w * d_x) for blocks 4g .. 4g+3 of one row; `blocks` < 4 only for the row's last group
@@ -244,9 +261,7 @@ inline __m512 q4_0_quad(const uint8_t *row, const uint8_t *pf, const QuadX &qx, 
         b = _mm512_setzero_si512();
     }
     const __m512i codes = _mm512_permutex2var_epi16(a, k.code_idx, b);
-    const __m512i u_lo = _mm512_and_si512(codes, k.low4);
-    const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), k.low4);
-    const __m512i isum = dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
+    const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
     const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(k.scale_idx, a)));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, qx.dx), acc);
 }
@@ -293,7 +308,6 @@ struct Q4rConsts {
 template <bool Vnni, int R>
 void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q8Activation &x, float *y) {
     static const Q4rConsts k;
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
     const size_t nb = x.n_blocks(), scales = 16 * nb;  // the scales follow the nb x 16 code bytes
     __m512 acc[R];
     PI_UNROLL
@@ -316,9 +330,7 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
                 if (pf) prefetch_l2(pf[r] + 64 * g);
                 const __m512i codes = blocks == 4 ? _mm512_loadu_si512(p)
                                                   : _mm512_maskz_loadu_epi8((1ull << (16 * blocks)) - 1, p);
-                const __m512i u_lo = _mm512_and_si512(codes, low4);
-                const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
-                const __m512i isum = dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
+                const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
                 const __m512 d = _mm512_permutexvar_ps(k.spread[q], dw[r]);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, qx.dx), acc[r]);
             }
@@ -341,7 +353,6 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 template <bool Vnni>
 void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
     static const Q4rConsts k;  // spread[i]: lanes 4j .. 4j + 3 take product 4i + j (row i of a half)
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
     __m512 acc[kQ4X8Rows];
     PI_UNROLL
     for (size_t r = 0; r < kQ4X8Rows; ++r) acc[r] = _mm512_setzero_ps();
@@ -358,9 +369,7 @@ void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
         PI_UNROLL
         for (size_t r = 0; r < kQ4X8Rows; ++r) {
             const __m512i codes = _mm512_loadu_si512(step + 64 * r);
-            const __m512i u_lo = _mm512_and_si512(codes, low4);
-            const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
-            const __m512i isum = dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
+            const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
             const __m512 d = _mm512_permutexvar_ps(k.spread[r % 4], half[r / 4]);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[r]);
         }
@@ -375,9 +384,7 @@ void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
         for (size_t r = 0; r < kQ4X8Rows; ++r) {
             // The missing blocks' lanes add 0 * 0, as dot_q4_0r_rows's masked loads make them.
             const __m512i codes = _mm512_maskz_loadu_epi8(code_bytes, step + 16 * tail * r);
-            const __m512i u_lo = _mm512_and_si512(codes, low4);
-            const __m512i u_hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
-            const __m512i isum = dot_u8s8<Vnni>(dot_u8s8<Vnni>(qx.corr, u_lo, qx.lo), u_hi, qx.hi);
+            const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
             const __m128 dw = _mm_cvtph_ps(_mm_maskz_loadu_epi16(blocks, step + 16 * tail * kQ4X8Rows + 2 * tail * r));
             const __m512 d = _mm512_permutexvar_ps(k.spread[0], _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[r]);
@@ -387,8 +394,7 @@ void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
     for (size_t r = 0; r < kQ4X8Rows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-// A Q4_0X8 matrix's rows: whole groups of a row range through dot_q4_0x8_group; the rows of partial groups and of
-// row lists gathered back to Q4_0 one at a time (a row's result does not depend on the rows beside it).
+// A Q4_0X8 matrix's rows: whole groups through dot_q4_0x8_group, the others gathered back to Q4_0.
 template <bool Vnni>
 void dot_q4_0x8_rows(const WeightMatrix &w, const Q8Activation &x, const uint32_t *rows, size_t first, size_t n,
                      float *y) {
@@ -398,14 +404,8 @@ void dot_q4_0x8_rows(const WeightMatrix &w, const Q8Activation &x, const uint32_
         const uint8_t *row[1] = {q4.row(0)};
         dot_q4_0_rows<Vnni, 1>(row, nullptr, x, out);
     };
-    size_t i = 0;
-    if (!rows) {
-        for (; i < n && (first + i) % kQ4X8Rows != 0; ++i) one(first + i, y + i);
-        for (; i + kQ4X8Rows <= n; i += kQ4X8Rows) {
-            dot_q4_0x8_group<Vnni>(q4_0x8_group(w, (first + i) / kQ4X8Rows), x, y + i);
-        }
-    }
-    for (; i < n; ++i) one(rows ? rows[i] : first + i, y + i);
+    const auto group = [&](size_t g, float *out) { dot_q4_0x8_group<Vnni>(q4_0x8_group(w, g), x, out); };
+    dot_interleaved_rows(kQ4X8Rows, rows, first, n, y, group, one);
 }
 
 template <bool Vnni>
