@@ -59,9 +59,10 @@ struct KernelTable {
     // Reads `bytes` (a multiple of 256, 64-byte aligned) as fast as the level can and returns their sum as floats
     // (so the reads cannot be optimized away): the memory bandwidth probe's inner loop.
     float (*read_sum)(const void *data, size_t bytes);
-    // Attention of one query head over n_pos cache rows (see layer_math.h attend_head for the contract).
-    void (*attend_head)(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
-                        uint32_t head_dim, const float *q, uint32_t n_pos, float scale, float *scores, float *out);
+    // Attention of query heads [h0, h1) over n_pos cache rows (see layer_math.h attend_heads for the contract).
+    void (*attend_heads)(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
+                         uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos,
+                         float scale, float *scores, float *out);
 };
 
 // The table of a level. Throws pi::Error(PI_ERR_UNSUPPORTED) when this CPU (or this build) lacks the level.
@@ -169,8 +170,9 @@ void unpack_repacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one);
     void rows_to_bf16(const WeightMatrix &w, size_t r0, size_t r1, uint16_t *out, size_t ld);                   \
     void quantize_q8(const float *x, size_t n, const Q8Out &out);                                               \
     float read_sum(const void *data, size_t bytes);                                                             \
-    void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,          \
-                     uint32_t head_dim, const float *q, uint32_t n_pos, float scale, float *scores, float *out); \
+    void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,         \
+                      uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, \
+                      float scale, float *scores, float *out);                                                    \
     }
 
 PI_CPU_DECLARE_ISA_KERNELS(scalar)

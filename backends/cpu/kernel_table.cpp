@@ -80,14 +80,14 @@ void rows_to_unpacking(const WeightMatrix &w, size_t r0, size_t r1, Out *out, si
     }
 
 const KernelTable kScalar =
-    PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows_unpacking<scalar::dot_rows>, scalar::attend_head);
+    PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows_unpacking<scalar::dot_rows>, scalar::attend_heads);
 #if defined(PI_CPU_X86_KERNELS)
 // AVX2 has no attention kernel of its own (prefill on AVX2-only CPUs keeps the scalar one).
 const KernelTable kAvx2 =
-    PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows_unpacking<avx2::dot_rows>, scalar::attend_head);
-const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows, avx512::attend_head);
+    PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows_unpacking<avx2::dot_rows>, scalar::attend_heads);
+const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows, avx512::attend_heads);
 const KernelTable kAvx512NoVnni =
-    PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows_no_vnni, avx512::attend_head);
+    PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows_no_vnni, avx512::attend_heads);
 #endif
 #undef PI_CPU_KERNEL_TABLE
 

@@ -54,4 +54,12 @@ void attend_head(const void *keys, const void *values, bool f16, size_t row_stri
                  const float *q, uint32_t n_pos, float scale, float *scores, float *out,
                  IsaLevel isa = active_isa_level());
 
+// attend_head for query heads [h0, h1) of one token at once, `group` query heads to a key/value head (GQA): query
+// head h reads the head_dim values at offset + (h / group) * head_dim of each row, q + h * head_dim, and writes
+// out + h * head_dim; `scores` is (h1 - h0) * n_pos floats of scratch. Each head gets the bits attend_head gives it
+// at the same level; the AVX-512 kernel reads each row's range once for all the heads (faster than head by head).
+void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
+                  uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale, float *scores,
+                  float *out, IsaLevel isa = active_isa_level());
+
 }  // namespace pi::cpu

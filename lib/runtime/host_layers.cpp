@@ -1,5 +1,6 @@
 #include "runtime/host_layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -79,6 +80,18 @@ HostWeights bind_host_weights(const Model &model, bool with_ffn_bundles) {
     return out;
 }
 
+namespace {
+// Query heads per task: the heads split evenly over the pool's threads (a decode step gives each thread one range).
+uint32_t heads_per_task(const HParams &hp, const cpu::ThreadPool &pool) {
+    const uint32_t threads = static_cast<uint32_t>(std::max(1, pool.size()));
+    return std::max<uint32_t>(1, (hp.n_head + threads - 1) / threads);
+}
+}  // namespace
+
+size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx) {
+    return size_t(std::max(1, pool.size())) * heads_per_task(hp, pool) * n_ctx;
+}
+
 void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cpu::IsaLevel isa, uint32_t layer,
                     float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att,
                     cpu::RopeAngles *angles) {
@@ -98,12 +111,15 @@ void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cp
     }
     const float scale = 1.0f / std::sqrt(float(hd));
     const size_t n_ctx = cache.n_ctx();
-    pool.parallel_for(n * hp.n_head, [&](size_t task, int thread) {
-        const size_t t = task / hp.n_head;
-        const uint32_t h = static_cast<uint32_t>(task % hp.n_head);
+    const uint32_t per = heads_per_task(hp, pool);
+    const size_t n_ranges = (hp.n_head + per - 1) / per;
+    pool.parallel_for(n * n_ranges, [&](size_t task, int thread) {
+        const size_t t = task / n_ranges;
+        const uint32_t h0 = static_cast<uint32_t>(task % n_ranges) * per;
+        const uint32_t h1 = std::min(hp.n_head, h0 + per);
         const uint32_t pos = pos0 + static_cast<uint32_t>(t);
-        cache.attend(layer, h / group, hd, &q[t * q_dim + h * hd], pos + 1, scale, &scores[size_t(thread) * n_ctx],
-                     &att[t * q_dim + h * hd], isa);
+        cache.attend_heads(layer, group, hd, h0, h1, &q[t * q_dim], pos + 1, scale,
+                           &scores[size_t(thread) * per * n_ctx], &att[t * q_dim], isa);
     });
 }
 

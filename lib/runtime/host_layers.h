@@ -48,10 +48,12 @@ bool tokenwise_prefill_forced();
 
 // Attention of n token rows on the CPU: RoPE of the queries q and keys k (rows of n_head / n_head_kv heads) at
 // positions pos0.., keys and values stored in the layer's cache, then causal attention of every row over its
-// positions into att, split over (token, head) on the pool; each head's softmax and sum are one thread's fixed
-// sequence, so results do not depend on the split. scores: pool.size() x cache.n_ctx() floats of scratch.
+// positions into att, split over (token, range of heads) on the pool -- a range per thread, so that each thread reads
+// one contiguous part of every cache row (cpu::attend_heads); each head's softmax and sum are one thread's fixed
+// sequence, so results do not depend on the split. scores: host_attention_scratch_floats(...) floats of scratch.
 // angles: the caller's table of RoPE angles, kept across layers so that a token computes them once (nullptr: a
 // table local to this call, once per layer and token).
+size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx);
 void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cpu::IsaLevel isa, uint32_t layer,
                     float *q, float *k, const float *v, size_t n, uint32_t pos0, float *scores, float *att,
                     cpu::RopeAngles *angles = nullptr);

@@ -256,7 +256,7 @@ private:
         gate_.assign(n * F, 0.0f);
         up_.assign(n * F, 0.0f);
         ffn_out_.assign(n * E, 0.0f);
-        scores_.assign(size_t(pool_.size()) * n_ctx_, 0.0f);
+        scores_.assign(host_attention_scratch_floats(hp_, pool_, n_ctx_), 0.0f);
         sparse_a_.assign(F, 0.0f);
         list_.assign(F, 0);
         reserved_ = n;

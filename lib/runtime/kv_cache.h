@@ -44,6 +44,13 @@ public:
     void attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const float *q, uint32_t n_pos, float scale,
                 float *scores, float *out, cpu::IsaLevel isa = cpu::active_isa_level()) const;
 
+    // attend() for query heads [h0, h1) of one token, `group` query heads to a key/value head: q and out hold the
+    // token's heads from head 0 on (head h at h * head_dim); `scores` is (h1 - h0) * n_pos floats of scratch. Each
+    // head gets attend()'s bits; the AVX-512 kernel reads each cache row once for all the heads.
+    void attend_heads(uint32_t layer, uint32_t group, uint32_t head_dim, uint32_t h0, uint32_t h1, const float *q,
+                      uint32_t n_pos, float scale, float *scores, float *out,
+                      cpu::IsaLevel isa = cpu::active_isa_level()) const;
+
     // The bytes of the first n positions of every layer (keys then values), for session state save/restore.
     size_t state_bytes(uint32_t n) const;
     void save(uint32_t n, uint8_t *out) const;

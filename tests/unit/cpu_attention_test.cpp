@@ -2,6 +2,7 @@
 // softmax written from the definition in double precision; cache rows in F16 and binary32, strided with an offset
 // (one head's slice of a row holding several heads), head sizes that are and are not multiples of 16, and position
 // counts around the AVX-512 kernel's blocks of four.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -87,6 +88,64 @@ TEST_CASE("attend_head matches the double softmax at every level, F16 and F32 ro
                     CHECK(again.back() == 1234.0f);
                     again.pop_back();
                     CHECK(same_bits(out, again));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("attend_heads gives each head of a range the bits of attend_head, GQA groups included", "[cpu][attention]") {
+    // A cache row of n_kv heads, the heads' slices from element `lead` on (so the kv range starts mid-row).
+    struct Shape {
+        uint32_t head_dim, n_kv, group;
+    };
+    for (const Shape sh : {Shape{128, 4, 1}, Shape{80, 3, 2}, Shape{16, 2, 4}, Shape{64, 8, 1}}) {
+        const uint32_t n_head = sh.n_kv * sh.group, lead = 5;
+        const size_t stride = lead + size_t(sh.n_kv) * sh.head_dim + 3;
+        for (uint32_t n_pos : {1u, 3u, 6u, 37u}) {
+            const std::vector<float> k = random_vector(n_pos * stride, 11 * n_pos + sh.head_dim, 1.0f);
+            const std::vector<float> v = random_vector(n_pos * stride, 13 * n_pos + sh.head_dim, 1.0f);
+            std::vector<uint16_t> k16, v16;
+            for (float f : k) k16.push_back(ref_fp16(f));
+            for (float f : v) v16.push_back(ref_fp16(f));
+            const std::vector<float> q = random_vector(size_t(n_head) * sh.head_dim, 5 * n_pos + 1, 0.5f);
+            const float scale = 1.0f / std::sqrt(float(sh.head_dim));
+            for (bool f16 : {true, false}) {
+                const void *keys = f16 ? static_cast<const void *>(k16.data()) : k.data();
+                const void *values = f16 ? static_cast<const void *>(v16.data()) : v.data();
+                for (IsaLevel level : available_levels()) {
+                    // One head at a time: the reference bits.
+                    std::vector<float> one(size_t(n_head) * sh.head_dim), scores(n_pos);
+                    for (uint32_t h = 0; h < n_head; ++h) {
+                        attend_head(keys, values, f16, stride, lead + size_t(h / sh.group) * sh.head_dim,
+                                    sh.head_dim, &q[size_t(h) * sh.head_dim], n_pos, scale, scores.data(),
+                                    &one[size_t(h) * sh.head_dim], level);
+                    }
+                    // Ranges that start and end inside groups, the whole set, and a single head.
+                    const uint32_t ranges[][2] = {{0, n_head}, {1, n_head}, {0, 1}, {n_head / 2, n_head}, {1, 2}};
+                    for (const auto &r : ranges) {
+                        const uint32_t h0 = r[0], h1 = std::max(r[0] + 1, r[1]);
+                        if (h1 > n_head) continue;
+                        INFO("head_dim " << sh.head_dim << " group " << sh.group << " n_pos " << n_pos
+                                         << (f16 ? " F16" : " F32") << " level " << int(level) << " heads " << h0
+                                         << ".." << h1);
+                        std::vector<float> out(size_t(n_head) * sh.head_dim + 1, 1234.0f);
+                        std::vector<float> range_scores(size_t(h1 - h0) * n_pos);
+                        pi::cpu::attend_heads(keys, values, f16, stride, lead, sh.head_dim, sh.group, h0, h1,
+                                              q.data(), n_pos, scale, range_scores.data(), out.data(), level);
+                        // The range's heads have attend_head's bits; nothing else was written.
+                        const std::vector<float> got(out.begin() + size_t(h0) * sh.head_dim,
+                                                     out.begin() + size_t(h1) * sh.head_dim);
+                        const std::vector<float> want(one.begin() + size_t(h0) * sh.head_dim,
+                                                      one.begin() + size_t(h1) * sh.head_dim);
+                        CHECK(same_bits(got, want));
+                        size_t untouched = 0;
+                        for (size_t i = 0; i < out.size(); ++i) {
+                            const bool inside = i >= size_t(h0) * sh.head_dim && i < size_t(h1) * sh.head_dim;
+                            untouched += !inside && out[i] == 1234.0f;
+                        }
+                        CHECK(untouched == out.size() - size_t(h1 - h0) * sh.head_dim);
+                    }
                 }
             }
         }
