@@ -150,3 +150,27 @@ TEST_CASE("bad sampling settings are named", "[sampler]") {
     p = plain(-1.0f);
     CHECK_THROWS_WITH(p.validate("f"), Catch::Matchers::Contains("temperature"));
 }
+
+TEST_CASE("greedy without a penalty (one pass) chooses as the general path does", "[sampler]") {
+    // The general path is reached with a penalty whose window sees no history: it changes no logit.
+    SamplingParams fast = plain(0.0f), general = plain(0.0f);
+    general.repeat_penalty = 1.5f;
+    general.repeat_last_n = 64;
+    Sampler a(fast), b(general);
+    const float inf = INFINITY, nan = NAN;
+    const std::vector<std::vector<float>> cases = {
+        {nan, 1.0f, 3.0f, 3.0f, -inf},        // NaN first, a tie
+        {-inf, -inf, -inf},                   // nothing finite: the lowest id
+        {nan, nan},                           // nothing but NaN
+        {1.0f, inf, 2.0f, inf},               // +inf ties
+        {-0.0f, 0.0f, -1.0f},                 // signed zeros compare equal: the lower id
+    };
+    for (const auto &logits : cases) {
+        CHECK(a.sample(logits.data(), logits.size(), {}) == b.sample(logits.data(), logits.size(), {}));
+    }
+    std::vector<float> many(32000);
+    for (size_t i = 0; i < many.size(); ++i) many[i] = std::sin(float(i) * 0.37f) * 7.0f;
+    many[31999] = 7.5f;
+    CHECK(a.sample(many.data(), many.size(), {}) == 31999);
+    CHECK(b.sample(many.data(), many.size(), {}) == 31999);
+}
