@@ -1,5 +1,6 @@
-// The scalar attention of one query head (layer_math.h attend_head), and of a range of heads one after another: dot products, softmax and weighted sum in
-// position order, elements read as the cache stores them (F16 through fp16_to_fp32).
+// The scalar attention of one query head (layer_math.h attend_head), and of a range of heads one after another: dot
+// products, softmax and weighted sum in position order, elements read as the cache stores them (F16 through
+// fp16_to_fp32).
 #include <algorithm>
 #include <cmath>
 
