@@ -1,7 +1,7 @@
 /* A few entry points over the public C API, so that a Python process (bench/gpu_trace.py) can drive decode steps
  * under torch.profiler, whose CUPTI tracing then sees every kernel and copy the CUDA module issues.
  * trace_load(MODEL, THREADS, VRAM_GIB, SPARSE) -> 0 on success; trace_prompt(N) evaluates N tokens; trace_steps(N)
- * runs N greedy decode steps; trace_free(). Errors go to stderr with the library's message. */
+ * runs N greedy decode steps; trace_renew() replaces the session by a fresh one; trace_free(). Errors go to stderr with the library's message. */
 #include <stdio.h>
 #include <stdint.h>
 
@@ -9,6 +9,7 @@
 
 static pi_model *model;
 static pi_session *session;
+static pi_session_params session_params;
 
 static int fail(const char *what, pi_status st) {
     fprintf(stderr, "%s: %s (%s)\n", what, pi_last_error(), pi_status_string(st));
@@ -29,7 +30,17 @@ int trace_load(const char *path, int threads, int vram_gib, int sparse) {
     sp.temperature = 0.0f;
     sp.repeat_penalty = 1.0f;
     sp.sparse = sparse ? PI_SPARSE_ON : PI_SPARSE_OFF;
+    session_params = sp;
     if ((st = pi_session_create(model, &sp, &session)) != PI_OK) return fail("session", st);
+    return 0;
+}
+
+/* A fresh session with the same settings (as each counted run of powerinfer-bench makes). */
+int trace_renew(void) {
+    pi_status st;
+    pi_session_free(session);
+    session = NULL;
+    if ((st = pi_session_create(model, &session_params, &session)) != PI_OK) return fail("session", st);
     return 0;
 }
 
