@@ -19,6 +19,22 @@ gpu_build() {
     echo "built in $(( $(date +%s) - t0 )) s"
 }
 
+# gpu_start_model_writes sparse|dense...: installs gguf (from .whl/, carried) and starts writing the named bench-7b
+# F16 files that /tmp/m lacks in the background (logs in $OUT/make-*.log); the caller `wait`s for them.
+gpu_start_model_writes() {
+    mkdir -p "$OUT" /tmp/m /tmp/py
+    python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1
+    local which
+    for which in "$@"; do
+        case $which in
+            sparse) [ -s /tmp/m/bench-7b-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 \
+                        /tmp/m/bench-7b-f16.gguf > "$OUT/make-sparse.log" 2>&1 & ;;
+            dense) [ -s /tmp/m/bench-7b-dense-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 \
+                       /tmp/m/bench-7b-dense-f16.gguf --dense > "$OUT/make-dense.log" 2>&1 & ;;
+        esac
+    done
+}
+
 gpu_write_bench_7b() {
     [ -s /tmp/m/bench-7b-f16.gguf ] && return 0
     python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1

@@ -13,11 +13,8 @@ set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
 source "$(dirname "$0")/gpu_build.sh"
-mkdir -p "$OUT" /tmp/m /tmp/py
-python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1
 t0=$(date +%s)
-[ -s /tmp/m/bench-7b-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-f16.gguf > "$OUT/make-sparse.log" 2>&1 &
-[ -s /tmp/m/bench-7b-dense-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-dense-f16.gguf --dense > "$OUT/make-dense.log" 2>&1 &
+gpu_start_model_writes sparse dense
 gpu_build powerinfer-bench powerinfer-cli pi_conformance pi_kernel_bench || exit 1
 PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
 grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"

@@ -7,10 +7,7 @@ set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
 source "$(dirname "$0")/gpu_build.sh"
-mkdir -p "$OUT" /tmp/m /tmp/py
-python3 -m pip install -q --no-deps --target /tmp/py .whl/gguf-*.whl > "$OUT/pip.log" 2>&1
-[ -s /tmp/m/bench-7b-dense-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-dense-f16.gguf --dense > "$OUT/make-dense.log" 2>&1 &
-[ -n "${SPARSE:-}" ] && { [ -s /tmp/m/bench-7b-f16.gguf ] || PYTHONPATH=/tmp/py bash bench/make_bench_7b.sh f16 /tmp/m/bench-7b-f16.gguf > "$OUT/make-sparse.log" 2>&1 & }
+gpu_start_model_writes dense ${SPARSE:+sparse}
 gpu_build || exit 1
 gcc -std=c99 -O2 -shared -fPIC -Iinclude bench/gpu_trace_shim.c -L${B_DIR:-/tmp/b}/lib -lpowerinfer \
   -Wl,-rpath,${B_DIR:-/tmp/b}/lib -o /tmp/trace_shim.so || exit 1
