@@ -1,6 +1,12 @@
 #include "runtime/repacked_weights.h"
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <unordered_set>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -61,6 +67,12 @@ bool switched_on(const char *env) {
     return cpu::active_isa_level() >= cpu::IsaLevel::Avx512;
 }
 
+// Threads for the load-time copies: the hardware's, at most 8 (memory-bound beyond that).
+size_t copy_threads() {
+    const unsigned hw = std::thread::hardware_concurrency();
+    return std::max<size_t>(1, std::min<size_t>(8, hw));
+}
+
 }  // namespace
 
 bool RepackedMatrices::f16_wanted() { return switched_on("PI_F16_INTERLEAVE"); }
@@ -76,28 +88,76 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
     for (const auto &[v, layout] : matrices) bytes += round_up(static_cast<size_t>(v->info->n_bytes), kCacheLine);
     if (bytes == 0) return;
     memory_ = std::make_unique<HugePageBuffer>(bytes, "repacked weights");
-    size_t at = 0, released = 0, n_q4r = 0, n_q4x8 = 0, n_f16 = 0;
+
+    // Where each copy goes (a matrix reached twice, a tied head, is copied once).
+    struct Copy {
+        const WeightView *view;
+        cpu::WeightType layout;
+        size_t at;
+        cpu::WeightMatrix result;
+        size_t released = 0;
+    };
+    std::vector<Copy> copies;
+    std::unordered_set<const void *> seen;
+    size_t at = 0;
     for (const auto &[v, layout] : matrices) {
         const cpu::WeightMatrix src = as_matrix(*v);
-        if (views_.count(src.data)) continue;  // a matrix reached twice (a tied head) is copied once
-        const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
-        populate_read(src.data, src.n_rows * row);
-        uint8_t *dst = memory_->data() + at;
-        if (layout == cpu::WeightType::F16X8) {
-            views_.emplace(src.data, cpu::interleave_f16x8(src, dst));
-            ++n_f16;
-        } else if (layout == cpu::WeightType::Q4_0X8) {
-            views_.emplace(src.data, cpu::interleave_q4_0x8(src, dst));
-            ++n_q4x8;
-        } else {
-            for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
-            views_.emplace(src.data, cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols));
-            ++n_q4r;
+        if (!seen.insert(src.data).second) continue;
+        copies.push_back({v, layout, at, {}, 0});
+        at += round_up(src.n_rows * cpu::weight_row_bytes(src.type, src.n_cols), kCacheLine);
+    }
+
+    // The copies run on several threads, a whole matrix each (so each copy is the one-thread copy, byte for byte):
+    // the load spent seconds in them on one core (bench-7b: 1.5-8.6 GB), and reading the file's pages, rearranging
+    // and writing them is work that more cores get through faster.
+    std::atomic<size_t> next{0};
+    std::exception_ptr failure;
+    std::mutex failure_lock;
+    auto work = [&] {
+        for (size_t i; (i = next.fetch_add(1)) < copies.size();) {
+            Copy &c = copies[i];
+            try {
+                const cpu::WeightMatrix src = as_matrix(*c.view);
+                const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
+                populate_read(src.data, src.n_rows * row);
+                uint8_t *dst = memory_->data() + c.at;
+                if (c.layout == cpu::WeightType::F16X8) {
+                    c.result = cpu::interleave_f16x8(src, dst);
+                } else if (c.layout == cpu::WeightType::Q4_0X8) {
+                    c.result = cpu::interleave_q4_0x8(src, dst);
+                } else {
+                    for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
+                    c.result = cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols);
+                }
+                // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in
+                // whole at the start: one mapping, not one per matrix, which would round each up to 2 MiB). Only
+                // pages wholly inside the matrix go, so a neighbour another thread is reading keeps its pages.
+                c.released = release_file_pages(c.view->data, static_cast<size_t>(c.view->info->n_bytes));
+            } catch (...) {
+                std::lock_guard<std::mutex> hold(failure_lock);
+                if (!failure) failure = std::current_exception();
+                next.store(copies.size());
+            }
         }
-        at += round_up(src.n_rows * row, kCacheLine);
-        // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in whole at
-        // the start: one mapping, not one per matrix, which would round each up to 2 MiB).
-        released += release_file_pages(v->data, static_cast<size_t>(v->info->n_bytes));
+    };
+    const size_t n_threads = std::min(copies.size(), copy_threads());
+    std::vector<std::thread> helpers;
+    try {
+        for (size_t t = 1; t < n_threads; ++t) helpers.emplace_back(work);
+    } catch (...) {
+        // No more threads (std::system_error, or no memory for one): the ones started and this one do the copies.
+    }
+    work();
+    for (std::thread &t : helpers) t.join();
+    if (failure) std::rethrow_exception(failure);
+
+    size_t released = 0, n_q4r = 0, n_q4x8 = 0, n_f16 = 0;
+    for (const Copy &c : copies) {
+        views_.emplace(as_matrix(*c.view).data, c.result);
+        released += c.released;
+        n_f16 += c.layout == cpu::WeightType::F16X8;
+        n_q4x8 += c.layout == cpu::WeightType::Q4_0X8;
+        n_q4r += c.layout == cpu::WeightType::Q4_0R;
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     log_info("repacked weights: " + std::to_string(n_q4r) + " Q4_0 matrices as Q4_0R, " + std::to_string(n_q4x8) +
