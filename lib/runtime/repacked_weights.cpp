@@ -92,6 +92,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
     // Where each copy goes (a matrix reached twice, a tied head, is copied once).
     struct Copy {
         const WeightView *view;
+        cpu::WeightMatrix src;  // the file's matrix (as_matrix(*view))
         cpu::WeightType layout;
         size_t at;
         cpu::WeightMatrix result;
@@ -103,7 +104,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
     for (const auto &[v, layout] : matrices) {
         const cpu::WeightMatrix src = as_matrix(*v);
         if (!seen.insert(src.data).second) continue;
-        copies.push_back({v, layout, at, {}, 0});
+        copies.push_back({v, src, layout, at, {}, 0});
         at += round_up(src.n_rows * cpu::weight_row_bytes(src.type, src.n_cols), kCacheLine);
     }
 
@@ -117,7 +118,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
         for (size_t i; (i = next.fetch_add(1)) < copies.size();) {
             Copy &c = copies[i];
             try {
-                const cpu::WeightMatrix src = as_matrix(*c.view);
+                const cpu::WeightMatrix &src = c.src;
                 const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
                 populate_read(src.data, src.n_rows * row);
                 uint8_t *dst = memory_->data() + c.at;
@@ -153,7 +154,7 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
 
     size_t released = 0, n_q4r = 0, n_q4x8 = 0, n_f16 = 0;
     for (const Copy &c : copies) {
-        views_.emplace(as_matrix(*c.view).data, c.result);
+        views_.emplace(c.src.data, c.result);
         released += c.released;
         n_f16 += c.layout == cpu::WeightType::F16X8;
         n_q4x8 += c.layout == cpu::WeightType::Q4_0X8;
