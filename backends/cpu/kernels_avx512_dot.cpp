@@ -26,6 +26,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/isa_kernels.h"
@@ -340,71 +341,82 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
     for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-// Eight rows of a Q4_0X8 group (q4_0_interleave.h): the steps of dot_q4_0r_rows over the same values, from one
-// sequential stream of 576-byte steps. Per step the eight rows' 32 scales are one load and two vcvtph2ps, multiplied
-// by the activation's 4 block scales once for all rows (the products d_w * d_x each lane of dot_q4_0r_rows forms,
-// the same bits), and each row's 4 products are spread over its lanes with one vpermps: per row and step one
-// vector op fewer than Q4_0R, and one stream for the hardware prefetcher instead of sixteen. Each lane sees the same
-// products in the same order as with dot_q4_0r_rows, so a row gives the bits of its Q4_0 original. No software
-// prefetch: the hardware prefetcher follows the one stream; prefetching 1-8 KiB ahead, a line or a step at a time,
-// measured no faster on the development VM (one core from DRAM, 2 MiB pages: 33-37 GB/s either way; sparse bench-7b
-// decode 22.2-22.9 tok/s either way, docs/PERFORMANCE.md 2026-11-27 (seventh)). Rows in L2: ~114 GB/s (Q4_0R ~73).
+// Rows of a Q4_0X8 group (q4_0_interleave.h). Each of a row's four code loads per 16-block step holds block j's
+// 4 bytes in int32 lane j, so vpdpbusd sums whole blocks: after the step each lane holds one block's exact integer
+// sum (the low nibbles' chain starts at the -8 corrections, the high nibbles' at zero, so the two dependency chains
+// run side by side; their sum is exact), converted once and scaled by its d_w * d_x. Per row and 16 blocks: 4 loads,
+// 12 nibble ops and 8 vpdpbusd, then one add, conversion, scale product and fmadd -- ~25 vector ops where the
+// four-block steps of Q4_0R (4 lanes a block) take ~41. From L2 one core of the development VM went from ~110 to
+// ~135-150 GB/s. The arithmetic is not Q4_0R's (a block's integer is converted once, not in four parts), so an X8
+// row's bits are its own: the same for every R, first row, thread count and with or without VNNI (pmaddubsw +
+// pmaddwd give the same integers), and the reference tests bound them like any Q4_0 dot's.
+//
+// Software prefetch into L1, two steps (4.5 KiB) ahead, a line per code load and the scales' four lines per step
+// (R = 8 only): with the hardware prefetcher alone one core read ~23 GB/s from DRAM (it followed the shorter
+// four-block steps at ~33); `pi-kernel-bench --types Q4_0X8`, 11008 x 4096: 1, 3, 4, 6 steps ahead 33.4, 35.5,
+// 34.2, 32.9 GB/s, 2 steps 36.6-37.2 (read loop ~41; two threads 70 of 84); prefetcht1 instead ~32.
+constexpr size_t kQ4X8PrefetchBytes = 2 * kQ4X8StepBytes;
 
-template <bool Vnni>
-void dot_q4_0x8_group(const uint8_t *group, const Q8Activation &x, float *y) {
-    static const Q4rConsts k;  // spread[i]: lanes 4j .. 4j + 3 take product 4i + j (row i of a half)
-    __m512 acc[kQ4X8Rows];
+template <bool Vnni, size_t R>
+void dot_q4_0x8_group_rows(const uint8_t *group, size_t first, const Q8Activation &x, bool prefetch, float *y) {
+    const __m512i low4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[R];
     PI_UNROLL
-    for (size_t r = 0; r < kQ4X8Rows; ++r) acc[r] = _mm512_setzero_ps();
-    const size_t steps = x.n_blocks() / kQ4X8StepBlocks, tail = x.n_blocks() % kQ4X8StepBlocks;
-    for (size_t s = 0; s < steps; ++s) {
-        const uint8_t *step = group + s * kQ4X8StepBytes;
-        const QuadX qx = load_quad_x(x, s);
-        // [d_x of blocks 4s .. 4s+3] in each 128-bit lane; fp16 -> fp32 is exact, the same values as q4_dx.
-        const __m512 dx = _mm512_broadcast_f32x4(
-            _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(x.d16() + kQ4X8StepBlocks * s))));
-        const __m512i scales = _mm512_loadu_si512(step + kQ4X8CodeBytes);
-        const __m512 half[2] = {_mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(scales)), dx),
-                                _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(scales, 1)), dx)};
-        PI_UNROLL
-        for (size_t r = 0; r < kQ4X8Rows; ++r) {
-            const __m512i codes = _mm512_loadu_si512(step + 64 * r);
-            const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
-            const __m512 d = _mm512_permutexvar_ps(k.spread[r % 4], half[r / 4]);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[r]);
+    for (size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    const size_t nb = x.n_blocks();
+    // One step: t blocks (t < 16 only in a last step: masked loads, nothing past the group is read; the missing
+    // blocks' lanes meet the activation's zeros).
+    const auto step_rows = [&](const uint8_t *step, size_t s, size_t t, auto full) {
+        const __m512 dx = _mm512_load_ps(x.q4x8_dx() + 16 * s);
+        const __m512i corr = _mm512_load_si512(x.q4x8_corr() + 16 * s);
+        const int8_t *xq = x.q4x8_q() + 512 * s;
+        const __mmask16 scale_mask = static_cast<__mmask16>((1u << t) - 1);
+        const __mmask64 chunk_mask = full ? ~0ull : (1ull << (4 * t)) - 1;
+        if (prefetch) {
+            PI_UNROLL
+            for (size_t j = 0; j < 4; ++j) prefetch_l1(step + kQ4X8PrefetchBytes + 64 * j);
         }
-    }
-    if (tail) {  // a last step of t < 4 blocks: 16t code bytes a row, then 2t scale bytes a row
-        const uint8_t *step = group + steps * kQ4X8StepBytes;
-        const QuadX qx = load_quad_x(x, steps);  // zeros past the last block
-        const __mmask16 blocks = static_cast<__mmask16>((1u << tail) - 1);
-        const __mmask64 code_bytes = (1ull << (16 * tail)) - 1;
-        const __m128 dx = _mm_cvtph_ps(_mm_maskz_loadu_epi16(blocks, x.d16() + kQ4X8StepBlocks * steps));
+        __m512 d[R];
         PI_UNROLL
-        for (size_t r = 0; r < kQ4X8Rows; ++r) {
-            // The missing blocks' lanes add 0 * 0, as dot_q4_0r_rows's masked loads make them.
-            const __m512i codes = _mm512_maskz_loadu_epi8(code_bytes, step + 16 * tail * r);
-            const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
-            const __m128 dw = _mm_cvtph_ps(_mm_maskz_loadu_epi16(blocks, step + 16 * tail * kQ4X8Rows + 2 * tail * r));
-            const __m512 d = _mm512_permutexvar_ps(k.spread[0], _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[r]);
+        for (size_t r = 0; r < R; ++r) {
+            const uint8_t *scales = step + 2 * t * (first + r);
+            const __m256i h = full ? _mm256_loadu_si256(reinterpret_cast<const __m256i *>(scales))
+                                   : _mm256_maskz_loadu_epi16(scale_mask, scales);
+            d[r] = _mm512_mul_ps(_mm512_cvtph_ps(h), dx);
         }
-    }
+        PI_UNROLL
+        for (size_t r = 0; r < R; ++r) {
+            const uint8_t *codes = step + 2 * t * kQ4X8Rows + 16 * t * (first + r);
+            __m512i lo_sum = corr, hi_sum = _mm512_setzero_si512();
+            PI_UNROLL
+            for (size_t k = 0; k < 4; ++k) {
+                if (prefetch) prefetch_l1(codes + kQ4X8PrefetchBytes + 64 * k);
+                const __m512i c = full ? _mm512_loadu_si512(codes + 64 * k)
+                                       : _mm512_maskz_loadu_epi8(chunk_mask, codes + 4 * t * k);
+                lo_sum = dot_u8s8<Vnni>(lo_sum, _mm512_and_si512(c, low4), _mm512_load_si512(xq + 128 * k));
+                hi_sum = dot_u8s8<Vnni>(hi_sum, _mm512_and_si512(_mm512_srli_epi16(c, 4), low4),
+                                        _mm512_load_si512(xq + 128 * k + 64));
+            }
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(lo_sum, hi_sum)), d[r], acc[r]);
+        }
+    };
+    const size_t steps = nb / kQ4X8StepBlocks, tail = nb % kQ4X8StepBlocks;
+    for (size_t s = 0; s < steps; ++s) step_rows(group + s * kQ4X8StepBytes, s, kQ4X8StepBlocks, std::true_type{});
+    if (tail) step_rows(group + steps * kQ4X8StepBytes, steps, tail, std::false_type{});
     PI_UNROLL
-    for (size_t r = 0; r < kQ4X8Rows; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
+    for (size_t r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
-// A Q4_0X8 matrix's rows: whole groups through dot_q4_0x8_group, the others gathered back to Q4_0.
+// A Q4_0X8 matrix's rows: whole groups eight rows at a time, the others one at a time (the same bits).
 template <bool Vnni>
 void dot_q4_0x8_rows(const WeightMatrix &w, const Q8Activation &x, const uint32_t *rows, size_t first, size_t n,
                      float *y) {
     const auto one = [&](size_t r, float *out) {
-        WeightMatrix q4;
-        unpack_repacked_row(w, r, q4);
-        const uint8_t *row[1] = {q4.row(0)};
-        dot_q4_0_rows<Vnni, 1>(row, nullptr, x, out);
+        dot_q4_0x8_group_rows<Vnni, 1>(q4_0x8_group(w, r / kQ4X8Rows), r % kQ4X8Rows, x, false, out);
     };
-    const auto group = [&](size_t g, float *out) { dot_q4_0x8_group<Vnni>(q4_0x8_group(w, g), x, out); };
+    const auto group = [&](size_t g, float *out) {
+        dot_q4_0x8_group_rows<Vnni, kQ4X8Rows>(q4_0x8_group(w, g), 0, x, true, out);
+    };
     dot_interleaved_rows(kQ4X8Rows, rows, first, n, y, group, one);
 }
 

@@ -8,16 +8,17 @@
 namespace pi::cpu {
 namespace {
 
-// Where block b of row i (of 8) of a group lies: its 16 code bytes and its fp16 scale (the header's positions).
+// Where block b of row i (of 8) of a group lies: its fp16 scale, and its 16 code bytes as four runs of 4 bytes,
+// chunk_stride apart (the header's positions).
 struct BlockPlace {
-    size_t codes, scale;
+    size_t scale, codes, chunk_stride;
 };
 
 BlockPlace place(size_t n_blocks, size_t i, size_t b) {
     const size_t s = b / kQ4X8StepBlocks, j = b % kQ4X8StepBlocks;
     const size_t t = std::min(kQ4X8StepBlocks, n_blocks - s * kQ4X8StepBlocks);  // blocks of step s
     const size_t step = s * kQ4X8StepBytes;
-    return {step + 16 * (t * i + j), step + 16 * t * kQ4X8Rows + 2 * (t * i + j)};
+    return {step + 2 * (t * i + j), step + 2 * t * kQ4X8Rows + 16 * t * i + 4 * j, 4 * t};
 }
 
 }  // namespace
@@ -35,8 +36,8 @@ WeightMatrix interleave_q4_0x8(const WeightMatrix &src, void *dst) {
             for (size_t i = 0; i < kQ4X8Rows; ++i) {
                 const uint8_t *block = src.row(g * kQ4X8Rows + i) + b * sizeof(BlockQ4_0);  // [fp16 d][16 codes]
                 const BlockPlace p = place(nb, i, b);
-                std::memcpy(out + p.codes, block + 2, 16);
                 std::memcpy(out + p.scale, block, 2);
+                for (size_t k = 0; k < 4; ++k) std::memcpy(out + p.codes + k * p.chunk_stride, block + 2 + 4 * k, 4);
             }
         }
     }
@@ -49,7 +50,7 @@ void gather_q4_0x8_row(const WeightMatrix &w, size_t r, uint8_t *dst) {
     for (size_t b = 0; b < nb; ++b, dst += sizeof(BlockQ4_0)) {
         const BlockPlace p = place(nb, i, b);
         std::memcpy(dst, group + p.scale, 2);
-        std::memcpy(dst + 2, group + p.codes, 16);
+        for (size_t k = 0; k < 4; ++k) std::memcpy(dst + 2 + 4 * k, group + p.codes + k * p.chunk_stride, 4);
     }
 }
 

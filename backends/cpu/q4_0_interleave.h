@@ -1,17 +1,18 @@
-// Q4_0 matrices to and from Q4_0X8 (weight_type.h): eight rows interleaved four blocks at a time, so that the
+// Q4_0 matrices to and from Q4_0X8 (weight_type.h): eight rows interleaved sixteen blocks at a time, so that the
 // AVX-512 dot reads a group of eight rows as one sequential stream instead of sixteen (eight rows' codes and eight
-// rows' scales in Q4_0R). One core from DRAM streamed Q4_0R rows at 25-28 GB/s on the development VM, Q4_0X8 groups
-// at 33-37 (its read loop: 41-43; docs/PERFORMANCE.md 2026-11-27 (seventh)): the hardware prefetcher follows one
-// stream much better than sixteen. Exact both ways.
+// rows' scales in Q4_0R), and so that each int32 lane of its vpdpbusd sums one whole block: a block's 32 products
+// are one integer, converted and scaled once (docs/CPU.md). Exact both ways.
 //
 // Byte positions. A group g (rows 8g .. 8g+7) starts at byte g * 8 * row_bytes (row_bytes = n_cols / 32 * 18, as in
-// Q4_0) and holds ceil(n_cols / 128) steps; step s covers blocks 4s .. 4s + t - 1 of each row, t = 4 except in a
-// last step of fewer blocks, starts at byte s * 576 of the group and holds 8 * 18 * t bytes:
-//   bytes 0 .. 128t - 1:       row 0's t blocks' 16 code bytes (block 4s first, each block's bytes as in Q4_0: byte
-//                              j holds weight j in its low nibble and weight j + 16 in its high one), then row 1's,
-//                              .., row 7's;
-//   bytes 128t .. 144t - 1:    the 8t fp16 scales, row 0's blocks 4s .. 4s + t - 1, then row 1's, .., row 7's.
-// So a row's full step is one 64-byte load, as in Q4_0R, and the eight rows' 32 scales of a full step one more.
+// Q4_0) and holds ceil(n_cols / 512) steps; step s covers blocks 16s .. 16s + t - 1 of each row, t = 16 except in a
+// last step of fewer blocks, starts at byte s * 2304 of the group and holds 8 * 18 * t bytes:
+//   bytes 0 .. 16t - 1:      the 8t fp16 scales, row 0's t blocks first (block 16s first), then row 1's, .., row 7's;
+//   bytes 16t .. 144t - 1:   the code bytes, row 0's 16t first, then row 1's, .., row 7's; a row's 16t bytes are four
+//                            chunks k = 0..3 of 4t bytes, and byte 4j + i of chunk k is byte 4k + i of block j's 16
+//                            code bytes (which, as in Q4_0, hold weight m in the low nibble of byte m and weight
+//                            m + 16 in the high one).
+// So a row's full step is four 64-byte loads whose int32 lane j holds block j's bytes, and its 16 scales one 32-byte
+// load, taken at the start of the step with the other rows' (one ascending stream).
 #pragma once
 
 #include <cstddef>
@@ -22,9 +23,9 @@
 namespace pi::cpu {
 
 constexpr size_t kQ4X8Rows = 8;                                                   // rows of a group
-constexpr size_t kQ4X8StepBlocks = 4;                                             // blocks of a row per full step
-constexpr size_t kQ4X8CodeBytes = kQ4X8Rows * 16 * kQ4X8StepBlocks;                // 512: a full step's codes
-constexpr size_t kQ4X8StepBytes = kQ4X8CodeBytes + kQ4X8Rows * 2 * kQ4X8StepBlocks;  // 576: codes, then scales
+constexpr size_t kQ4X8StepBlocks = 16;                                            // blocks of a row per full step
+constexpr size_t kQ4X8ScaleBytes = kQ4X8Rows * 2 * kQ4X8StepBlocks;               // 256: a full step's scales
+constexpr size_t kQ4X8StepBytes = kQ4X8ScaleBytes + kQ4X8Rows * 16 * kQ4X8StepBlocks;  // 2304: scales, then codes
 
 // Whether a Q4_0 matrix can be stored as Q4_0X8: n_rows % 8 == 0 (n_cols is whole blocks, as any Q4_0 row's),
 // both non-zero.

@@ -39,6 +39,7 @@ void Q8Activation::quantize(const float *x, size_t n, IsaLevel isa) {
     const detail::Q8Out out{q_.data(), d16_.data(), d_lanes_.data(), neg8_.data(), neg128_.data()};
     detail::kernels(isa).quantize_q8(x, n, out);
     arrange_q4();
+    arrange_q4x8();
 }
 
 void Q8Activation::arrange_q4() {
@@ -69,6 +70,32 @@ void Q8Activation::arrange_q4() {
                 d[i] = 0.0f;
             }
         }
+    }
+}
+
+void Q8Activation::arrange_q4x8() {
+    const size_t nb = n_blocks(), nh = n_hexes();
+    q4x8_q_.reserve(nh * 512);
+    q4x8_corr_.reserve(nh * 16);
+    q4x8_dx_.reserve(nh * 16);
+    std::memset(q4x8_q_.data(), 0, nh * 512);  // the blocks past n_blocks() meet zero codes with zero values
+    for (size_t b = 0; b < nh * 16; ++b) {
+        const size_t h = b / 16, j = b % 16;
+        if (b >= nb) {
+            q4x8_corr_.data()[b] = 0;
+            q4x8_dx_.data()[b] = 0.0f;
+            continue;
+        }
+        int8_t *chunks = q4x8_q_.data() + h * 512 + 4 * j;
+        const int8_t *block = q_.data() + b * 32;
+        int32_t corr = 0;
+        for (size_t k = 0; k < 4; ++k) {
+            std::memcpy(chunks + k * 128, block + 4 * k, 4);
+            std::memcpy(chunks + k * 128 + 64, block + 16 + 4 * k, 4);
+        }
+        for (size_t i = 0; i < 8; ++i) corr += neg8_.data()[b * 8 + i];
+        q4x8_corr_.data()[b] = corr;
+        q4x8_dx_.data()[b] = d_lanes_.data()[b * 8];
     }
 }
 

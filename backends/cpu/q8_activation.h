@@ -56,6 +56,18 @@ public:
     const int32_t *q4_corr() const { return q4_corr_.data(); }
     const float *q4_dx() const { return q4_dx_.data(); }
 
+    // The same values for Q4_0X8 groups (q4_0_interleave.h), whose int32 lane j of a step's code loads holds block
+    // j's bytes. Per group of 16 blocks (h = 0 .. n_hexes() - 1; blocks past n_blocks() are zeros):
+    //   q4x8_q:     512 int8: for chunk k = 0..3, 64 values (byte 4j + i: weight 4k + i of block 16h + j, the low
+    //               nibbles' partners), then 64 more (weight 16 + 4k + i: the high nibbles'), so that each of a row's
+    //               four code loads meets its values with one AND and one shift + AND, as for q4_lohi.
+    //   q4x8_corr:  16 int32: lane j = -8 * (sum of q over block 16h + j's 32 weights).
+    //   q4x8_dx:    16 floats: fp32(d) of block 16h + j.
+    size_t n_hexes() const { return (n_blocks() + 15) / 16; }
+    const int8_t *q4x8_q() const { return q4x8_q_.data(); }
+    const int32_t *q4x8_corr() const { return q4x8_corr_.data(); }
+    const float *q4x8_dx() const { return q4x8_dx_.data(); }
+
     // Writes the ggml Q8_0 blocks of these values (bit-identical to quantize_row_q8_0 of the same input).
     void to_blocks(BlockQ8_0 *out) const;
 
@@ -69,8 +81,12 @@ private:
     AlignedBuffer<int8_t> q4_lohi_;
     AlignedBuffer<int32_t> q4_corr_;
     AlignedBuffer<float> q4_dx_;
+    AlignedBuffer<int8_t> q4x8_q_;
+    AlignedBuffer<int32_t> q4x8_corr_;
+    AlignedBuffer<float> q4x8_dx_;
 
-    void arrange_q4();  // fills the q4_* arrays from q, neg8 and d_lanes
+    void arrange_q4();    // fills the q4_* arrays from q, neg8 and d_lanes
+    void arrange_q4x8();  // fills the q4x8_* arrays from the same
 };
 
 }  // namespace pi::cpu

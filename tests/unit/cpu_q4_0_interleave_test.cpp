@@ -1,15 +1,14 @@
-// Q4_0X8 (backends/cpu/q4_0_interleave.h): the layout's byte positions and round trip, and every path that reads
-// it -- the AVX-512 dot's interleaved groups (with and without VNNI), its gathered rows (partial groups, row lists),
-// and the kernel table's unpacking for the other levels, the prefill conversions and axpy -- gives the bits of the
-// same matrix's eight-row Q4_0R dot (and so of its Q4_0 rows), whatever the thread count and wherever a row range
-// starts.
+// Q4_0X8 (backends/cpu/q4_0_interleave.h): the layout's byte positions and round trip; the AVX-512 dot of its
+// groups (with and without VNNI) against the integer reference of a Q4_0 dot, with one result per row whatever the
+// thread count, the row range, a row list or the VNNI switch; the kernel table's unpacking for the other levels, the
+// prefill conversions and axpy give the bits of the same Q4_0 rows.
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "backends/cpu/isa_kernels.h"
 #include "backends/cpu/matvec.h"
 #include "backends/cpu/q4_0_interleave.h"
-#include "backends/cpu/q4_0_repack.h"
 #include "backends/cpu/thread_pool.h"
 #include "common/error.h"
 #include "cpu_test_helpers.h"
@@ -18,21 +17,6 @@ using namespace pi::cpu;
 using namespace cpu_test;
 
 namespace {
-
-// The Q4_0R copy of a Q4_0 matrix (the layout the CPU executor used for these matrices before Q4_0X8).
-struct Repacked {
-    std::vector<uint8_t> bytes;
-    WeightMatrix w;
-};
-
-Repacked repack(const TestMatrix &m) {
-    Repacked out;
-    const size_t row = weight_row_bytes(WeightType::Q4_0, m.w.n_cols);
-    out.bytes.assign(m.w.n_rows * row, 0);
-    for (size_t r = 0; r < m.w.n_rows; ++r) repack_q4_0_row(m.w.row(r), m.w.n_cols, out.bytes.data() + r * row);
-    out.w = make_weight_matrix(out.bytes.data(), WeightType::Q4_0R, m.w.n_rows, m.w.n_cols);
-    return out;
-}
 
 // The interleaved copy, ending where an unreadable page begins: the group dot must not load past the last step.
 struct Interleaved {
@@ -52,24 +36,32 @@ std::vector<const detail::KernelTable *> every_table() {
 
 }  // namespace
 
-TEST_CASE("Q4_0X8 stores eight rows four blocks at a time, codes then scales, and gathers back to the Q4_0 rows",
+TEST_CASE("Q4_0X8 stores eight rows sixteen blocks at a time, scales then codes, and gathers back to the Q4_0 rows",
           "[cpu]") {
-    const size_t rows = 24, cols = 352;  // three groups of 11 blocks: two full steps and a last one of 3 blocks
+    const size_t rows = 24, cols = 608;  // three groups of 19 blocks: a full step and a last one of 3 blocks
     const TestMatrix m = make_matrix(WeightType::Q4_0, rows, cols, 21);
     REQUIRE(q4_0x8_fits(m.w));
     Interleaved x8(m);
     CHECK(x8.w.type == WeightType::Q4_0X8);
-    CHECK(kQ4X8StepBytes == 576);
-    // Row 10 is group 1's third row (i = 2). Group 1 starts after group 0's 8 rows of 11 blocks (18 bytes each).
-    const uint8_t *group1 = x8.bytes.data() + 8 * 11 * 18;
+    CHECK(kQ4X8StepBytes == 2304);
+    // Row 10 is group 1's third row (i = 2). Group 1 starts after group 0's 8 rows of 19 blocks (18 bytes each).
+    const uint8_t *group1 = x8.bytes.data() + 8 * 19 * 18;
     const auto block = [&](size_t b) { return m.w.row(10) + b * 18; };  // [fp16 d][16 code bytes]
-    // Block 5 is block 1 of full step 1: its codes after rows 8 and 9's 64 bytes and its own block 4, its scale after
-    // the step's 512 code bytes, rows 8 and 9's 4 scales and block 4's.
-    CHECK(std::memcmp(group1 + 576 + 2 * 64 + 16, block(5) + 2, 16) == 0);
-    CHECK(std::memcmp(group1 + 576 + 512 + 2 * (2 * 4 + 1), block(5), 2) == 0);
-    // Block 9 is block 1 of the last step (blocks 8..10, t = 3): 48 code bytes a row, then 6 scale bytes a row.
-    CHECK(std::memcmp(group1 + 2 * 576 + 2 * 48 + 16, block(9) + 2, 16) == 0);
-    CHECK(std::memcmp(group1 + 2 * 576 + 8 * 48 + 2 * (2 * 3 + 1), block(9), 2) == 0);
+    // Block 5 of the full step: its scale after rows 8 and 9's 16 scales and its own blocks 0-4'; its code bytes
+    // 4k .. 4k+3 in chunk k (64 bytes) of row 10's 256, after the step's 256 scale bytes and rows 8 and 9's codes.
+    CHECK(std::memcmp(group1 + 2 * (2 * 16 + 5), block(5), 2) == 0);
+    for (size_t k = 0; k < 4; ++k) {
+        INFO("chunk " << k);
+        CHECK(std::memcmp(group1 + 256 + 2 * 256 + 64 * k + 4 * 5, block(5) + 2 + 4 * k, 4) == 0);
+    }
+    // Block 17 is block 1 of the last step (blocks 16..18, t = 3): 6 scale bytes a row, then 48 code bytes a row in
+    // chunks of 12.
+    const uint8_t *last = group1 + 2304;
+    CHECK(std::memcmp(last + 2 * (2 * 3 + 1), block(17), 2) == 0);
+    for (size_t k = 0; k < 4; ++k) {
+        INFO("chunk " << k);
+        CHECK(std::memcmp(last + 8 * 6 + 2 * 48 + 12 * k + 4 * 1, block(17) + 2 + 4 * k, 4) == 0);
+    }
     std::vector<uint8_t> back(weight_row_bytes(WeightType::Q4_0, cols));
     for (size_t r = 0; r < rows; ++r) {
         gather_q4_0x8_row(x8.w, r, back.data());
@@ -81,17 +73,20 @@ TEST_CASE("Q4_0X8 stores eight rows four blocks at a time, codes then scales, an
     CHECK_THROWS_AS(weight_row_bytes(WeightType::Q4_0X8, 48), pi::Error);
 }
 
-TEST_CASE("Q4_0X8 dots give the Q4_0R dot's bits at every level, thread count and row range", "[cpu]") {
+TEST_CASE("Q4_0X8 dots match the integer reference, one result per row at every thread count, range and list",
+          "[cpu]") {
     ThreadPool p2(2), p3(3);
-    // The first shape is 285 KB of weights, so the pools split its rows (chunks of whole groups); the others end in
-    // a step of 3, 2 or 1 blocks (the tiny test models' 64- and 32-column rows among them).
-    const std::pair<size_t, size_t> shapes[] = {{248, 2048}, {40, 352}, {16, 64}, {24, 160}, {8, 32}};
+    // The first shape is 1.1 MB of weights, so the pools split its rows (chunks of whole groups), in full steps only;
+    // the others end in a step of 3, 4, 2 or 1 blocks (the tiny test models' 64- and 32-column rows among them), and
+    // 608 columns have a full step before it.
+    const std::pair<size_t, size_t> shapes[] = {{248, 8192}, {40, 608}, {16, 128}, {16, 64}, {24, 160}, {8, 32}, {768, 768}, {256, 1024}};
     for (const auto &[rows, cols] : shapes) {
         const TestMatrix m = make_matrix(WeightType::Q4_0, rows, cols, static_cast<uint32_t>(rows + cols));
-        const Repacked q4r = repack(m);
         const Interleaved x8(m);
         const std::vector<float> x = random_vector(cols, 6, 2.0f);
+        const RefQ8 xr = ref_quantize(x.data(), cols);
         for (const detail::KernelTable *k : every_table()) {
+            const bool avx512 = k->level == IsaLevel::Avx512;
             DYNAMIC_SECTION(rows << " x " << cols << ", " << isa_level_name(k->level)
                                  << (k == &detail::kernels(k->level) ? "" : " without VNNI")) {
                 Q8Activation xq;
@@ -99,26 +94,40 @@ TEST_CASE("Q4_0X8 dots give the Q4_0R dot's bits at every level, thread count an
                 MatvecInput in;
                 in.q8 = &xq;
                 in.n = cols;
-                // Eight-row groups of Q4_0R (row lists of eight) and the plain Q4_0 rows agree (tested elsewhere).
-                std::vector<uint32_t> all(rows);
-                for (size_t r = 0; r < rows; ++r) all[r] = static_cast<uint32_t>(r);
                 std::vector<float> want(rows), got(rows);
-                k->dot_rows(q4r.w, nullptr, &xq, all.data(), 0, rows, want.data());
-                std::vector<float> plain(rows);
-                k->dot_rows(m.w, nullptr, &xq, nullptr, 0, rows, plain.data());
-                REQUIRE(same_bits(plain, want));
-                k->dot_rows(x8.w, nullptr, &xq, nullptr, 0, rows, got.data());
-                REQUIRE(same_bits(got, want));
+                k->dot_rows(x8.w, nullptr, &xq, nullptr, 0, rows, want.data());
+                if (avx512) {
+                    // The integer formula in double: each block's integer exact, fp32 only in the scale products
+                    // and the accumulation (a few ulps of the terms' magnitudes).
+                    for (size_t r = 0; r < rows; ++r) {
+                        double abs_sum = 0.0;
+                        const double ref = ref_dot(m, r, x.data(), &xr, &abs_sum);
+                        INFO("row " << r << ": " << want[r] << " vs " << ref);
+                        REQUIRE(std::fabs(want[r] - ref) <= 2e-6 * abs_sum + 1e-30);
+                    }
+                    // With and without VNNI (pmaddubsw + pmaddwd) the same integers, so the same bits.
+                    std::vector<float> other(rows);
+                    const bool vnni = k == &detail::kernels(k->level);
+                    if (!vnni) {
+                        detail::kernels(k->level).dot_rows(x8.w, nullptr, &xq, nullptr, 0, rows, other.data());
+                        REQUIRE(same_bits(want, other));
+                    }
+                } else {
+                    // The other levels read the rows gathered back to Q4_0: the Q4_0 dot's bits.
+                    std::vector<float> plain(rows);
+                    k->dot_rows(m.w, nullptr, &xq, nullptr, 0, rows, plain.data());
+                    REQUIRE(same_bits(want, plain));
+                }
                 for (ThreadPool *pool : {static_cast<ThreadPool *>(nullptr), &p2, &p3}) {
                     std::fill(got.begin(), got.end(), 0.0f);
                     matvec(x8.w, in, 0, rows, got.data(), pool, k->level);
                     REQUIRE(same_bits(got, want));
-                    // A range starting and ending inside groups: gathered edges, interleaved middle.
+                    // A range starting and ending inside groups: single rows at the edges, groups in the middle.
                     std::vector<float> part(rows - 6);
                     matvec(x8.w, in, 3, rows - 3, part.data(), pool, k->level);
                     REQUIRE(same_bits(part, std::vector<float>(want.begin() + 3, want.end() - 3)));
                 }
-                // Row lists (gathered rows), duplicates included.
+                // Row lists (single rows), duplicates included.
                 const uint32_t last = static_cast<uint32_t>(rows - 1);
                 const std::vector<uint32_t> list = {last, 0, 5, last, 3, 3, 7 % last};
                 std::vector<float> listed(list.size());

@@ -3,7 +3,10 @@
 // attention, fc1, a quantized fc2, the output head, where n_rows % 8 == 0) and as F16X8 (attention, fc1, the output
 // head; never the FFN or fc2), that each copy unpacks to its file rows, that the session bindings use them, that
 // PI_Q4_REPACK=0, PI_Q4_INTERLEAVE=0 and PI_F16_INTERLEAVE=0 turn them off, and that sessions give the same bits
-// either way -- sparse decode, dense decode and prefill, one and two threads, a sparse and a dense model of each type.
+// either way (Q4_0X8: the same tokens, logits within a tolerance) -- sparse decode, dense decode and prefill, one
+// and two threads, a sparse and a dense model of each type.
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -71,8 +74,10 @@ bool interleaves_to(const cpu::WeightMatrix &packed, const cpu::WeightMatrix &fi
 
 // Sessions on a sparse and a dense model decode the same tokens with the same logit bits whether the load-time
 // copies that `switch_env` controls are made (=1) or not (=0): sparse and dense decode, prefill, 1 and 2 threads.
+// A copy whose dot has its own arithmetic (Q4_0X8: a block's integer converted once) gives logits within a relative
+// L2 error of `tolerance` instead, and the same bits when run again.
 void check_same_sessions(const char *switch_env, const std::string &sparse_model, const std::string &dense_model,
-                         const std::vector<pi_token> &prompt = test::short_prompt()) {
+                         const std::vector<pi_token> &prompt = test::short_prompt(), double tolerance = 0.0) {
     for (const std::string &path : {sparse_model, dense_model}) {
         REQUIRE(std::filesystem::exists(path));
         for (int32_t sparse : {PI_SPARSE_ON, PI_SPARSE_OFF}) {
@@ -80,12 +85,13 @@ void check_same_sessions(const char *switch_env, const std::string &sparse_model
             for (int32_t threads : {1, 2}) {
                 INFO(path << (sparse == PI_SPARSE_ON ? " sparse" : " dense") << " threads " << threads);
                 const pi_session_params p = test::greedy_params(threads, sparse);
-                std::vector<pi_token> ta, tb;
-                std::vector<float> a, b;
+                std::vector<pi_token> ta, tb, tc;
+                std::vector<float> a, b, c;
                 {
                     test::ScopedEnv on(switch_env, "1");
                     test::ModelHandle model(path);
                     a = test::run_session(model.model, p, prompt, 8, ta);
+                    if (tolerance > 0.0) c = test::run_session(model.model, p, prompt, 8, tc);
                 }
                 {
                     test::ScopedEnv off(switch_env, "0");
@@ -93,7 +99,20 @@ void check_same_sessions(const char *switch_env, const std::string &sparse_model
                     b = test::run_session(model.model, p, prompt, 8, tb);
                 }
                 CHECK(ta == tb);
-                CHECK(test::same_bits(a, b));
+                if (tolerance == 0.0) {
+                    CHECK(test::same_bits(a, b));
+                    continue;
+                }
+                REQUIRE(a.size() == b.size());
+                double diff = 0.0, norm = 0.0;
+                for (size_t i = 0; i < a.size(); ++i) {
+                    diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+                    norm += double(b[i]) * b[i];
+                }
+                CHECK(diff > 0.0);  // the copy's dot did run (its arithmetic differs in the last bits)
+                CHECK(std::sqrt(diff / norm) <= tolerance);
+                CHECK(tc == ta);
+                CHECK(test::same_bits(c, a));
             }
         }
     }
@@ -247,17 +266,21 @@ TEST_CASE("a CPU model's whole-read Q4_0 matrices are interleaved (Q4_0X8) where
     }
 }
 
-TEST_CASE("sessions give the same bits with and without interleaved Q4_0 weights", "[repack]") {
-    check_same_sessions("PI_Q4_INTERLEAVE", kSparseQ4, kDenseQ4);
+// Q4_0X8 logits against the Q4_0R ones: the same integers rounded differently in float, and so now and then an
+// activation rounded to the next int8 step in a later product; the reference suite's bound for quantized models.
+constexpr double kQ4X8Tolerance = 2e-3;
+
+TEST_CASE("sessions give the same tokens with and without interleaved Q4_0 weights", "[repack]") {
+    check_same_sessions("PI_Q4_INTERLEAVE", kSparseQ4, kDenseQ4, test::short_prompt(), kQ4X8Tolerance);
 }
 
-// The tiny test models' rows are 64 or 32 weights: only the dot's last, short step. A model of 256-column rows (two
-// full 576-byte steps) takes its main loop too.
-TEST_CASE("sessions give the same bits with and without Q4_0X8 on a model of full steps", "[repack]") {
+// The tiny test models' rows are 64 or 32 weights: only the dot's last, short step. A model of 768-column rows (a
+// full 2304-byte step of 16 blocks, then a last one of 8) takes its main loop too.
+TEST_CASE("sessions give the same tokens with and without Q4_0X8 on a model of full steps", "[repack]") {
     test::TinyModelSpec spec;
-    spec.n_embd = 256;
-    spec.n_ff = 512;
-    spec.n_head = 4;
+    spec.n_embd = 768;
+    spec.n_ff = 1024;
+    spec.n_head = 6;
     spec.n_head_kv = 2;
     spec.n_ctx_train = 128;
     spec.q4_0 = true;
@@ -272,8 +295,12 @@ TEST_CASE("sessions give the same bits with and without Q4_0X8 on a model of ful
         auto model = Model::load(sparse, options);
         const HostWeights bound = bind_host_weights(*model, true);
         CHECK(bound.layers[0].wq.type == cpu::WeightType::Q4_0X8);
-        CHECK(bound.layers[0].wq.n_cols == 256);
+        CHECK(bound.layers[0].wq.n_cols == 768);
         CHECK(bound.layers[0].fc1.type == cpu::WeightType::Q4_0X8);
     }
-    check_same_sessions("PI_Q4_INTERLEAVE", sparse, dense, {5, 70, 200, 41, 9, 123, 17, 88});
+    // This model's random weights amplify rounding far more than the reference suite's: two existing paths of the
+    // same Q4_0 values, AVX2 and AVX-512 (Q4_0R), differ by a relative L2 of 0.009-0.084 in these sessions (measured
+    // when Q4_0X8 changed, docs/CPU.md). So the bound here only catches a wrong layout (errors of order 1); the
+    // kernel test (cpu_q4_0_interleave_test.cpp) holds each row to the integer reference.
+    check_same_sessions("PI_Q4_INTERLEAVE", sparse, dense, {5, 70, 200, 41, 9, 123, 17, 88}, 0.1);
 }
