@@ -22,7 +22,7 @@
 // ops per 4 blocks and row against 16 for two pairs of the former two-block step: on Zen 4 (single core, rows in
 // L2) ~32 GB/s of Q4_0 instead of ~21; from DRAM ~22-24 instead of ~16 (with two prefetches per step, see there).
 // Q4_0R rows (the model's repacked copies of its Q4_0 matrices) skip the gathering permutes: see dot_q4_0r_rows;
-// Q4_0X8 groups of eight rows are one stream: see dot_q4_0x8_group.
+// Q4_0X8 groups of eight rows are one stream, and each lane sums a whole block: see dot_q4_0x8_group_rows.
 #include <immintrin.h>
 
 #include <cstring>

@@ -20,9 +20,9 @@ namespace pi::cpu {
 // AVX-512 dot read it; every other kernel gets rows gathered back to F16 by the kernel table.
 //
 // Q4_0X8 ("Q4_0, eight rows interleaved"): the values of a Q4_0 matrix of n_rows % 8 == 0 rows, stored so that the
-// AVX-512 dot reads eight rows as one sequential stream: group g (rows 8g..8g+7) is a run of 576-byte steps, each the
-// eight rows' next 4 blocks' code bytes (64 bytes a row), then their 32 fp16 scales; a last step of fewer blocks is
-// shorter (backends/cpu/q4_0_interleave.h has the byte positions). Same size as Q4_0; row() is not a row's address:
+// AVX-512 dot reads eight rows as one sequential stream: group g (rows 8g..8g+7) is a run of 2304-byte steps, each the
+// eight rows' next 16 blocks' fp16 scales, then their code bytes (256 a row, in chunks whose int32 lane j holds block
+// j's bytes); a last step of fewer blocks is shorter (backends/cpu/q4_0_interleave.h has the byte positions). Same size as Q4_0; row() is not a row's address:
 // only the Q4_0X8 helpers and the AVX-512 dot read it, every other kernel gets rows gathered back to Q4_0.
 enum class WeightType : uint32_t {
     F32 = 0,
