@@ -351,12 +351,12 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // row's bits are its own: the same for every R, first row, thread count and with or without VNNI (pmaddubsw +
 // pmaddwd give the same integers), and the reference tests bound them like any Q4_0 dot's.
 //
-// Software prefetch (prefetchnta) two steps (4.5 KiB) ahead, a line per code load and the scales' four lines per
-// step (R = 8 only): with the hardware prefetcher alone one core read ~23 GB/s from DRAM (it followed the shorter
-// four-block steps at ~33). `pi-kernel-bench --types Q4_0X8`, 11008 x 4096, prefetcht0 1, 2, 3, 4, 6 steps ahead:
-// one core 33.4, 36.6-37.2, 35.5, 34.2, 32.9 GB/s (read loop ~41); prefetcht1 ~32; prefetchnta as prefetcht0 on one
-// core, and 84-87 % of the read loop on two at both of the VM's bandwidth levels (a standalone copy of the kernel:
-// ~2-4 % above prefetcht0 on two cores).
+// Software prefetch (prefetchnta) of the whole step two steps ahead (36 lines), issued at the start of each step
+// (R = 8 only): with the hardware prefetcher alone one core read ~23 GB/s from DRAM (it followed the shorter
+// four-block steps at ~33). `pi-kernel-bench --threads 2 --types Q4_0X8` (docs/PERFORMANCE.md, 2026-11-27 (ninth)),
+// two cores, % of the read loop at the VM's lower / higher bandwidth level: the whole step at once 92-101 / 82-89;
+// a line before each load instead 84-89 / 84-89; every 2nd or 4th line 47-81; the whole step one step ahead - /
+// 76-87, four steps ahead 90-97 / -; the four-block layout with the hardware prefetcher 84-94 / 63-80.
 constexpr size_t kQ4X8PrefetchBytes = 2 * kQ4X8StepBytes;
 
 template <bool Vnni, size_t R>
@@ -375,8 +375,7 @@ void dot_q4_0x8_group_rows(const uint8_t *group, size_t first, const Q8Activatio
         const __mmask16 scale_mask = static_cast<__mmask16>((1u << t) - 1);
         const __mmask64 chunk_mask = full ? ~0ull : (1ull << (4 * t)) - 1;
         if (prefetch) {
-            PI_UNROLL
-            for (size_t j = 0; j < 4; ++j) prefetch_nta(step + kQ4X8PrefetchBytes + 64 * j);
+            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_nta(step + kQ4X8PrefetchBytes + line);
         }
         __m512 d[R];
         PI_UNROLL
@@ -392,7 +391,6 @@ void dot_q4_0x8_group_rows(const uint8_t *group, size_t first, const Q8Activatio
             __m512i lo_sum = corr, hi_sum = _mm512_setzero_si512();
             PI_UNROLL
             for (size_t k = 0; k < 4; ++k) {
-                if (prefetch) prefetch_nta(codes + kQ4X8PrefetchBytes + 64 * k);
                 const __m512i c = full ? _mm512_loadu_si512(codes + 64 * k)
                                        : _mm512_maskz_loadu_epi8(chunk_mask, codes + 4 * t * k);
                 lo_sum = dot_u8s8<Vnni>(lo_sum, _mm512_and_si512(c, low4), _mm512_load_si512(xq + 128 * k));
