@@ -37,6 +37,7 @@
 #include "backends/cpu/bandwidth.h"
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/matvec.h"
 #include "backends/cpu/q4_0_interleave.h"
 #include "backends/cpu/numeric.h"
@@ -182,6 +183,12 @@ void fill_random(uint8_t *data, WeightType type, size_t rows, size_t cols, uint3
         }
         return;
     }
+    if (type == WeightType::F16X8) {  // F16 rows, eight interleaved (the CPU executor's whole-read F16 matrices)
+        std::vector<uint8_t> f16(rows * row_bytes);
+        fill_random(f16.data(), WeightType::F16, rows, cols, seed);
+        interleave_f16x8(make_weight_matrix(f16.data(), WeightType::F16, rows, cols), data);
+        return;
+    }
     if (type == WeightType::Q4_0X8) {  // Q4_0 rows, eight interleaved (the CPU executor's whole-read matrices)
         std::vector<uint8_t> q4(rows * row_bytes);
         fill_random(q4.data(), WeightType::Q4_0, rows, cols, seed);
@@ -274,7 +281,7 @@ double load_average() {
 }
 
 void bench_matvec(const Args &args) {
-    const WeightType types[] = {WeightType::F32,  WeightType::F16,  WeightType::BF16,
+    const WeightType types[] = {WeightType::F32,  WeightType::F16,  WeightType::F16X8, WeightType::BF16,
                                 WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_0R, WeightType::Q4_0X8};
     struct Shape {
         size_t rows, cols;
@@ -466,8 +473,8 @@ void bench_hot(const Args &args) {
     const int passes = 50 * args.reps;
     std::printf("\n== kernels alone, one core, rows in L2 (512 KiB of %zu-column rows): GB/s of weights ==\n", cols);
     std::printf("%-5s %14s %14s\n", "type", "dot rows", "axpy rows");
-    for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0,
-                            WeightType::Q4_0R, WeightType::Q4_0X8}) {
+    for (WeightType type : {WeightType::F32, WeightType::F16, WeightType::F16X8, WeightType::BF16, WeightType::Q8_0,
+                            WeightType::Q4_0, WeightType::Q4_0R, WeightType::Q4_0X8}) {
         if (!args.wants(type)) continue;
         const size_t row_bytes = weight_row_bytes(type, cols);
         const size_t group = weight_type_group_rows(type), rows = (512u << 10) / row_bytes / group * group;

@@ -109,9 +109,10 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
 
 // Eight rows of an F16X8 group (f16_interleave.h), n % 64 == 0: the operation sequence of dot_float_rows<F16, 8>
 // (each row's accumulators, steps and final reduction), so the same bits, from one sequential stream. Software
-// prefetch 2 KiB ahead, a line at a time (one core from DRAM, 2 MiB pages: 35.2-35.7 GB/s against 34.4-34.6
-// without).
-constexpr size_t kF16X8PrefetchBytes = 2048;
+// prefetch (prefetchnta) of the step 4 KiB ahead at each step's start: `pi-kernel-bench --threads 2 --types F16X8`,
+// % of the read loop, one core 89-97 (prefetcht1 2 KiB ahead: 79-90), two cores 92-101 at the VM's lower bandwidth
+// level (the same as 2 KiB) and 92-94 at its higher (2 KiB with prefetcht1: 75-84); 8 KiB no better.
+constexpr size_t kF16X8PrefetchBytes = 4096;
 
 void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     __m512 a[kF16X8Rows][4];
@@ -123,7 +124,7 @@ void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     for (size_t k = 0; k < n; k += kF16X8StepWeights) {
         const uint8_t *step = group + (k / kF16X8StepWeights) * kF16X8StepBytes;
         PI_UNROLL
-        for (size_t line = 0; line < kF16X8StepBytes; line += 64) prefetch_l2(step + kF16X8PrefetchBytes + line);
+        for (size_t line = 0; line < kF16X8StepBytes; line += 64) prefetch_nta(step + kF16X8PrefetchBytes + line);
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
         PI_UNROLL
