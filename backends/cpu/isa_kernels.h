@@ -104,7 +104,6 @@ inline size_t prefetch_lead(size_t group_bytes) {
 }
 
 inline void prefetch_l2(const void *p) { __builtin_prefetch(p, 0, PI_CPU_PREFETCH_LOCALITY); }  // 2: prefetcht1
-inline void prefetch_nta(const void *p) { __builtin_prefetch(p, 0, 0); }                         // prefetchnta
 
 // Fills pf with the rows of the group `lead` groups after the one starting at entry i of a row range/list of n
 // entries, and returns pf, or nullptr when there is no such group.

@@ -109,10 +109,17 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
 
 // Eight rows of an F16X8 group (f16_interleave.h), n % 64 == 0: the operation sequence of dot_float_rows<F16, 8>
 // (each row's accumulators, steps and final reduction), so the same bits, from one sequential stream. Software
-// prefetch (prefetchnta) of the step 4 KiB ahead at each step's start: `pi-kernel-bench --threads 2 --types F16X8`,
-// % of the read loop, one core 89-97 (prefetcht1 2 KiB ahead: 79-90), two cores 92-101 at the VM's lower bandwidth
-// level (the same as 2 KiB) and 92-94 at its higher (2 KiB with prefetcht1: 75-84); 8 KiB no better.
-constexpr size_t kF16X8PrefetchBytes = 4096;
+// prefetch (prefetcht1) of each step 2 KiB ahead at the step's start. On the development VM's AMD cores prefetchnta
+// 4 KiB ahead read faster at its higher bandwidth level (two cores 92-94 % of the read loop against 75-84 %), but on
+// the GPU machine's Intel Xeon it halved the 16-thread CPU decode (bench-7b F16 sparse 10.2-10.4 tok/s against
+// 16.3-16.9; one core 42 % of the read loop against 91 %): docs/PERFORMANCE.md, 2026-11-27 (ninth).
+#ifndef PI_F16X8_PREFETCH_BYTES  // compile-time knobs, for A/B runs on other machines
+#define PI_F16X8_PREFETCH_BYTES 2048
+#endif
+#ifndef PI_F16X8_PREFETCH_LOCALITY
+#define PI_F16X8_PREFETCH_LOCALITY 2  // 2: prefetcht1, 0: prefetchnta
+#endif
+constexpr size_t kF16X8PrefetchBytes = PI_F16X8_PREFETCH_BYTES;
 
 void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     __m512 a[kF16X8Rows][4];
@@ -124,7 +131,9 @@ void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     for (size_t k = 0; k < n; k += kF16X8StepWeights) {
         const uint8_t *step = group + (k / kF16X8StepWeights) * kF16X8StepBytes;
         PI_UNROLL
-        for (size_t line = 0; line < kF16X8StepBytes; line += 64) prefetch_nta(step + kF16X8PrefetchBytes + line);
+        for (size_t line = 0; line < kF16X8StepBytes; line += 64) {
+            __builtin_prefetch(step + kF16X8PrefetchBytes + line, 0, PI_F16X8_PREFETCH_LOCALITY);
+        }
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
         PI_UNROLL
@@ -352,12 +361,18 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // row's bits are its own: the same for every R, first row, thread count and with or without VNNI (pmaddubsw +
 // pmaddwd give the same integers), and the reference tests bound them like any Q4_0 dot's.
 //
-// Software prefetch (prefetchnta) of the whole step two steps ahead (36 lines), issued at the start of each step
+// Software prefetch (prefetcht1) of the whole step two steps ahead (36 lines), issued at the start of each step
 // (R = 8 only): with the hardware prefetcher alone one core read ~23 GB/s from DRAM (it followed the shorter
 // four-block steps at ~33). `pi-kernel-bench --threads 2 --types Q4_0X8` (docs/PERFORMANCE.md, 2026-11-27 (ninth)),
-// two cores, % of the read loop at the VM's lower / higher bandwidth level: the whole step at once 92-101 / 82-89;
-// a line before each load instead 84-89 / 84-89; every 2nd or 4th line 47-81; the whole step one step ahead - /
-// 76-87, four steps ahead 90-97 / -; the four-block layout with the hardware prefetcher 84-94 / 63-80.
+// two cores of the development VM, % of the read loop at its lower / higher bandwidth level, with prefetchnta: the
+// whole step at once 92-104 / 82-89; a line before each load instead 84-89 / 84-89; every 2nd or 4th line 47-81; the
+// whole step one step ahead - / 76-87, four steps ahead 90-97 / -; the four-block layout with the hardware prefetcher
+// 84-94 / 63-80. prefetcht1 rather than nta: on the GPU machine's Intel Xeon nta read about half as fast (one core
+// 56 % of the read loop against 93 %, 16 cores 62 % against 93 %), and on the VM t1 measured as noted in
+// PERFORMANCE.md.
+#ifndef PI_Q4X8_PREFETCH_LOCALITY  // compile-time knob, for A/B runs on other machines
+#define PI_Q4X8_PREFETCH_LOCALITY 2  // 2: prefetcht1, 0: prefetchnta
+#endif
 constexpr size_t kQ4X8PrefetchBytes = 2 * kQ4X8StepBytes;
 
 template <bool Vnni, size_t R>
@@ -376,7 +391,9 @@ void dot_q4_0x8_group_rows(const uint8_t *group, size_t first, const Q8Activatio
         const __mmask16 scale_mask = static_cast<__mmask16>((1u << t) - 1);
         const __mmask64 chunk_mask = full ? ~0ull : (1ull << (4 * t)) - 1;
         if (prefetch) {
-            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_nta(step + kQ4X8PrefetchBytes + line);
+            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) {
+                __builtin_prefetch(step + kQ4X8PrefetchBytes + line, 0, PI_Q4X8_PREFETCH_LOCALITY);
+            }
         }
         __m512 d[R];
         PI_UNROLL
