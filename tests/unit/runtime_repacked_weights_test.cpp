@@ -5,7 +5,6 @@
 // PI_Q4_REPACK=0, PI_Q4_INTERLEAVE=0 and PI_F16_INTERLEAVE=0 turn them off, and that sessions give the same bits
 // either way (Q4_0X8: the same tokens, logits within a tolerance) -- sparse decode, dense decode and prefill, one
 // and two threads, a sparse and a dense model of each type.
-#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
