@@ -75,6 +75,7 @@ void Q8Activation::arrange_q4() {
 
 void Q8Activation::arrange_q4x8() {
     const size_t nb = n_blocks(), nh = n_hexes();
+    if (nh == 0) return;  // an empty activation: nothing to arrange (and no buffer to clear)
     q4x8_q_.reserve(nh * 512);
     q4x8_corr_.reserve(nh * 16);
     q4x8_dx_.reserve(nh * 16);
