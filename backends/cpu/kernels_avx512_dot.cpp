@@ -112,14 +112,9 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
 // prefetch (prefetcht1) of each step 2 KiB ahead at the step's start. On the development VM's AMD cores prefetchnta
 // 4 KiB ahead read faster at its higher bandwidth level (two cores 92-94 % of the read loop against 75-84 %), but on
 // the GPU machine's Intel Xeon it halved the 16-thread CPU decode (bench-7b F16 sparse 10.2-10.4 tok/s against
-// 16.3-16.9; one core 42 % of the read loop against 91 %): docs/PERFORMANCE.md, 2026-11-27 (ninth).
-#ifndef PI_F16X8_PREFETCH_BYTES  // compile-time knobs, for A/B runs on other machines
-#define PI_F16X8_PREFETCH_BYTES 2048
-#endif
-#ifndef PI_F16X8_PREFETCH_LOCALITY
-#define PI_F16X8_PREFETCH_LOCALITY 2  // 2: prefetcht1, 0: prefetchnta
-#endif
-constexpr size_t kF16X8PrefetchBytes = PI_F16X8_PREFETCH_BYTES;
+// 16.3-16.9; one core 42 % of the read loop against 91 %): docs/PERFORMANCE.md, 2026-11-27 (ninth). The hint is
+// prefetch_l2's (PI_CPU_PREFETCH_LOCALITY), as for the row kernels.
+constexpr size_t kF16X8PrefetchBytes = 2048;
 
 void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     __m512 a[kF16X8Rows][4];
@@ -131,9 +126,7 @@ void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     for (size_t k = 0; k < n; k += kF16X8StepWeights) {
         const uint8_t *step = group + (k / kF16X8StepWeights) * kF16X8StepBytes;
         PI_UNROLL
-        for (size_t line = 0; line < kF16X8StepBytes; line += 64) {
-            __builtin_prefetch(step + kF16X8PrefetchBytes + line, 0, PI_F16X8_PREFETCH_LOCALITY);
-        }
+        for (size_t line = 0; line < kF16X8StepBytes; line += 64) prefetch_l2(step + kF16X8PrefetchBytes + line);
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
         PI_UNROLL
@@ -368,11 +361,8 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // whole step at once 92-104 / 82-89; a line before each load instead 84-89 / 84-89; every 2nd or 4th line 47-81; the
 // whole step one step ahead - / 76-87, four steps ahead 90-97 / -; the four-block layout with the hardware prefetcher
 // 84-94 / 63-80. prefetcht1 rather than nta: on the GPU machine's Intel Xeon nta read about half as fast (one core
-// 56 % of the read loop against 93 %, 16 cores 62 % against 93 %), and on the VM t1 measured as noted in
-// PERFORMANCE.md.
-#ifndef PI_Q4X8_PREFETCH_LOCALITY  // compile-time knob, for A/B runs on other machines
-#define PI_Q4X8_PREFETCH_LOCALITY 2  // 2: prefetcht1, 0: prefetchnta
-#endif
+// 56 % of the read loop against 93 %, 16 cores 62 % against 93 %); on the VM t1 read 91-96 / 82-93. The hint is
+// prefetch_l2's (PI_CPU_PREFETCH_LOCALITY), as for the row kernels.
 constexpr size_t kQ4X8PrefetchBytes = 2 * kQ4X8StepBytes;
 
 template <bool Vnni, size_t R>
@@ -391,9 +381,7 @@ void dot_q4_0x8_group_rows(const uint8_t *group, size_t first, const Q8Activatio
         const __mmask16 scale_mask = static_cast<__mmask16>((1u << t) - 1);
         const __mmask64 chunk_mask = full ? ~0ull : (1ull << (4 * t)) - 1;
         if (prefetch) {
-            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) {
-                __builtin_prefetch(step + kQ4X8PrefetchBytes + line, 0, PI_Q4X8_PREFETCH_LOCALITY);
-            }
+            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_l2(step + kQ4X8PrefetchBytes + line);
         }
         __m512 d[R];
         PI_UNROLL

@@ -3,18 +3,19 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <exception>
-#include <mutex>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
-#include <cstdlib>
-#include <string>
 #include <utility>
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/q4_0_interleave.h"
 #include "backends/cpu/q4_0_repack.h"
+#include "backends/cpu/thread_pool.h"
 #include "common/log.h"
 #include "model/model.h"
 #include "runtime/ffn_bundle.h"
@@ -112,45 +113,42 @@ RepackedMatrices::RepackedMatrices(const Model &model, const std::vector<bool> &
     // the load spent seconds in them on one core (bench-7b: 1.5 GB of Q4_0, 4.6 GB of F16), and reading the file's
     // pages, rearranging and writing them is work that more cores get through faster.
     std::atomic<size_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_lock;
-    auto work = [&] {
+    const auto copy = [&](Copy &c) {
+        const cpu::WeightMatrix &src = c.src;
+        const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
+        populate_read(src.data, src.n_rows * row);
+        uint8_t *dst = memory_->data() + c.at;
+        if (c.layout == cpu::WeightType::F16X8) {
+            c.result = cpu::interleave_f16x8(src, dst);
+        } else if (c.layout == cpu::WeightType::Q4_0X8) {
+            c.result = cpu::interleave_q4_0x8(src, dst);
+        } else {
+            for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
+            c.result = cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols);
+        }
+        // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in whole at
+        // the start: one mapping, not one per matrix, which would round each up to 2 MiB). Only pages wholly inside
+        // the matrix go, so a neighbour another thread is reading keeps its pages.
+        c.released = release_file_pages(c.view->data, static_cast<size_t>(c.view->info->n_bytes));
+    };
+    std::unique_ptr<cpu::ThreadPool> pool;
+    try {
+        pool = std::make_unique<cpu::ThreadPool>(static_cast<int>(std::min(copies.size(), copy_threads())));
+    } catch (const std::system_error &) {
+        pool = std::make_unique<cpu::ThreadPool>(1);  // no more threads: this one does the copies
+    }
+    // Matrices are handed out one at a time (their sizes differ); after a failure the others stop taking more, and
+    // the pool rethrows the first exception once every thread is done.
+    pool->run([&](int) {
         for (size_t i; (i = next.fetch_add(1)) < copies.size();) {
-            Copy &c = copies[i];
             try {
-                const cpu::WeightMatrix &src = c.src;
-                const size_t row = cpu::weight_row_bytes(src.type, src.n_cols);
-                populate_read(src.data, src.n_rows * row);
-                uint8_t *dst = memory_->data() + c.at;
-                if (c.layout == cpu::WeightType::F16X8) {
-                    c.result = cpu::interleave_f16x8(src, dst);
-                } else if (c.layout == cpu::WeightType::Q4_0X8) {
-                    c.result = cpu::interleave_q4_0x8(src, dst);
-                } else {
-                    for (size_t r = 0; r < src.n_rows; ++r) cpu::repack_q4_0_row(src.row(r), src.n_cols, dst + r * row);
-                    c.result = cpu::make_weight_matrix(dst, cpu::WeightType::Q4_0R, src.n_rows, src.n_cols);
-                }
-                // Each matrix's file pages are released right after its copy (the copy buffer itself is faulted in
-                // whole at the start: one mapping, not one per matrix, which would round each up to 2 MiB). Only
-                // pages wholly inside the matrix go, so a neighbour another thread is reading keeps its pages.
-                c.released = release_file_pages(c.view->data, static_cast<size_t>(c.view->info->n_bytes));
+                copy(copies[i]);
             } catch (...) {
-                std::lock_guard<std::mutex> hold(failure_lock);
-                if (!failure) failure = std::current_exception();
                 next.store(copies.size());
+                throw;
             }
         }
-    };
-    const size_t n_threads = std::min(copies.size(), copy_threads());
-    std::vector<std::thread> helpers;
-    try {
-        for (size_t t = 1; t < n_threads; ++t) helpers.emplace_back(work);
-    } catch (...) {
-        // No more threads (std::system_error, or no memory for one): the ones started and this one do the copies.
-    }
-    work();
-    for (std::thread &t : helpers) t.join();
-    if (failure) std::rethrow_exception(failure);
+    });
 
     size_t released = 0, n_q4r = 0, n_q4x8 = 0, n_f16 = 0;
     for (const Copy &c : copies) {
