@@ -241,8 +241,8 @@ typedef struct pi_backend_ops {
      * token, with their results; q and k are read only (the rotated heads are not written back). pos_word != NULL:
      * the position is read on the device from *pos_word (backend memory) when the work runs and `pos` is ignored, so a
      * recording can be relaunched at later positions (capture_relaunch); the caller keeps *pos_word <
-     * a->max_positions. A backend refuses what it cannot serve this way (CUDA: max_positions > 2048) with
-     * PI_BK_ERR_UNSUPPORTED; callers then use the three operations. */
+     * a->max_positions. A backend refuses what it cannot serve this way (CUDA: head_dim not a multiple of 4 or above
+     * 256) with PI_BK_ERR_UNSUPPORTED; callers then use the three operations. */
     int32_t (*attention_decode)(pi_bk_queue *queue, const pi_bk_decode_attention *a, const float *q, const float *k,
                                 const float *v, uint32_t pos, const uint32_t *pos_word, float *out);
     /* One token's FFN activations through w = [gate; up] stacked (2 * rows rows): out[i] = activation(w_i . x,

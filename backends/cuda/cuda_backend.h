@@ -28,6 +28,7 @@ struct pi_bk_queue {
     cublasHandle_t blas;  // created on the first dense product with n > 1
     void *profile;        // PI_CUDA_PROFILE's per-operation timings (op_profile.h), else NULL
     cudaGraphExec_t graph_exec;  // the last recorded step (capture.cu), updated in place by the next
+    uint32_t *head_counters;     // device, kHeadCounters words, zero between launches: attention_decode's chunk counts
 };
 
 struct pi_bk_event {
@@ -89,6 +90,8 @@ bool attention_prompt_serves(uint32_t kv_type, uint32_t n_head_kv, uint32_t head
 int32_t attention_prompt(cudaStream_t stream, const float *q, const void *k_cache, const void *v_cache,
                          uint32_t kv_type, uint32_t n_head, uint32_t n_head_kv, uint32_t head_dim, uint32_t pos0,
                          uint64_t n, float scale, float *out);
+// Query heads a queue's head_counters serve: attention_decode spreads a head over several blocks up to this many heads.
+constexpr uint32_t kHeadCounters = 4096;
 // ---- operations of the table ----
 int32_t matmul(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x, uint64_t n, float *y);
 int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix *fc2, const float *h,

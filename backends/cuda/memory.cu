@@ -84,9 +84,21 @@ void *buffer_host_address(pi_bk_buffer *buffer) { return buffer ? buffer->host_a
 int32_t queue_create(pi_bk_context *ctx, pi_bk_queue **out) {
     if (!ctx || !out) return fail(PI_BK_ERR_INVALID_ARGUMENT, "cuda: queue_create: NULL context or out");
     if (int32_t s = check(cudaSetDevice(ctx->device), "cudaSetDevice")) return s;
-    auto *q = new (std::nothrow) pi_bk_queue{ctx->device, ctx->sm_count, nullptr, nullptr, 0, nullptr, nullptr, nullptr};
+    auto *q = new (std::nothrow)
+        pi_bk_queue{ctx->device, ctx->sm_count, nullptr, nullptr, 0, nullptr, nullptr, nullptr, nullptr};
     if (!q) return fail(PI_BK_ERR_OUT_OF_MEMORY, "cuda: queue_create: out of host memory");
     if (int32_t s = check(cudaStreamCreateWithFlags(&q->stream, cudaStreamNonBlocking), "cudaStreamCreate")) {
+        delete q;
+        return s;
+    }
+    // Allocated here, not on first use: a recording (stream capture) may not allocate. Zeroed in the queue's order,
+    // before anything else it runs.
+    const size_t counter_bytes = kHeadCounters * sizeof(uint32_t);
+    int32_t s = check(cudaMalloc(&q->head_counters, counter_bytes), "cudaMalloc(head counters)");
+    if (s == PI_BK_OK) s = check(cudaMemsetAsync(q->head_counters, 0, counter_bytes, q->stream), "zeroing head counters");
+    if (s != PI_BK_OK) {
+        if (q->head_counters) cudaFree(q->head_counters);
+        cudaStreamDestroy(q->stream);
         delete q;
         return s;
     }
@@ -103,6 +115,7 @@ void queue_free(pi_bk_queue *queue) {
     if (queue->graph_exec) cudaGraphExecDestroy(queue->graph_exec);
     if (queue->workspace) cudaFreeAsync(queue->workspace, queue->stream);
     cudaStreamSynchronize(queue->stream);
+    if (queue->head_counters) cudaFree(queue->head_counters);
     cudaStreamDestroy(queue->stream);
     delete queue;
 }

@@ -183,8 +183,12 @@ void attention_decode_cases(Env &env) {
     struct Shape {
         uint32_t n_head, n_head_kv, head_dim, rope_dim, pos, max_positions;
     };
-    const Shape shapes[] = {{8, 2, 64, 64, 37, 64}, {4, 4, 128, 0, 0, 8},      {32, 32, 128, 128, 300, 512},
-                            {2, 1, 80, 40, 500, 600}, {4, 2, 64, 64, 1500, 2048}};
+    // Positions 127 and 128: one chunk of 128 exactly, and a second chunk of one row (the CUDA kernel's chunks);
+    // 4000: past the 2048 positions the first kernels served (no rotation: at such angles the two sides' powf and
+    // sincosf differ by more than this tolerance); head_dim 256: two dimension chunks per lane.
+    const Shape shapes[] = {{8, 2, 64, 64, 37, 64},     {4, 4, 128, 0, 0, 8},         {32, 32, 128, 128, 300, 512},
+                            {2, 1, 80, 40, 500, 600},   {4, 2, 64, 64, 1500, 2048},   {4, 4, 128, 128, 127, 256},
+                            {4, 4, 128, 128, 128, 130}, {4, 2, 256, 256, 200, 300},   {4, 1, 128, 0, 4000, 4096}};
     for (uint32_t kv : {uint32_t(PI_BK_KV_F16), uint32_t(PI_BK_KV_F32)}) {
         for (uint32_t mode : {uint32_t(PI_BK_ROPE_NORMAL), uint32_t(PI_BK_ROPE_NEOX)}) {
             for (bool word : {false, true}) {
