@@ -690,7 +690,7 @@ private:
     // position -- go through pinned memory that the recording's first copies read, and attention_decode reads the
     // position from device memory (pos_word). The first decode step runs unrecorded (it sizes the queue's
     // workspace). A recording that cannot be relaunched (a layer whose attention took the position as an argument:
-    // a context longer than attention_decode serves) runs once and recording stays off for the session; one that
+    // a head shape attention_decode refuses) runs once and recording stays off for the session; one that
     // fails (an operation that cannot be recorded) is discarded -- none of it ran -- recording stays off, and the
     // step runs the ordinary way. (Re-recording every
     // step measured slower than no recording: 153 against 160 tok/s, bench-7b dense on the H100; relaunching one
@@ -733,7 +733,7 @@ private:
         }
         recording_ = false;
         check(bk_->capture_end(queue_, 1), "launching the recorded step");
-        // A recording tied to its position (contexts beyond attention_decode's reach) would be recorded anew every
+        // A recording tied to its position (a layer attention_decode refused) would be recorded anew every
         // step, which is slower than no recording: the session goes on without.
         if (!relaunchable_) graphs_ = false;
         sync_device();
