@@ -8,16 +8,20 @@
 # plus a run with PI_CUDA_PROFILE=1 PI_HYBRID_PROFILE=1 (per-operation GPU time and host waits: the "where the time
 # goes" tables); PROFILES=1 profiles the all-GPU runs too, AB=1 adds pipelining-off and graphs-on runs, FINAL=1 the
 # budget sweep and the CPU-only run, KERNELS=1 the kernel bench under each of KERNEL_ENVS, AB_ENVS the runs of AB_RUNS
-# again under each setting. usage: bench/gpu_decode.sh [THREADS]    results: $OUT (default ./gpu-bench-out)
+# again under each setting. ACC_ONLY=1 stops after the end-to-end accuracy runs (no model files), whose prompt is
+# ACC_PROMPT tokens (default 12) and generation ACC_STEPS (default 64), over the models ACC_DIR/ACC_GLOB.gguf
+# (default all): a prompt of 150 and 140 steps takes the device attention across its 128-position chunks. usage: bench/gpu_decode.sh [THREADS]    results: $OUT
 set -u
 OUT=${OUT:-$PWD/gpu-bench-out}
 T=${1:-16}
 source "$(dirname "$0")/gpu_build.sh"
 t0=$(date +%s)
-gpu_start_model_writes sparse dense
+[ -n "${ACC_ONLY:-}" ] || gpu_start_model_writes sparse dense
 gpu_build powerinfer-bench powerinfer-cli pi_conformance pi_kernel_bench || exit 1
-PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
-grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"
+if [ -z "${ACC_ONLY:-}" ]; then
+  PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
+  grep -E "FAIL" "$OUT/conformance.txt" | head -20; tail -1 "$OUT/conformance.txt"
+fi
 # KERNELS=1: the decode kernels' times under each of KERNEL_ENVS (settings of matmul.cu: PI_CUDA_GLU,
 # PI_CUDA_SPLITK; "-" the defaults).
 if [ -n "${KERNELS:-}" ]; then
@@ -31,8 +35,8 @@ fi
 # models from ACC_DIR: cuda vs cpu greedy tokens and logits, pipelining on and off.
 ACC_DIR=${ACC_DIR:-build/models}
 gpu_acc_setup || exit 1
-P=$(python3 -c "print(','.join(str(3 + (i * 37) % 200) for i in range(12)))")
-for f in $ACC_DIR/*.gguf; do
+P=$(python3 -c "print(','.join(str(3 + (i * 37) % 200) for i in range(${ACC_PROMPT:-12})))")
+for f in $ACC_DIR/${ACC_GLOB:-*}.gguf; do
   [ -f "$f" ] || continue
   n=$(gpu_layers $f)
   split=$(python3 -c "print(','.join(['split:37']*$n+['out']))"); gpu=$(python3 -c "print(','.join(['gpu']*$n+['out']))")
@@ -50,6 +54,10 @@ done > "$OUT/accuracy.txt"
 echo "accuracy: $(grep -c 'tokens=same' "$OUT/accuracy.txt") runs with the CPU's tokens of $(grep -c '^acc' "$OUT/accuracy.txt");" \
   "largest rel_err $(grep -o 'rel_err=[0-9.e+-]*' "$OUT/accuracy.txt" | cut -d= -f2 | sort -g | tail -1)"
 grep -E "DIFF|FAILED|^skip" "$OUT/accuracy.txt" | head
+if [ -n "${ACC_ONLY:-}" ]; then
+  (cd "$OUT" && tar czf /tmp/gpu-results.tgz . && find . -mindepth 1 -delete && mv /tmp/gpu-results.tgz .)
+  exit 0
+fi
 wait
 sync  # the written files' dirty pages would otherwise be flushed during the first measured run
 echo "models written, $(( $(date +%s) - t0 )) s after the start"; ls -la /tmp/m
