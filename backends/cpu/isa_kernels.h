@@ -59,10 +59,11 @@ struct KernelTable {
     // Reads `bytes` (a multiple of 256, 64-byte aligned) as fast as the level can and returns their sum as floats
     // (so the reads cannot be optimized away): the memory bandwidth probe's inner loop.
     float (*read_sum)(const void *data, size_t bytes);
-    // Attention of query heads [h0, h1) over n_pos cache rows (see layer_math.h attend_heads for the contract).
+    // Attention of query heads [h0, h1) over n_pos cache rows (see layer_math.h attend_heads for the contract);
+    // stats: NULL, or 2 * (h1 - h0) floats for each head's largest score and sum of exp(score - largest).
     void (*attend_heads)(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
                          uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos,
-                         float scale, float *scores, float *out);
+                         float scale, float *scores, float *out, float *stats);
 };
 
 // The table of a level. Throws pi::Error(PI_ERR_UNSUPPORTED) when this CPU (or this build) lacks the level.
@@ -172,7 +173,7 @@ void unpack_repacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one);
     float read_sum(const void *data, size_t bytes);                                                             \
     void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,         \
                       uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, \
-                      float scale, float *scores, float *out);                                                    \
+                      float scale, float *scores, float *out, float *stats);                                      \
     }
 
 PI_CPU_DECLARE_ISA_KERNELS(scalar)

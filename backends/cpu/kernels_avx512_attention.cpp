@@ -44,7 +44,7 @@ inline void prefetch_span(const uint8_t *p, size_t bytes) {
 // output element), so a range gives the bits of its heads called one by one.
 void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
                   uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale,
-                  float *scores, float *out) {
+                  float *scores, float *out, float *stats) {
     if (h0 >= h1) return;
     const size_t esz = f16 ? 2 : 4;
     const uint32_t kv0 = h0 / group;
@@ -77,6 +77,7 @@ void attend_heads(const void *keys, const void *values, bool f16, size_t row_str
         for (uint32_t p = 0; p < n_pos; ++p) max_score = std::fmax(max_score, s[p]);
         float sum = 0.0f;
         for (uint32_t p = 0; p < n_pos; ++p) sum += (s[p] = std::exp(s[p] - max_score));
+        if (stats) stats[2 * j] = max_score, stats[2 * j + 1] = sum;
         const float inv = 1.0f / sum;
         for (uint32_t p = 0; p < n_pos; ++p) s[p] *= inv;
     }

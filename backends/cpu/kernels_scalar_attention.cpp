@@ -14,7 +14,7 @@ inline float element(const void *rows, bool f16, size_t i) {
 }
 
 void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
-                 const float *q, uint32_t n_pos, float scale, float *scores, float *out) {
+                 const float *q, uint32_t n_pos, float scale, float *scores, float *out, float *stats) {
     float max_score = -INFINITY;
     for (uint32_t p = 0; p < n_pos; ++p) {
         const size_t row = p * row_stride + offset;
@@ -25,6 +25,7 @@ void attend_head(const void *keys, const void *values, bool f16, size_t row_stri
     }
     float sum = 0.0f;
     for (uint32_t p = 0; p < n_pos; ++p) sum += (scores[p] = std::exp(scores[p] - max_score));
+    if (stats) stats[0] = max_score, stats[1] = sum;
     std::fill(out, out + head_dim, 0.0f);
     for (uint32_t p = 0; p < n_pos; ++p) {
         const size_t row = p * row_stride + offset;
@@ -37,10 +38,11 @@ void attend_head(const void *keys, const void *values, bool f16, size_t row_stri
 
 void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
                   uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale,
-                  float *scores, float *out) {
+                  float *scores, float *out, float *stats) {
     for (uint32_t h = h0; h < h1; ++h) {
         attend_head(keys, values, f16, row_stride, offset + size_t(h / group) * head_dim, head_dim,
-                    q + size_t(h) * head_dim, n_pos, scale, scores, out + size_t(h) * head_dim);
+                    q + size_t(h) * head_dim, n_pos, scale, scores, out + size_t(h) * head_dim,
+                    stats ? stats + 2 * size_t(h - h0) : nullptr);
     }
 }
 

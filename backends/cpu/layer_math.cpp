@@ -93,14 +93,41 @@ void rope_rotate(float *head, const RopeAngles &angles, RopeStyle style) {
 void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
                  const float *q, uint32_t n_pos, float scale, float *scores, float *out, IsaLevel isa) {
     detail::kernels(isa).attend_heads(keys, values, f16, row_stride, offset, head_dim, 1, 0, 1, q, n_pos, scale, scores,
-                                      out);
+                                      out, nullptr);
 }
 
 void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
                   uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale, float *scores,
                   float *out, IsaLevel isa) {
     detail::kernels(isa).attend_heads(keys, values, f16, row_stride, offset, head_dim, group, h0, h1, q, n_pos, scale,
-                                      scores, out);
+                                      scores, out, nullptr);
+}
+
+void attend_heads_part(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
+                       uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos,
+                       float scale, float *scores, float *out, float *stats, IsaLevel isa) {
+    detail::kernels(isa).attend_heads(keys, values, f16, row_stride, offset, head_dim, group, h0, h1, q, n_pos, scale,
+                                      scores, out, stats);
+}
+
+void merge_attention_parts(const float *outs, const float *stats, size_t n_parts, uint32_t n_heads, uint32_t head_dim,
+                           float *out) {
+    for (uint32_t h = 0; h < n_heads; ++h) {
+        float m = -INFINITY;
+        for (size_t t = 0; t < n_parts; ++t) m = std::fmax(m, stats[(t * n_heads + h) * 2]);
+        float total = 0.0f;
+        float *o = out + size_t(h) * head_dim;
+        std::fill(o, o + head_dim, 0.0f);
+        for (size_t t = 0; t < n_parts; ++t) {
+            // Part t's output is its weights' average; times its share of the whole softmax's mass.
+            const float w = stats[(t * n_heads + h) * 2 + 1] * std::exp(stats[(t * n_heads + h) * 2] - m);
+            const float *ot = outs + t * size_t(n_heads) * head_dim + size_t(h) * head_dim;
+            for (uint32_t i = 0; i < head_dim; ++i) o[i] += w * ot[i];
+            total += w;
+        }
+        const float inv = 1.0f / total;
+        for (uint32_t i = 0; i < head_dim; ++i) o[i] *= inv;
+    }
 }
 
 }  // namespace pi::cpu

@@ -62,4 +62,17 @@ void attend_heads(const void *keys, const void *values, bool f16, size_t row_str
                   uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale, float *scores,
                   float *out, IsaLevel isa = active_isa_level());
 
+// attend_heads over one part of the positions, for a decode token whose context is split over threads (the rows
+// given are the part's): also writes each head's softmax state to stats (2 * (h1 - h0) floats: its largest score
+// and the sum of exp(score - largest)), which merge_attention_parts needs.
+void attend_heads_part(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
+                       uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos,
+                       float scale, float *scores, float *out, float *stats, IsaLevel isa);
+
+// The attention over all positions from the parts' results: part t's outputs at outs + t * n_heads * head_dim and
+// states at stats + t * n_heads * 2 (attend_heads_part over heads [0, n_heads)). Each head's output is the parts'
+// outputs weighted by sum_t * exp(max_t - max), over their total, in part order (deterministic for a given split).
+void merge_attention_parts(const float *outs, const float *stats, size_t n_parts, uint32_t n_heads, uint32_t head_dim,
+                           float *out);
+
 }  // namespace pi::cpu

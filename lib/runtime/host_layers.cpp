@@ -86,10 +86,32 @@ uint32_t heads_per_task(const HParams &hp, const cpu::ThreadPool &pool) {
     const uint32_t threads = static_cast<uint32_t>(std::max(1, pool.size()));
     return std::max<uint32_t>(1, (hp.n_head + threads - 1) / threads);
 }
+
+// A decode token over at least this many positions a thread splits the positions instead of the heads (below, the
+// head ranges' bits are kept). A range of heads reads a part of every cache row (4 KiB of 8 KiB in a 7B model, two
+// threads), rows 8 KiB apart; a range of positions reads whole rows, one contiguous block: the AVX-512 kernel on the
+// development VM, 1568 positions, two threads, 17-21 GB/s by heads against 25-28 by positions (docs/PERFORMANCE.md).
+#ifndef PI_ATTENTION_SPLIT_POSITIONS
+#define PI_ATTENTION_SPLIT_POSITIONS 256
+#endif
+constexpr uint32_t kSplitMinPositions = PI_ATTENTION_SPLIT_POSITIONS;
+
+// Parts of a decode token's positions: one per thread, each at least kSplitMinPositions; 1: split by heads.
+uint32_t position_parts(const cpu::ThreadPool &pool, uint32_t n_pos) {
+    const uint32_t threads = static_cast<uint32_t>(std::max(1, pool.size()));
+    return std::max<uint32_t>(1, std::min(threads, n_pos / kSplitMinPositions));
+}
 }  // namespace
 
 size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx) {
-    return size_t(std::max(1, pool.size())) * heads_per_task(hp, pool) * n_ctx;
+    const size_t threads = size_t(std::max(1, pool.size()));
+    const size_t by_heads = threads * heads_per_task(hp, pool) * n_ctx;
+    // By positions (P parts of n_pos <= n_ctx): every head's scores of a part, n_pos / P + 1 positions a part (so at
+    // most n_ctx + P in all), then the parts' outputs and softmax states.
+    const size_t parts = position_parts(pool, n_ctx);
+    const size_t q_dim = size_t(hp.n_head) * hp.head_dim;
+    const size_t by_positions = size_t(hp.n_head) * (n_ctx + parts) + parts * (q_dim + 2 * size_t(hp.n_head));
+    return std::max(by_heads, by_positions);
 }
 
 void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cpu::IsaLevel isa, uint32_t layer,
@@ -111,6 +133,20 @@ void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cp
     }
     const float scale = 1.0f / std::sqrt(float(hd));
     const size_t n_ctx = cache.n_ctx();
+    const uint32_t parts = n == 1 ? position_parts(pool, pos0 + 1) : 1;
+    if (parts > 1) {
+        // One decode token, a long context: a part of the positions per thread, every head; then the parts merged.
+        const uint32_t n_pos = pos0 + 1, part_max = n_pos / parts + 1;
+        float *outs = scores + size_t(parts) * hp.n_head * part_max;
+        float *stats = outs + size_t(parts) * q_dim;
+        pool.parallel_for(parts, [&](size_t t, int) {
+            const uint32_t p0 = uint32_t(uint64_t(n_pos) * t / parts), p1 = uint32_t(uint64_t(n_pos) * (t + 1) / parts);
+            cache.attend_heads_part(layer, group, hd, 0, hp.n_head, q, p0, p1 - p0, scale,
+                                    scores + t * hp.n_head * part_max, outs + t * q_dim, stats + t * 2 * hp.n_head, isa);
+        });
+        cpu::merge_attention_parts(outs, stats, parts, hp.n_head, hd, att);
+        return;
+    }
     const uint32_t per = heads_per_task(hp, pool);
     const size_t n_ranges = (hp.n_head + per - 1) / per;
     pool.parallel_for(n * n_ranges, [&](size_t task, int thread) {

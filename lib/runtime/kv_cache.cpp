@@ -49,6 +49,13 @@ void KvCache::attend_heads(uint32_t layer, uint32_t group, uint32_t head_dim, ui
                       q, n_pos, scale, scores, out, isa);
 }
 
+void KvCache::attend_heads_part(uint32_t layer, uint32_t group, uint32_t head_dim, uint32_t h0, uint32_t h1,
+                                const float *q, uint32_t p0, uint32_t n_pos, float scale, float *scores, float *out,
+                                float *stats, cpu::IsaLevel isa) const {
+    cpu::attend_heads_part(key_row(layer, p0), value_row(layer, p0), type_ == KvType::F16, kv_dim_, 0, head_dim, group,
+                           h0, h1, q, n_pos, scale, scores, out, stats, isa);
+}
+
 size_t KvCache::state_bytes(uint32_t n) const { return 2 * size_t(n_layer_) * n * kv_dim_ * element_bytes(); }
 
 void KvCache::save(uint32_t n, uint8_t *out) const {

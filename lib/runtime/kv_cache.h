@@ -51,6 +51,12 @@ public:
                       uint32_t n_pos, float scale, float *scores, float *out,
                       cpu::IsaLevel isa = cpu::active_isa_level()) const;
 
+    // attend_heads over positions [p0, p0 + n_pos) only, with each head's softmax state in stats (a part of a context
+    // split over threads: cpu::attend_heads_part, merged by cpu::merge_attention_parts).
+    void attend_heads_part(uint32_t layer, uint32_t group, uint32_t head_dim, uint32_t h0, uint32_t h1, const float *q,
+                           uint32_t p0, uint32_t n_pos, float scale, float *scores, float *out, float *stats,
+                           cpu::IsaLevel isa) const;
+
     // The bytes of the first n positions of every layer (keys then values), for session state save/restore.
     size_t state_bytes(uint32_t n) const;
     void save(uint32_t n, uint8_t *out) const;
