@@ -87,30 +87,40 @@ uint32_t heads_per_task(const HParams &hp, const cpu::ThreadPool &pool) {
     return std::max<uint32_t>(1, (hp.n_head + threads - 1) / threads);
 }
 
-// A decode token over at least this many positions a thread splits the positions instead of the heads (below, the
-// head ranges' bits are kept). A range of heads reads a part of every cache row (4 KiB of 8 KiB in a 7B model, two
-// threads), rows 8 KiB apart; a range of positions reads whole rows, one contiguous block: the AVX-512 kernel on the
-// development VM, 1568 positions, two threads, 17-21 GB/s by heads against 25-28 by positions (docs/PERFORMANCE.md).
+// A decode token over at least this many positions splits them over the threads as well as the heads (below, only
+// the heads, whose bits then do not depend on the thread count). A range of heads reads a part of every cache row
+// (4 KiB of 8 KiB in a 7B model at two threads, 512 bytes at sixteen), rows 8 KiB apart; a range of positions reads
+// whole rows, one contiguous block: the AVX-512 kernel on the development VM, 1568 positions, two threads, 17-21 GB/s
+// by heads against 25-28 by positions (docs/PERFORMANCE.md).
 #ifndef PI_ATTENTION_SPLIT_POSITIONS
 #define PI_ATTENTION_SPLIT_POSITIONS 256
 #endif
 constexpr uint32_t kSplitMinPositions = PI_ATTENTION_SPLIT_POSITIONS;
+constexpr uint32_t kMinPartPositions = 128;  // a part's positions at least (its merge costs a head's output)
 
-// Parts of a decode token's positions: one per thread, each at least kSplitMinPositions; 1: split by heads.
-uint32_t position_parts(const cpu::ThreadPool &pool, uint32_t n_pos) {
+// How a decode token's attention is cut: `parts` ranges of positions, each split into `ranges` ranges of heads, one
+// task each (parts * ranges <= threads). parts == 1: by heads only.
+struct AttentionSplit {
+    uint32_t parts = 1, ranges = 1;
+};
+AttentionSplit attention_split(const cpu::ThreadPool &pool, uint32_t n_pos) {
     const uint32_t threads = static_cast<uint32_t>(std::max(1, pool.size()));
-    return std::max<uint32_t>(1, std::min(threads, n_pos / kSplitMinPositions));
+    AttentionSplit s;
+    if (n_pos >= kSplitMinPositions) s.parts = std::max<uint32_t>(1, std::min(threads, n_pos / kMinPartPositions));
+    s.ranges = std::max<uint32_t>(1, threads / s.parts);
+    return s;
 }
 }  // namespace
 
 size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx) {
     const size_t threads = size_t(std::max(1, pool.size()));
     const size_t by_heads = threads * heads_per_task(hp, pool) * n_ctx;
-    // By positions (P parts of n_pos <= n_ctx): every head's scores of a part, n_pos / P + 1 positions a part (so at
-    // most n_ctx + P in all), then the parts' outputs and softmax states.
-    const size_t parts = position_parts(pool, n_ctx);
+    // By positions (P <= threads parts of n_pos <= n_ctx, R ranges of `per` heads each, R * per < n_head + R): the
+    // tasks' scores, P * R * per * (n_pos / P + 1) < (n_head + threads) * (n_ctx + threads) floats, then the parts'
+    // outputs and softmax states.
     const size_t q_dim = size_t(hp.n_head) * hp.head_dim;
-    const size_t by_positions = size_t(hp.n_head) * (n_ctx + parts) + parts * (q_dim + 2 * size_t(hp.n_head));
+    const size_t by_positions =
+        (size_t(hp.n_head) + threads) * (n_ctx + threads) + threads * (q_dim + 2 * size_t(hp.n_head));
     return std::max(by_heads, by_positions);
 }
 
@@ -133,16 +143,23 @@ void host_attention(const HParams &hp, KvCache &cache, cpu::ThreadPool &pool, cp
     }
     const float scale = 1.0f / std::sqrt(float(hd));
     const size_t n_ctx = cache.n_ctx();
-    const uint32_t parts = n == 1 ? position_parts(pool, pos0 + 1) : 1;
-    if (parts > 1) {
-        // One decode token, a long context: a part of the positions per thread, every head; then the parts merged.
-        const uint32_t n_pos = pos0 + 1, part_max = n_pos / parts + 1;
-        float *outs = scores + size_t(parts) * hp.n_head * part_max;
+    const AttentionSplit split = n == 1 ? attention_split(pool, pos0 + 1) : AttentionSplit{};
+    if (split.parts > 1) {
+        // One decode token, a long context: tasks of (a part of the positions, a range of heads); then each head's
+        // parts merged in part order. A head's result depends on the parts only (a range gives each head the bits of
+        // a one-head call).
+        const uint32_t n_pos = pos0 + 1, parts = split.parts, part_max = n_pos / parts + 1;
+        const uint32_t per = (hp.n_head + split.ranges - 1) / split.ranges;
+        const size_t task_scores = size_t(per) * part_max;
+        float *outs = scores + size_t(parts) * split.ranges * task_scores;
         float *stats = outs + size_t(parts) * q_dim;
-        pool.parallel_for(parts, [&](size_t t, int) {
+        pool.parallel_for(size_t(parts) * split.ranges, [&](size_t task, int) {
+            const size_t t = task / split.ranges;
+            const uint32_t h0 = uint32_t(task % split.ranges) * per, h1 = std::min(hp.n_head, h0 + per);
+            if (h0 >= h1) return;
             const uint32_t p0 = uint32_t(uint64_t(n_pos) * t / parts), p1 = uint32_t(uint64_t(n_pos) * (t + 1) / parts);
-            cache.attend_heads_part(layer, group, hd, 0, hp.n_head, q, p0, p1 - p0, scale,
-                                    scores + t * hp.n_head * part_max, outs + t * q_dim, stats + t * 2 * hp.n_head, isa);
+            cache.attend_heads_part(layer, group, hd, h0, h1, q, p0, p1 - p0, scale, scores + task * task_scores,
+                                    outs + t * q_dim, stats + t * 2 * hp.n_head + 2 * size_t(h0), isa);
         });
         cpu::merge_attention_parts(outs, stats, parts, hp.n_head, hd, att);
         return;

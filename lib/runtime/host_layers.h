@@ -50,10 +50,10 @@ bool tokenwise_prefill_forced();
 // positions pos0.., keys and values stored in the layer's cache, then causal attention of every row over its
 // positions into att, split over (token, range of heads) on the pool -- a range per thread, so that each thread reads
 // one contiguous part of every cache row (cpu::attend_heads); each head's softmax and sum are one thread's fixed
-// sequence, so results do not depend on the split. A decode token (n = 1) over at least 256 positions a thread
-// splits its positions instead, every head in each part (whole cache rows, one contiguous block a thread), and the
-// parts' softmaxes are merged in part order (cpu::merge_attention_parts): deterministic for a given thread count,
-// within float rounding of the split by heads. scores: host_attention_scratch_floats(...) floats of scratch.
+// sequence, so results do not depend on the split. A decode token (n = 1) over at least 256 positions splits its
+// positions over the threads as well (parts of >= 128 positions, each split by heads when threads are left over: a
+// thread reads whole rows, or large parts of them, as one block), and each head's parts are merged in part order
+// (cpu::merge_attention_parts): deterministic for a given thread count, within float rounding of the split by heads. scores: host_attention_scratch_floats(...) floats of scratch.
 // angles: the caller's table of RoPE angles, kept across layers so that a token computes them once (nullptr: a
 // table local to this call, once per layer and token).
 size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx);

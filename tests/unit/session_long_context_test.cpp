@@ -1,6 +1,6 @@
-// A long context decoded on several threads: past PI_ATTENTION_SPLIT_POSITIONS (256) positions a thread, a decode
-// token's attention splits the positions over the threads instead of the heads (host_attention), each part's softmax
-// merged afterwards. The one-thread session (never split) is the reference: the same greedy tokens, logits within
+// A long context decoded on several threads: past PI_ATTENTION_SPLIT_POSITIONS (256) positions, a decode token's
+// attention splits the positions over the threads as well as the heads (host_attention), each part's softmax merged
+// afterwards. The one-thread session (never split) is the reference: the same greedy tokens, logits within
 // float rounding of a different summation order, and the same bits when the split session runs again.
 #include <catch2/catch.hpp>
 
@@ -43,6 +43,11 @@ TEST_CASE("a long context on two threads (attention split over positions) decode
         p.n_threads = 2;  // decode steps at positions 600..639: two parts of >= 300 positions
         const std::vector<float> two = run_session(model.get(), p, prompt, 40, two_tokens);
         const std::vector<float> again = run_session(model.get(), p, prompt, 40, again_tokens);
+        p.n_threads = 8;  // four parts of >= 150 positions, each in two ranges of heads
+        std::vector<pi_token> eight_tokens;
+        const std::vector<float> eight = run_session(model.get(), p, prompt, 40, eight_tokens);
+        CHECK(eight_tokens == one_tokens);
+        CHECK(relative_difference(one, eight) < 1e-5);
         CHECK(two_tokens == one_tokens);
         CHECK(relative_difference(one, two) < 1e-5);
         // Split by heads, two threads give one thread's bits; by positions they differ in the last bits (the parts'
