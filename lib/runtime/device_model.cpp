@@ -111,9 +111,9 @@ private:
 };
 
 // PI_VRAM_BUDGET_AUTO (UINT64_MAX): the device's free memory minus a reserve for what the budget does not count —
-// the GPU module's stream workspace (cuBLAS panels of up to 64 MiB, q8 activations, sparse partials), the cuBLAS
-// handle and fragmentation: 512 MiB plus 5% of the device. A device that reports no memory (the CPU table used as
-// the device, for tests) has no limit.
+// the GPU module's stream workspace (cuBLAS panels of up to 64 MiB, q8 activations, sparse and attention partials),
+// the cuBLAS handle and fragmentation: 512 MiB plus 5% of the device. A device that reports no memory (the CPU table
+// used as the device, for tests) has no limit.
 uint64_t resolve_budget(const pi_backend_ops *ops, pi_bk_context *ctx, uint64_t requested) {
     if (requested != UINT64_MAX) return requested;
     pi_bk_device_info info{};
