@@ -1,7 +1,8 @@
 // attention_decode: one decode token's RoPE, KV store and attention in one launch (instead of three), any context
 // length the cache holds.
 //
-// The positions are cut into chunks of kChunk; a 512-thread block takes one (query head, chunk). It rotates its query
+// The positions are cut into chunks of kChunk (longer ones, in steps of 64, where a head would have more than
+// kMaxChunksPerHead); a 512-thread block takes one (query head, chunk). It rotates its query
 // head and its KV head's key, rounds key and value to the cache type (the block of the chunk holding the position and
 // of the KV group's first head stores them there), then attends over its chunk with an online softmax per warp: each
 // pass a warp loads the K and the V rows of its 4 positions together (one trip to memory per pass, not one for the
