@@ -17,6 +17,8 @@ T=${1:-16}
 source "$(dirname "$0")/gpu_build.sh"
 t0=$(date +%s)
 [ -n "${ACC_ONLY:-}" ] || gpu_start_model_writes sparse dense
+# $OUT's files as one archive (the lent machine returns a bounded number of files).
+pack_results() { (cd "$OUT" && tar czf /tmp/gpu-results.tgz . && find . -mindepth 1 -delete && mv /tmp/gpu-results.tgz .); }
 gpu_build powerinfer-bench powerinfer-cli pi_conformance pi_kernel_bench || exit 1
 if [ -z "${ACC_ONLY:-}" ]; then
   PI_BACKEND_PATH=/tmp/b/lib /tmp/b/tests/conformance/pi_conformance cuda > "$OUT/conformance.txt" 2>&1; echo "conformance_cuda rc=$?"
@@ -55,7 +57,7 @@ echo "accuracy: $(grep -c 'tokens=same' "$OUT/accuracy.txt") runs with the CPU's
   "largest rel_err $(grep -o 'rel_err=[0-9.e+-]*' "$OUT/accuracy.txt" | cut -d= -f2 | sort -g | tail -1)"
 grep -E "DIFF|FAILED|^skip" "$OUT/accuracy.txt" | head
 if [ -n "${ACC_ONLY:-}" ]; then
-  (cd "$OUT" && tar czf /tmp/gpu-results.tgz . && find . -mindepth 1 -delete && mv /tmp/gpu-results.tgz .)
+  pack_results
   exit 0
 fi
 wait
@@ -102,4 +104,4 @@ echo "cost cache (the planner's parameters measured on this machine):"; cat ${XD
 [ -n "${EXTRA:-}" ] && eval "$EXTRA"
 echo "total $(( $(date +%s) - t0 )) s"
 # The lent machine returns only a few files: everything goes back as one archive.
-(cd "$OUT" && tar czf /tmp/gpu-results.tgz . && find . -mindepth 1 -delete && mv /tmp/gpu-results.tgz .)
+pack_results

@@ -92,15 +92,15 @@ void rope_rotate(float *head, const RopeAngles &angles, RopeStyle style) {
 
 void attend_head(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
                  const float *q, uint32_t n_pos, float scale, float *scores, float *out, IsaLevel isa) {
-    detail::kernels(isa).attend_heads(keys, values, f16, row_stride, offset, head_dim, 1, 0, 1, q, n_pos, scale, scores,
-                                      out, nullptr);
+    attend_heads_part(keys, values, f16, row_stride, offset, head_dim, 1, 0, 1, q, n_pos, scale, scores, out, nullptr,
+                      isa);
 }
 
 void attend_heads(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset, uint32_t head_dim,
                   uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale, float *scores,
                   float *out, IsaLevel isa) {
-    detail::kernels(isa).attend_heads(keys, values, f16, row_stride, offset, head_dim, group, h0, h1, q, n_pos, scale,
-                                      scores, out, nullptr);
+    attend_heads_part(keys, values, f16, row_stride, offset, head_dim, group, h0, h1, q, n_pos, scale, scores, out,
+                      nullptr, isa);
 }
 
 void attend_heads_part(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,

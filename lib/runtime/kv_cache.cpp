@@ -45,8 +45,7 @@ void KvCache::attend(uint32_t layer, uint32_t kv_head, uint32_t head_dim, const 
 
 void KvCache::attend_heads(uint32_t layer, uint32_t group, uint32_t head_dim, uint32_t h0, uint32_t h1, const float *q,
                            uint32_t n_pos, float scale, float *scores, float *out, cpu::IsaLevel isa) const {
-    cpu::attend_heads(key_row(layer, 0), value_row(layer, 0), type_ == KvType::F16, kv_dim_, 0, head_dim, group, h0, h1,
-                      q, n_pos, scale, scores, out, isa);
+    attend_heads_part(layer, group, head_dim, h0, h1, q, 0, n_pos, scale, scores, out, nullptr, isa);
 }
 
 void KvCache::attend_heads_part(uint32_t layer, uint32_t group, uint32_t head_dim, uint32_t h0, uint32_t h1,
