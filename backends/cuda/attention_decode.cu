@@ -21,6 +21,9 @@
 // Few blocks are busy at short contexts and they are latency-bound, so HBM idles while they run. When the caller
 // names the next operation's weights (next_weights: the output projection), extra blocks of the same launch read the
 // first of them through L2 meanwhile, and the product that follows finds them there.
+//
+// Launched as a dependent kernel (dependent_launch.cuh): its blocks may start while the q|k|v product still runs;
+// until its wait they only prefetch their chunk's cache rows into L2 (rows earlier steps wrote).
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -28,6 +31,7 @@
 
 #include "backends/cuda/attention_short.cuh"
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/dependent_launch.cuh"
 #include "backends/cuda/rope_math.cuh"
 
 namespace pi::cuda {
@@ -95,18 +99,31 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ bool merges;
     const uint32_t attention_blocks = s.n_head * s.n_chunks;
     if (blockIdx.x >= attention_blocks) {
+        // Weights only: no wait for the producer (the attention blocks wait, so the grid still ends after it).
         warm_l2(warm, warm16, blockIdx.x - attention_blocks, gridDim.x - attention_blocks, nullptr);
         return;
     }
+    // pos_word is written by a copy before the step's first kernel, and the cache rows before pos by earlier steps:
+    // both may be read before the wait for q, k and v (dependent_launch.cuh).
     const uint32_t pos = pos_word ? *pos_word : pos_arg, n_pos = pos + 1;
     const uint32_t h = blockIdx.x / s.n_chunks, chunk = blockIdx.x % s.n_chunks;
     const uint32_t c0 = chunk * s.chunk, c1 = min(n_pos, c0 + s.chunk);
-    if (c0 >= n_pos) return;  // past the position (a grid sized for the cache's capacity)
-    const uint32_t used_chunks = (n_pos + s.chunk - 1) / s.chunk;
-    const bool last_chunk = chunk + 1 == used_chunks;
     const uint32_t hd = s.head_dim, group = s.n_head / s.n_head_kv, kvh = h / group;
     const uint64_t kv_dim = uint64_t(s.n_head_kv) * hd;
     const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
+    if (c0 < c1) {  // the chunk's key and value rows into L2 while the q|k|v product finishes
+        const uint32_t lines = (hd * uint32_t(sizeof(E)) + 127) / 128;
+        for (uint32_t i = threadIdx.x; i < 2 * (c1 - c0) * lines; i += blockDim.x) {
+            const uint32_t row = i / lines, p = c0 + row % (c1 - c0);
+            const E *base = row < c1 - c0 ? k_cache : v_cache;
+            dev::prefetch_l2_lines(base + uint64_t(p) * kv_dim + uint64_t(kvh) * hd + (i % lines) * (128 / sizeof(E)),
+                                   1, 0);
+        }
+    }
+    dev::start_after_producer();
+    if (c0 >= n_pos) return;  // past the position (a grid sized for the cache's capacity)
+    const uint32_t used_chunks = (n_pos + s.chunk - 1) / s.chunk;
+    const bool last_chunk = chunk + 1 == used_chunks;
 
     for (uint32_t d = threadIdx.x; d < hd; d += blockDim.x) {
         q_s[d] = q[uint64_t(h) * hd + d];
@@ -325,13 +342,13 @@ int32_t attention_decode(pi_bk_queue *queue, const pi_bk_decode_attention *a, co
     if (a->kv_type == PI_BK_KV_F16) {
         auto *kc = static_cast<__half *>(a->k_cache), *vc = static_cast<__half *>(a->v_cache);
         auto kernel = wide ? attention_decode_kernel<__half, 2> : attention_decode_kernel<__half, 1>;
-        kernel<<<grid, kThreads, 0, queue->stream>>>(q, k, v, kc, vc, shape, pos, pos_word, out, partials,
-                                                     queue->head_counters, warm, warm16);
+        launch_dependent(kernel, grid, kThreads, 0, queue->stream, q, k, v, kc, vc, shape, pos, pos_word, out, partials,
+                         queue->head_counters, warm, warm16);
     } else {
         auto *kc = static_cast<float *>(a->k_cache), *vc = static_cast<float *>(a->v_cache);
         auto kernel = wide ? attention_decode_kernel<float, 2> : attention_decode_kernel<float, 1>;
-        kernel<<<grid, kThreads, 0, queue->stream>>>(q, k, v, kc, vc, shape, pos, pos_word, out, partials,
-                                                     queue->head_counters, warm, warm16);
+        launch_dependent(kernel, grid, kThreads, 0, queue->stream, q, k, v, kc, vc, shape, pos, pos_word, out, partials,
+                         queue->head_counters, warm, warm16);
     }
     return check_launch("attention_decode");
 }

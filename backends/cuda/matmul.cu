@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/dependent_launch.cuh"
 #include "backends/cuda/weight_access.cuh"
 
 namespace pi::cuda {
@@ -40,6 +41,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
                 const float *__restrict__ x, const int8_t *__restrict__ xq, const float *__restrict__ xd, int nt,
                 GemvOut out, float *__restrict__ y, const float *__restrict__ g = nullptr, float eps = 0.0f) {
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh): x and y only after this
     if (r >= n_rows) return;
     const uint8_t *row = w + size_t(r) * row_stride;
     float acc[NT], scale = 1.0f;
@@ -75,10 +77,11 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
                  const float *__restrict__ x, uint32_t act, float *__restrict__ y, const float *__restrict__ g,
                  float eps) {
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
-    if (r >= n_out) return;
     const int lane = threadIdx.x % dev::kWarp;
     const uint4 *row[2] = {reinterpret_cast<const uint4 *>(w + size_t(r) * row_stride),
                            reinterpret_cast<const uint4 *>(w + size_t(r + n_out) * row_stride)};
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh): x and y only after this
+    if (r >= n_out) return;
     const uint32_t units = n_cols / 8;
     double ss = 0.0;  // NORM: this lane's squares of x
     float acc[2] = {0.0f, 0.0f};
@@ -119,9 +122,10 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
                const float *__restrict__ x, const int8_t *__restrict__ xq, const float *__restrict__ xd, uint32_t act,
                float *__restrict__ y) {
     const uint32_t r = blockIdx.x * kRowsPerBlock + threadIdx.x / dev::kWarp;
-    if (r >= n_out) return;
     float g[1] = {0.0f}, u[1] = {0.0f};
     const uint8_t *gate = w + size_t(r) * row_stride, *up = w + size_t(r + n_out) * row_stride;
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh): x and y only after this
+    if (r >= n_out) return;
     if constexpr (T == PI_BK_Q8_0 || T == PI_BK_Q4_0) {
         dev::dot_quant_partial<T, 1>(gate, n_cols, xq, xd, 1, g);
         dev::dot_quant_partial<T, 1>(up, n_cols, xq, xd, 1, u);
@@ -147,6 +151,7 @@ __global__ void __launch_bounds__(kRowsPerBlock * dev::kWarp)
     const int warp = threadIdx.x / dev::kWarp, lane = threadIdx.x % dev::kWarp;
     const uint32_t r = blockIdx.x * (kRowsPerBlock / kSplit) + uint32_t(warp / kSplit);
     const int piece = warp % kSplit;
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh): x and y only after this
     float acc = 0.0f;
     if (r < n_rows) {
         const uint32_t units = n_cols / 8, per = (units + kSplit - 1) / kSplit;
@@ -201,13 +206,16 @@ void launch_glu16(cudaStream_t stream, const pi_bk_matrix *w, const float *x, co
     const auto *data = static_cast<const uint8_t *>(w->data);
     switch (glu_batch()) {
         default:
-            glu16_kernel<T, 2, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
+            launch_dependent(glu16_kernel<T, 2, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
+                             act, y, g, eps);
             break;
         case 8:
-            glu16_kernel<T, 8, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
+            launch_dependent(glu16_kernel<T, 8, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
+                             act, y, g, eps);
             break;
         case 4:
-            glu16_kernel<T, 4, NORM><<<grid, threads, 0, stream>>>(data, w->row_stride, n_out, cols, x, act, y, g, eps);
+            launch_dependent(glu16_kernel<T, 4, NORM>, grid, threads, 0, stream, data, w->row_stride, n_out, cols, x,
+                             act, y, g, eps);
             break;
     }
 }
@@ -221,16 +229,17 @@ void launch_gemv(cudaStream_t stream, const pi_bk_matrix *w, const float *x, con
     if constexpr (VEC && T != PI_BK_Q8_0 && T != PI_BK_Q4_0) {
         if (nt == 1 && split_wanted(w)) {
             const unsigned g = unsigned((w->n_rows + kRowsPerBlock / kSplit - 1) / (kRowsPerBlock / kSplit));
-            gemv_split_kernel<T><<<g, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, out, y);
+            launch_dependent(gemv_split_kernel<T>, g, kRowsPerBlock * dev::kWarp, 0, stream, data, w->row_stride, rows,
+                             cols, x, out, y);
             return;
         }
     }
     if (nt == 1) {
-        gemv_kernel<T, VEC, 1><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(data, w->row_stride, rows, cols, x, xq,
-                                                                              xd, nt, out, y);
+        launch_dependent(gemv_kernel<T, VEC, 1>, grid, kRowsPerBlock * dev::kWarp, 0, stream, data, w->row_stride, rows,
+                         cols, x, xq, xd, nt, out, y, nullptr, 0.0f);
     } else {
-        gemv_kernel<T, VEC, kTokensPerLaunch><<<grid, kRowsPerBlock * dev::kWarp, 0, stream>>>(
-            data, w->row_stride, rows, cols, x, xq, xd, nt, out, y);
+        launch_dependent(gemv_kernel<T, VEC, kTokensPerLaunch>, grid, kRowsPerBlock * dev::kWarp, 0, stream, data,
+                         w->row_stride, rows, cols, x, xq, xd, nt, out, y, nullptr, 0.0f);
     }
 }
 
@@ -510,25 +519,21 @@ int32_t matmul_glu(pi_bk_queue *queue, const pi_bk_matrix *w, uint32_t activatio
     cudaStream_t st = queue->stream;
     constexpr int kThreads = kRowsPerBlock * dev::kWarp;
     const uint64_t rs = w->row_stride;
+    auto glu = [&](auto kernel) {
+        launch_dependent(kernel, grid, kThreads, 0, st, data, rs, n_out, cols, x, xq, xd, activation, out);
+    };
     switch (w->type) {
-        case PI_BK_F32:
-            vec ? glu_kernel<PI_BK_F32, true><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out)
-                : glu_kernel<PI_BK_F32, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
-            break;
+        case PI_BK_F32: vec ? glu(glu_kernel<PI_BK_F32, true>) : glu(glu_kernel<PI_BK_F32, false>); break;
         case PI_BK_F16:
             vec ? launch_glu16<PI_BK_F16, false>(st, w, x, nullptr, 0.0f, activation, out)
-                : glu_kernel<PI_BK_F16, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+                : glu(glu_kernel<PI_BK_F16, false>);
             break;
         case PI_BK_BF16:
             vec ? launch_glu16<PI_BK_BF16, false>(st, w, x, nullptr, 0.0f, activation, out)
-                : glu_kernel<PI_BK_BF16, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
+                : glu(glu_kernel<PI_BK_BF16, false>);
             break;
-        case PI_BK_Q8_0:
-            glu_kernel<PI_BK_Q8_0, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
-            break;
-        case PI_BK_Q4_0:
-            glu_kernel<PI_BK_Q4_0, false><<<grid, kThreads, 0, st>>>(data, rs, n_out, cols, x, xq, xd, activation, out);
-            break;
+        case PI_BK_Q8_0: glu(glu_kernel<PI_BK_Q8_0, false>); break;
+        case PI_BK_Q4_0: glu(glu_kernel<PI_BK_Q4_0, false>); break;
     }
     return check_launch("matmul_glu");
 }
@@ -568,20 +573,14 @@ int32_t matmul_rmsnorm(pi_bk_queue *queue, const pi_bk_matrix *w, const float *x
     }
     const unsigned grid = unsigned((w->n_rows + kRowsPerBlock - 1) / kRowsPerBlock);
     const uint32_t rows = uint32_t(w->n_rows);
+    auto gemv_norm = [&](auto kernel) {
+        launch_dependent(kernel, grid, kThreads, 0, st, data, w->row_stride, rows, cols, x, nullptr, nullptr, 1,
+                         GemvOut::store, y, g, eps);
+    };
     switch (w->type) {
-        case PI_BK_F32:
-            gemv_kernel<PI_BK_F32, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x, nullptr,
-                                                                              nullptr, 1, GemvOut::store, y, g, eps);
-            break;
-        case PI_BK_F16:
-            gemv_kernel<PI_BK_F16, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x, nullptr,
-                                                                              nullptr, 1, GemvOut::store, y, g, eps);
-            break;
-        default:
-            gemv_kernel<PI_BK_BF16, true, 1, true><<<grid, kThreads, 0, st>>>(data, w->row_stride, rows, cols, x,
-                                                                               nullptr, nullptr, 1, GemvOut::store, y, g,
-                                                                               eps);
-            break;
+        case PI_BK_F32: gemv_norm(gemv_kernel<PI_BK_F32, true, 1, true>); break;
+        case PI_BK_F16: gemv_norm(gemv_kernel<PI_BK_F16, true, 1, true>); break;
+        default: gemv_norm(gemv_kernel<PI_BK_BF16, true, 1, true>); break;
     }
     return check_launch("matmul_rmsnorm");
 }

@@ -6,6 +6,7 @@
 // the n_ff scores (44 KB for n_ff = 11008) in one 1024-thread block: a block-wide prefix scan over per-thread runs
 // keeps the order without atomics, and one block is enough for so little data (see compact_kernel).
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/dependent_launch.cuh"
 #include "backends/cuda/weight_access.cuh"
 
 namespace pi::cuda {
@@ -45,6 +46,7 @@ __global__ void __launch_bounds__(kCompactThreads)
                    int32_t *__restrict__ list, uint32_t *__restrict__ n_list, int32_t *__restrict__ other,
                    uint32_t *__restrict__ n_other) {
     __shared__ uint32_t totals_list[kCompactWarps], totals_other[kCompactWarps];
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh)
     const uint32_t run = (n + kCompactThreads - 1) / kCompactThreads;
     const uint32_t begin = min(n, threadIdx.x * run), end = min(n, begin + run);
     uint32_t c_list = 0, c_other = 0;
@@ -111,8 +113,8 @@ int32_t predict(pi_bk_queue *queue, const pi_bk_matrix *fc1, const pi_bk_matrix 
         if (int32_t st = quantize_q8(queue->stream, t, 1, n_pred, t_q, t_d)) return st;
     }
     if (int32_t st = gemv(queue->stream, fc2, t, t_q, t_d, 1, GemvOut::store, s)) return st;
-    compact_kernel<<<1, kCompactThreads, 0, queue->stream>>>(s, uint32_t(n_ff), threshold, slot, list, n_list, other,
-                                                             n_other);
+    launch_dependent(compact_kernel, 1, kCompactThreads, 0, queue->stream, s, uint32_t(n_ff), threshold, slot, list,
+                     n_list, other, n_other);
     return check_launch("predict compaction");
 }
 

@@ -12,6 +12,7 @@
 // reduce_kernel: y[c] += the chunk partials summed in chunk order (8 chunk lanes per column, combined in a fixed
 // order), so the result is deterministic.
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/dependent_launch.cuh"
 #include "backends/cuda/weight_access.cuh"
 
 namespace pi::cuda {
@@ -136,6 +137,7 @@ __global__ void __launch_bounds__(kThreads)
     ffn_chunk_kernel(FfnArgs f, const float *__restrict__ x, const int8_t *__restrict__ xq,
                      const float *__restrict__ xd, const int32_t *__restrict__ list, const uint32_t *__restrict__ n_list,
                      float *__restrict__ partial) {
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh); the list is not known before
     const uint32_t count = min(*n_list, f.n_rows);
     const uint32_t first = blockIdx.x * kChunk;
     if (first >= count) return;
@@ -190,6 +192,7 @@ __global__ void __launch_bounds__(kReduceCols *kReduceLanes)
     reduce_kernel(const float *__restrict__ partial, const uint32_t *__restrict__ n_list, uint32_t n_rows,
                   uint32_t n_out, float *__restrict__ y) {
     __shared__ float sums[kReduceLanes][kReduceCols];
+    dev::start_after_producer();  // launched ahead (dependent_launch.cuh)
     const uint32_t count = min(*n_list, n_rows);
     const uint32_t n_chunks = (count + kChunk - 1) / kChunk;
     const uint32_t c = blockIdx.x * kReduceCols + threadIdx.x % kReduceCols;
@@ -214,7 +217,7 @@ bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 template <uint32_t T, bool VEC>
 void launch_chunks(cudaStream_t stream, unsigned grid, const FfnArgs &f, const float *x, const int8_t *xq,
                    const float *xd, const int32_t *list, const uint32_t *n_list, float *partial) {
-    ffn_chunk_kernel<T, VEC><<<grid, kThreads, 0, stream>>>(f, x, xq, xd, list, n_list, partial);
+    launch_dependent(ffn_chunk_kernel<T, VEC>, grid, kThreads, 0, stream, f, x, xq, xd, list, n_list, partial);
 }
 
 }  // namespace
@@ -279,7 +282,8 @@ int32_t sparse_ffn(pi_bk_queue *queue, const pi_bk_ffn *ffn, const float *x, con
     }
     if (int32_t s = check_launch("sparse_ffn chunks")) return s;
     const unsigned rgrid = unsigned((n_out + kReduceCols - 1) / kReduceCols);
-    reduce_kernel<<<rgrid, kReduceCols * kReduceLanes, 0, st>>>(partial, n_list, uint32_t(n_rows), uint32_t(n_out), y);
+    launch_dependent(reduce_kernel, rgrid, kReduceCols * kReduceLanes, 0, st, partial, n_list, uint32_t(n_rows),
+                     uint32_t(n_out), y);
     return check_launch("sparse_ffn reduce");
 }
 

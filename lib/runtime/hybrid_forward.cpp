@@ -367,9 +367,14 @@ private:
         const uint32_t E = hp_.n_embd, V = hp_.n_vocab;
         if (dm_.output_on_device()) {
             if (!x_on_device_) to_device(t + 1);
-            check(bk_->norm(queue_, dev(lay_.x) + t * E, dm_.output_norm(), dm_.output_norm_b(), 1, E, hp_.norm_eps,
-                            dev(lay_.xn)), "norm");
-            check(bk_->matmul(queue_, &dm_.output(), dev(lay_.xn), 1, dev(lay_.logits)), "output matmul");
+            if (!dm_.output_norm_b() && has_matmul_rmsnorm_) {  // the product takes the norm with it
+                check(bk_->matmul_rmsnorm(queue_, &dm_.output(), dev(lay_.x) + t * E, dm_.output_norm(), hp_.norm_eps,
+                                          PI_BK_NO_ACTIVATION, dev(lay_.logits)), "output matmul_rmsnorm");
+            } else {
+                check(bk_->norm(queue_, dev(lay_.x) + t * E, dm_.output_norm(), dm_.output_norm_b(), 1, E,
+                                hp_.norm_eps, dev(lay_.xn)), "norm");
+                check(bk_->matmul(queue_, &dm_.output(), dev(lay_.xn), 1, dev(lay_.logits)), "output matmul");
+            }
             check(bk_->copy_to_host(queue_, logits_h_.host_address(), dev(lay_.logits), uint64_t(V) * 4), "logits copy");
             enqueue_counts_copy();
             if (recording_) return;  // run_recorded_step launches the recording, then finishes
