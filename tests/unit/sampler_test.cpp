@@ -168,6 +168,16 @@ TEST_CASE("greedy without a penalty (one pass) chooses as the general path does"
     for (const auto &logits : cases) {
         CHECK(a.sample(logits.data(), logits.size(), {}) == b.sample(logits.data(), logits.size(), {}));
     }
+    // Random lengths (whole blocks of sixteen and tails) of values that tie, NaNs, infinities and signed zeros.
+    uint32_t seed = 12345;
+    const auto next = [&seed] { return seed = seed * 1664525u + 1013904223u, seed >> 8; };
+    const float pool[] = {nan, -inf, inf, -0.0f, 0.0f, 1.0f, 2.0f, -3.0f, 2.5f};
+    for (int trial = 0; trial < 2000; ++trial) {
+        std::vector<float> logits(1 + next() % 70);
+        for (float &v : logits) v = pool[next() % (trial % 3 == 0 ? 9 : 3)];  // a third from all, the rest non-finite
+        INFO("trial " << trial);
+        CHECK(a.sample(logits.data(), logits.size(), {}) == b.sample(logits.data(), logits.size(), {}));
+    }
     std::vector<float> many(32000);
     for (size_t i = 0; i < many.size(); ++i) many[i] = std::sin(float(i) * 0.37f) * 7.0f;
     many[31999] = 7.5f;
