@@ -116,8 +116,7 @@ __global__ void __launch_bounds__(kThreads)
         for (uint32_t i = threadIdx.x; i < 2 * (c1 - c0) * lines; i += blockDim.x) {
             const uint32_t row = i / lines, p = c0 + row % (c1 - c0);
             const E *base = row < c1 - c0 ? k_cache : v_cache;
-            dev::prefetch_l2_lines(base + uint64_t(p) * kv_dim + uint64_t(kvh) * hd + (i % lines) * (128 / sizeof(E)),
-                                   1, 0);
+            dev::prefetch_l2_line(base + uint64_t(p) * kv_dim + uint64_t(kvh) * hd + (i % lines) * (128 / sizeof(E)));
         }
     }
     dev::start_after_producer();

@@ -47,16 +47,13 @@ __device__ __forceinline__ void start_after_producer() {
     allow_consumers();
 }
 
-// Asks L2 for the 128-byte lines of [p, p + bytes), the lanes of a warp taking every 32nd line. A hint: it never
-// faults and is dropped when it does not help; only compiled where a launch can run ahead (sm_90+).
-__device__ __forceinline__ void prefetch_l2_lines(const void *p, uint64_t bytes, int lane) {
+// Asks L2 for the 128-byte line holding p. A hint: it never faults and is dropped when it does not help; only
+// compiled where a launch can run ahead (sm_90+), the one time there is something to do before the wait.
+__device__ __forceinline__ void prefetch_l2_line(const void *p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    const char *c = static_cast<const char *>(p);
-    for (uint64_t off = uint64_t(lane) * 128; off < bytes; off += 32 * 128) {
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
-    }
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #else
-    (void)p, (void)bytes, (void)lane;
+    (void)p;
 #endif
 }
 

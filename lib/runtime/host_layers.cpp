@@ -115,6 +115,7 @@ AttentionSplit attention_split(const cpu::ThreadPool &pool, uint32_t n_pos) {
 size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx) {
     const size_t threads = size_t(std::max(1, pool.size()));
     const size_t by_heads = threads * heads_per_task(hp, pool) * n_ctx;
+    if (threads < 2 || n_ctx < kSplitMinPositions) return by_heads;  // attention_split never splits positions
     // By positions (P <= threads parts of n_pos <= n_ctx, R ranges of `per` heads each, R * per < n_head + R): the
     // tasks' scores, P * R * per * (n_pos / P + 1) < (n_head + threads) * (n_ctx + threads) floats, then the parts'
     // outputs and softmax states.

@@ -53,7 +53,8 @@ bool tokenwise_prefill_forced();
 // sequence, so results do not depend on the split. A decode token (n = 1) over at least 256 positions splits its
 // positions over the threads as well (parts of >= 128 positions, each split by heads when threads are left over: a
 // thread reads whole rows, or large parts of them, as one block), and each head's parts are merged in part order
-// (cpu::merge_attention_parts): deterministic for a given thread count, within float rounding of the split by heads. scores: host_attention_scratch_floats(...) floats of scratch.
+// (cpu::merge_attention_parts): deterministic for a given thread count, within float rounding of the split by heads.
+// scores: host_attention_scratch_floats(...) floats of scratch (the position split's share only where it can happen).
 // angles: the caller's table of RoPE angles, kept across layers so that a token computes them once (nullptr: a
 // table local to this call, once per layer and token).
 size_t host_attention_scratch_floats(const HParams &hp, const cpu::ThreadPool &pool, uint32_t n_ctx);
