@@ -88,7 +88,13 @@ inline __m512 load16(const uint8_t *p) {
 
 // Positions per block of the head-major kernel: a block's rows (its span of each, 4 KiB for 16 heads of a 7B model)
 // are prefetched into L2 while the block before is computed, so 32 rows of K or V (128 KiB) are in flight at a time.
-constexpr uint32_t kBlockPositions = 32;
+#ifndef PI_ATTEND_BLOCK_POSITIONS  // compile-time knobs, for tuning on other machines
+#define PI_ATTEND_BLOCK_POSITIONS 32
+#endif
+#ifndef PI_ATTEND_BLOCK_HINT
+#define PI_ATTEND_BLOCK_HINT _MM_HINT_T1
+#endif
+constexpr uint32_t kBlockPositions = PI_ATTEND_BLOCK_POSITIONS;
 
 // Head-major, for head_dim = 16 * C: for a block of positions, each head in turn with its query (or its output) in
 // registers runs down the block's rows. Position-major (attend_heads_rows) kept every head's partial output in memory
@@ -120,7 +126,7 @@ void attend_heads_blocked(const uint8_t *k_base, const uint8_t *v_base, size_t s
         const uint32_t r0 = p0 + (p1 - p0) * j / n_heads, r1 = p0 + (p1 - p0) * (j + 1) / n_heads;
         for (uint32_t p = r0; p < r1; ++p) {
             for (size_t off = 0; off < span; off += 64) {
-                _mm_prefetch(reinterpret_cast<const char *>(base + p * stride + off), _MM_HINT_T1);
+                _mm_prefetch(reinterpret_cast<const char *>(base + p * stride + off), PI_ATTEND_BLOCK_HINT);
             }
         }
     };
