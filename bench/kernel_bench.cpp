@@ -17,16 +17,19 @@
 //     share of the read bandwidth (a kernel near that share keeps too few loads in flight to reach it).
 //   - with --sparse F: the fused sparse FFN (sparse_ffn: gate/up dots, activation, down rows in one pass over a
 //     random F of the 11008 neurons) against the same work as three separate calls (matvec_rows gate, matvec_rows
-//     up, axpy_rows down), GB/s of the rows read, for F16 and Q4_0 (or --types).
+//     up, axpy_rows down) and against a bare read of the same rows, GB/s of the rows read, for F16 and Q4_0 (or
+//     --types).
 // Matrices are replicated so that each timed pass reads memory, not the last-level cache.
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <random>
@@ -36,14 +39,14 @@
 
 #include "backends/cpu/bandwidth.h"
 #include "backends/cpu/cpu_features.h"
-#include "backends/cpu/gemm.h"
 #include "backends/cpu/f16_interleave.h"
+#include "backends/cpu/gemm.h"
 #include "backends/cpu/matvec.h"
-#include "backends/cpu/q4_0_interleave.h"
 #include "backends/cpu/numeric.h"
+#include "backends/cpu/q4_0_interleave.h"
+#include "backends/cpu/q4_0_repack.h"
 #include "backends/cpu/q8_activation.h"
 #include "backends/cpu/row_convert.h"
-#include "backends/cpu/q4_0_repack.h"
 #include "backends/cpu/sparse_ffn.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/cpu/weight_type.h"
@@ -383,10 +386,49 @@ void bench_matvec(const Args &args) {
     }
 }
 
+// The ceiling of a row pattern: one 8-byte load per 64-byte line of the listed rows of each matrix (gate rows, then
+// up, then down_t), each thread a contiguous share of that sequence, a prefetcht1 128 lines ahead of the loads. On
+// the development VM with --hugepages this reads 11.6 % of 2304-byte Q4_0 rows at 52-55 % of the streaming read, and
+// the kernels run at 95-108 % of it: the pattern, not the arithmetic, sets their speed (docs/PERFORMANCE.md).
+uint64_t g_read_rows_sink = 0;
+void read_rows(std::initializer_list<const WeightMatrix *> matrices, const std::vector<uint32_t> &rows,
+               ThreadPool *pool) {
+    std::vector<const uint8_t *> starts;
+    size_t row_bytes = 0;
+    for (const WeightMatrix *m : matrices) {
+        row_bytes = weight_row_bytes(m->type, m->n_cols);
+        for (uint32_t r : rows) starts.push_back(m->row(r));
+    }
+    const size_t lines = row_bytes / 64, n_threads = static_cast<size_t>(pool->size());
+    std::atomic<uint64_t> sink{0};
+    pool->run([&](int t) {
+        const size_t b = starts.size() * size_t(t) / n_threads, e = starts.size() * size_t(t + 1) / n_threads;
+        uint64_t acc = 0;
+        size_t pf_row = b, pf_line = 0;
+        const auto prefetch_next = [&] {
+            if (pf_row >= e) return;
+            __builtin_prefetch(starts[pf_row] + 64 * pf_line, 0, 2);
+            if (++pf_line == lines) pf_line = 0, ++pf_row;
+        };
+        for (int i = 0; i < 128; ++i) prefetch_next();
+        for (size_t i = b; i < e; ++i) {
+            for (size_t line = 0; line < lines; ++line) {
+                prefetch_next();
+                uint64_t v;
+                std::memcpy(&v, starts[i] + 64 * line, sizeof v);
+                acc ^= v;
+            }
+        }
+        sink.fetch_xor(acc, std::memory_order_relaxed);
+    });
+    g_read_rows_sink ^= sink.load();
+}
+
 // The fused sparse FFN of a bench-7b layer (gate, up, down_t: 11008 neurons x 4096) over a random `fraction` of the
 // neurons, against the same rows read by three separate calls. SiLU, so every listed neuron reads all three of its
 // rows (with ReGLU and random weights half the gates would be negative and skip their up/down rows, which says
-// nothing about streaming speed; the predictor's neurons mostly fire). GB/s = bytes of the listed rows / time.
+// nothing about streaming speed; the predictor's neurons mostly fire). GB/s = bytes of the listed rows / time. A third
+// line reads the same rows without arithmetic (read_rows): the pattern's own ceiling.
 void bench_sparse_ffn(const Args &args) {
     const size_t n_ff = 11008, n_embd = 4096;
     std::printf("\n== fused sparse FFN, %.1f%% of %zu neurons active (SiLU: 3 rows each): GB/s of the rows read ==\n",
@@ -429,9 +471,10 @@ void bench_sparse_ffn(const Args &args) {
             in.q8 = &xq;
         }
         SparseFfnScratch scratch;
-        for (int form = 0; form < 2; ++form) {
-            std::printf("%-34s %-5s", form == 0 ? "sparse_ffn (fused, one pass)" : "matvec_rows x2 + axpy_rows",
-                        weight_type_name(type));
+        static const char *const kForms[] = {"sparse_ffn (fused, one pass)", "matvec_rows x2 + axpy_rows",
+                                             "read of the same rows (no math)"};
+        for (int form = 0; form < 3; ++form) {
+            std::printf("%-34s %-5s", kForms[form], weight_type_name(type));
             for (int t = t_first; t <= args.threads; ++t) {
                 ThreadPool *pool = pools[static_cast<size_t>(t - 1)].get();
                 auto layer = [&](size_t i) {
@@ -442,6 +485,10 @@ void bench_sparse_ffn(const Args &args) {
                     w.activation = FfnActivation::Silu;
                     if (form == 0) {
                         sparse_ffn(w, in, active.data(), active.size(), y.data(), pool, args.isa, scratch);
+                        return;
+                    }
+                    if (form == 2) {
+                        read_rows({&w.gate, &w.up, &w.down_t}, active, pool);
                         return;
                     }
                     matvec_rows(w.gate, in, active.data(), active.size(), g.data(), pool, args.isa);
