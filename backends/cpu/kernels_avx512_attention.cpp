@@ -96,14 +96,14 @@ inline __m512 load16(const uint8_t *p) {
 #endif
 constexpr uint32_t kBlockPositions = PI_ATTEND_BLOCK_POSITIONS;
 
-// Head-major, for head_dim = 16 * C: for a block of positions, each head in turn with its query (or its output) in
-// registers runs down the block's rows. Position-major (attend_heads_rows) kept every head's partial output in memory
-// and stored it after each position, and the K dots were single FMA chains: in L2, one core of the development VM
-// took 17.6 ns per head and position there against 10.1 here (4096-wide F16 rows, 16 heads, 64 positions). The rows
-// come from memory as whole spans (all of the range's heads), one block ahead, as a sequence K block 0, 1, .., then
-// V block 0, 1, ..: each head's turn in a block prefetches its share of the next block's rows.
-// Every score is reduce(acc_even + acc_odd) over the head dimension's 16-element chunks, every output element one
-// FMA chain over the positions in order: a head's bits do not depend on the range around it.
+// Head-major, for head_dim = 16 * C (the instances: attend_heads_blocked_dim): for a block of positions, each head in
+// turn with its query (or its output) in registers runs down the block's rows. Position-major (attend_heads_rows) kept
+// every head's partial output in memory and stored it after each position, and the K dots were single FMA chains: in
+// L2, one core of the development VM took 17.6 ns per head and position there against 10.1 here (4096-wide F16 rows, 16
+// heads, 64 positions). The rows come from memory as whole spans (all of the range's heads), one block ahead, as a
+// sequence K block 0, 1, .., then V block 0, 1, ..: each head's turn in a block prefetches its share of the next
+// block's rows. Every score is reduce(acc_even + acc_odd) over the head dimension's 16-element chunks, every output
+// element one FMA chain over the positions in order: a head's bits do not depend on the range around it.
 template <bool F16, int C>
 void attend_heads_blocked(const uint8_t *k_base, const uint8_t *v_base, size_t stride, size_t head_bytes, size_t span,
                           uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos, float scale,
