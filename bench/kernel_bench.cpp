@@ -386,13 +386,14 @@ void bench_matvec(const Args &args) {
     }
 }
 
-// The ceiling of a row pattern: one 8-byte load per 64-byte line of the listed rows of each matrix (gate rows, then
-// up, then down_t), each thread a contiguous share of that sequence, a prefetcht1 128 lines ahead of the loads. On
-// the development VM with --hugepages this reads 11.6 % of 2304-byte Q4_0 rows at 52-55 % of the streaming read, and
-// the kernels run at 95-108 % of it: the pattern, not the arithmetic, sets their speed (docs/PERFORMANCE.md).
+// A bare read of a row pattern: one 8-byte load per 64-byte line of the listed rows of each matrix (gate rows, then
+// up, then down_t), each thread a contiguous share of that sequence, in the row kernels' order -- eight rows at a
+// time, line by line across the eight, each line of the next eight prefetched (prefetcht1) beside the load of the
+// same line of the current eight -- so what the arithmetic costs shows as the gap to this line.
 uint64_t g_read_rows_sink = 0;
 void read_rows(std::initializer_list<const WeightMatrix *> matrices, const std::vector<uint32_t> &rows,
                ThreadPool *pool) {
+    constexpr size_t kGroup = 8;
     std::vector<const uint8_t *> starts;
     size_t row_bytes = 0;
     for (const WeightMatrix *m : matrices) {
@@ -404,20 +405,23 @@ void read_rows(std::initializer_list<const WeightMatrix *> matrices, const std::
     pool->run([&](int t) {
         const size_t b = starts.size() * size_t(t) / n_threads, e = starts.size() * size_t(t + 1) / n_threads;
         uint64_t acc = 0;
-        size_t pf_row = b, pf_line = 0;
-        const auto prefetch_next = [&] {
-            if (pf_row >= e) return;
-            __builtin_prefetch(starts[pf_row] + 64 * pf_line, 0, 2);
-            if (++pf_line == lines) pf_line = 0, ++pf_row;
+        const auto load = [&](const uint8_t *p) {
+            uint64_t v;
+            std::memcpy(&v, p, sizeof v);
+            acc ^= v;
         };
-        for (int i = 0; i < 128; ++i) prefetch_next();
-        for (size_t i = b; i < e; ++i) {
+        size_t i = b;
+        for (; i + kGroup <= e; i += kGroup) {
+            const bool next = i + 2 * kGroup <= e;
             for (size_t line = 0; line < lines; ++line) {
-                prefetch_next();
-                uint64_t v;
-                std::memcpy(&v, starts[i] + 64 * line, sizeof v);
-                acc ^= v;
+                for (size_t r = 0; r < kGroup; ++r) {
+                    if (next) __builtin_prefetch(starts[i + kGroup + r] + 64 * line, 0, 2);
+                    load(starts[i + r] + 64 * line);
+                }
             }
+        }
+        for (; i < e; ++i) {
+            for (size_t line = 0; line < lines; ++line) load(starts[i] + 64 * line);
         }
         sink.fetch_xor(acc, std::memory_order_relaxed);
     });
@@ -428,7 +432,7 @@ void read_rows(std::initializer_list<const WeightMatrix *> matrices, const std::
 // neurons, against the same rows read by three separate calls. SiLU, so every listed neuron reads all three of its
 // rows (with ReGLU and random weights half the gates would be negative and skip their up/down rows, which says
 // nothing about streaming speed; the predictor's neurons mostly fire). GB/s = bytes of the listed rows / time. A third
-// line reads the same rows without arithmetic (read_rows): the pattern's own ceiling.
+// line reads the same rows without arithmetic, in the kernels' order (read_rows).
 void bench_sparse_ffn(const Args &args) {
     const size_t n_ff = 11008, n_embd = 4096;
     std::printf("\n== fused sparse FFN, %.1f%% of %zu neurons active (SiLU: 3 rows each): GB/s of the rows read ==\n",
