@@ -40,7 +40,7 @@ inline void prefetch_span(const uint8_t *p, size_t bytes) {
 inline __m512 exp_nonpositive(__m512 x) {
     const __m512 lowest = _mm512_set1_ps(-87.3365447f);
     const __mmask16 underflow = _mm512_cmp_ps_mask(x, lowest, _CMP_LT_OQ);
-    x = _mm512_max_ps(x, lowest);
+    x = _mm512_max_ps(lowest, x);  // a NaN x stays NaN (vmaxps returns its second operand then)
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
@@ -60,7 +60,8 @@ inline __m512 exp_nonpositive(__m512 x) {
 inline void softmax_in_place(float *s, uint32_t n_pos, float *stats) {
     __m512 vmax = _mm512_set1_ps(-INFINITY);
     for (uint32_t p = 0; p < n_pos; p += 16) {
-        vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), lanes(p, n_pos), s + p));
+        // NaN scores are passed over here (as std::fmax does) and turn the sum, so every weight, into NaN below.
+        vmax = _mm512_max_ps(_mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), lanes(p, n_pos), s + p), vmax);
     }
     const float max_score = _mm512_reduce_max_ps(vmax);
     const __m512 shift = _mm512_set1_ps(max_score);
