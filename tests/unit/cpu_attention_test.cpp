@@ -237,3 +237,32 @@ TEST_CASE("attention split over positions and merged matches the double softmax 
         }
     }
 }
+
+TEST_CASE("a NaN in a key row makes the head's output NaN at every level, and leaves other heads alone",
+          "[cpu][attention]") {
+    // Two heads of 128 (the AVX-512 head-major form) and of 72 (its position-major form), F32 and F16 rows: a NaN in
+    // head 0's key of position 2 poisons head 0's softmax; head 1 reads other elements and stays finite.
+    for (uint32_t head_dim : {128u, 72u}) {
+        const uint32_t n_pos = 37, stride = 2 * head_dim;
+        std::vector<float> k = random_vector(size_t(n_pos) * stride, 31, 1.0f);
+        const std::vector<float> v = random_vector(size_t(n_pos) * stride, 32, 1.0f);
+        k[2 * stride + 5] = NAN;
+        std::vector<uint16_t> k16, v16;
+        for (float f : k) k16.push_back(ref_fp16(f));
+        for (float f : v) v16.push_back(ref_fp16(f));
+        k16[2 * stride + 5] = 0x7e00;  // a quiet NaN in F16
+        const std::vector<float> q = random_vector(2 * head_dim, 33, 0.5f);
+        for (bool f16 : {false, true}) {
+            const void *keys = f16 ? static_cast<const void *>(k16.data()) : k.data();
+            const void *values = f16 ? static_cast<const void *>(v16.data()) : v.data();
+            for (IsaLevel level : available_levels()) {
+                INFO("head_dim " << head_dim << (f16 ? " F16" : " F32") << " level " << int(level));
+                std::vector<float> out(2 * head_dim), scores(2 * n_pos);
+                pi::cpu::attend_heads(keys, values, f16, stride, 0, head_dim, 1, 0, 2, q.data(), n_pos, 0.1f,
+                                      scores.data(), out.data(), level);
+                CHECK(std::all_of(out.begin(), out.begin() + head_dim, [](float x) { return std::isnan(x); }));
+                CHECK(std::all_of(out.begin() + head_dim, out.end(), [](float x) { return std::isfinite(x); }));
+            }
+        }
+    }
+}
