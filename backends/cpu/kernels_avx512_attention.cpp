@@ -29,8 +29,11 @@ inline __mmask16 lanes(size_t i, size_t n) {
 #endif
 constexpr uint32_t kRowsAhead = PI_ATTEND_ROWS_AHEAD;
 
+// Hint: an _MM_HINT_* value (an enum in GCC's headers, an int in Clang's).
+template <int Hint = _MM_HINT_T0>
 inline void prefetch_span(const uint8_t *p, size_t bytes) {
-    for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char *>(p + off), _MM_HINT_T0);
+    constexpr auto hint = static_cast<decltype(_MM_HINT_T0)>(Hint);
+    for (size_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char *>(p + off), hint);
 }
 
 // exp(x) for x <= 0 (a softmax's shifted scores), sixteen at a time: x = n ln2 + r (Cody-Waite, two constants),
@@ -125,11 +128,7 @@ void attend_heads_blocked(const uint8_t *k_base, const uint8_t *v_base, size_t s
         uint32_t p0, p1;
         block_rows(b, base, p0, p1);
         const uint32_t r0 = p0 + (p1 - p0) * j / n_heads, r1 = p0 + (p1 - p0) * (j + 1) / n_heads;
-        for (uint32_t p = r0; p < r1; ++p) {
-            for (size_t off = 0; off < span; off += 64) {
-                _mm_prefetch(reinterpret_cast<const char *>(base + p * stride + off), PI_ATTEND_BLOCK_HINT);
-            }
-        }
+        for (uint32_t p = r0; p < r1; ++p) prefetch_span<PI_ATTEND_BLOCK_HINT>(base + p * stride, span);
     };
     if (n_pos == 0) {  // as the position-major form: empty states, zero outputs
         for (uint32_t j = 0; j < n_heads; ++j) {
