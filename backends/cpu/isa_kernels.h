@@ -88,13 +88,20 @@ const KernelTable &avx512_kernels(bool vnni);
 // Software prefetch. On the development machine (Zen 4) a quantized kernel streaming from DRAM on one core reached
 // only ~8 GB/s of the ~22 GB/s a plain read loop gets: its arithmetic keeps few loads in flight and the hardware
 // prefetchers do not run far enough ahead (and never across rows of a scattered list). So the kernels, which take
-// rows in groups, prefetch into L2, while computing group g, the rows of group g + lead at the offset they are
-// reading, with lead chosen so that about kPrefetchBytes lie between the two. That doubled Q4_0 from DRAM.
+// rows in groups, prefetch, while computing group g, the rows of group g + lead at the offset they are reading, with
+// lead chosen so that about kPrefetchBytes lie between the two. That doubled Q4_0 from DRAM.
+//
+// The hint is prefetcht0 (locality 3: into L1 and L2). It was prefetcht1 until the kernels read interleaved groups
+// (F16X8, Q4_0X8) and the development VM moved to Zen 5: measured 2026-11-28, whole trees rebuilt with
+// -DPI_CPU_PREFETCH_LOCALITY=2|3, alternating, t0 read Q4_0X8 products at 92-96 % of the one-core read loop against
+// 87-89 % with t1, and bench-7b's sparse decode was 3-5 % faster on the VM (Q4_0 and F16) and 8 % faster on the GPU
+// machine's 16-core Intel Xeon (F16, CPU only); plain F16 row lists lost ~5 % on one core. docs/PERFORMANCE.md,
+// "2026-11-28 (fourth)". prefetchnta (0) was no better on the VM and half as fast on the Xeon.
 #ifndef PI_CPU_PREFETCH_BYTES  // compile-time knobs, for tuning on other machines
 #define PI_CPU_PREFETCH_BYTES (16 * 1024)
 #endif
 #ifndef PI_CPU_PREFETCH_LOCALITY
-#define PI_CPU_PREFETCH_LOCALITY 2
+#define PI_CPU_PREFETCH_LOCALITY 3
 #endif
 constexpr size_t kPrefetchBytes = PI_CPU_PREFETCH_BYTES;
 
@@ -104,7 +111,8 @@ inline size_t prefetch_lead(size_t group_bytes) {
     return lead ? lead : 1;
 }
 
-inline void prefetch_l2(const void *p) { __builtin_prefetch(p, 0, PI_CPU_PREFETCH_LOCALITY); }  // 2: prefetcht1
+// One cache line, with the kernels' hint (3: prefetcht0, 2: prefetcht1, 0: prefetchnta).
+inline void prefetch_line(const void *p) { __builtin_prefetch(p, 0, PI_CPU_PREFETCH_LOCALITY); }
 
 // Fills pf with the rows of the group `lead` groups after the one starting at entry i of a row range/list of n
 // entries, and returns pf, or nullptr when there is no such group.

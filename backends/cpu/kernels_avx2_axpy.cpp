@@ -51,7 +51,7 @@ void axpy_float(const uint8_t *const *row, const uint8_t *const *pf, const float
     for (; c + 8 <= c1; c += 8) {
         if (pf) {
             PI_UNROLL
-            for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + c * esz);
+            for (int j = 0; j < G; ++j) prefetch_line(pf[j] + c * esz);
         }
         __m256 acc = _mm256_loadu_ps(y + c);
         PI_UNROLL
@@ -107,7 +107,7 @@ void axpy_quant(const uint8_t *const *row, const uint8_t *const *pf, const float
         for (size_t b = b0; b < b1; ++b) {
             if (pf && (T == WeightType::Q8_0 || b % 2 == 0)) {
                 PI_UNROLL
-                for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + b * block_bytes);
+                for (int j = 0; j < G; ++j) prefetch_line(pf[j] + b * block_bytes);
             }
             float *yb = y + b * 32;
             __m256 acc[4] = {_mm256_loadu_ps(yb), _mm256_loadu_ps(yb + 8), _mm256_loadu_ps(yb + 16),

@@ -66,7 +66,7 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
     for (; k + 32 <= n; k += 32) {
         if (pf) {
             PI_UNROLL
-            for (int r = 0; r < R; ++r) prefetch_l2(pf[r] + k * esz);  // one per row and step, as for AVX-512
+            for (int r = 0; r < R; ++r) prefetch_line(pf[r] + k * esz);  // one per row and step, as for AVX-512
         }
         PI_UNROLL
         for (int j = 0; j < 4; ++j) {
@@ -144,7 +144,7 @@ void dot_quant_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
         if (pf) {
             PI_UNROLL
             for (int r = 0; r < R; ++r) {
-                for (size_t l = 0; l < 2 * block_bytes; l += 64) prefetch_l2(pf[r] + b * block_bytes + l);
+                for (size_t l = 0; l < 2 * block_bytes; l += 64) prefetch_line(pf[r] + b * block_bytes + l);
             }
         }
         const BlockX x0 = load_block_x(x, b, Q4);

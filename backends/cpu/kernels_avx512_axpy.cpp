@@ -58,7 +58,7 @@ void axpy_float(const uint8_t *const *row, const uint8_t *const *pf, const float
     for (; c + 16 <= c1; c += 16) {
         if (pf) {
             PI_UNROLL
-            for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + c * esz);
+            for (int j = 0; j < G; ++j) prefetch_line(pf[j] + c * esz);
         }
         __m512 acc = _mm512_loadu_ps(y + c);
         PI_UNROLL
@@ -145,7 +145,7 @@ void axpy_q8_0(const uint8_t *const *row, const uint8_t *const *pf, const float 
         for (size_t b = b0; b < b1; ++b) {
             if (pf) {
                 PI_UNROLL
-                for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + b * sizeof(BlockQ8_0));
+                for (int j = 0; j < G; ++j) prefetch_line(pf[j] + b * sizeof(BlockQ8_0));
             }
             float *yb = y + b * 32;
             const size_t off = b * sizeof(BlockQ8_0);
@@ -174,7 +174,7 @@ void axpy_q4_0(const uint8_t *const *row, const uint8_t *const *pf, const float 
         for (size_t b = b0; b < b1; ++b) {
             if (pf && b % 2 == 0) {  // 18-byte blocks: every other block starts a new line
                 PI_UNROLL
-                for (int j = 0; j < G; ++j) prefetch_l2(pf[j] + b * sizeof(BlockQ4_0));
+                for (int j = 0; j < G; ++j) prefetch_line(pf[j] + b * sizeof(BlockQ4_0));
             }
             float *yb = y + b * 32;
             const size_t off = b * sizeof(BlockQ4_0);

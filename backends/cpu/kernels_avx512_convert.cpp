@@ -209,7 +209,7 @@ float read_sum(const void *data, size_t bytes) {
     for (size_t i = 0; i < bytes / sizeof(float); i += 64) {
         // Prefetching as far ahead as the kernels do: the probe must reach what they can reach. One prefetch per
         // 256 bytes measured fastest (the hardware prefetcher fills in the neighbouring lines).
-        prefetch_l2(reinterpret_cast<const uint8_t *>(p + i) + kPrefetchBytes);
+        prefetch_line(reinterpret_cast<const uint8_t *>(p + i) + kPrefetchBytes);
         a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
         a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
         a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));

@@ -78,7 +78,7 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
             PI_UNROLL
             // One prefetch per row and step (128 or 256 bytes): the hardware prefetcher fills in the neighbouring
             // lines, and fewer prefetch instructions measured slightly faster than one per line.
-            for (int r = 0; r < R; ++r) prefetch_l2(pf[r] + k * esz);
+            for (int r = 0; r < R; ++r) prefetch_line(pf[r] + k * esz);
         }
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
@@ -109,11 +109,11 @@ void dot_float_rows(const uint8_t *const *row, const uint8_t *const *pf, const f
 
 // Eight rows of an F16X8 group (f16_interleave.h), n % 64 == 0: the operation sequence of dot_float_rows<F16, 8>
 // (each row's accumulators, steps and final reduction), so the same bits, from one sequential stream. Software
-// prefetch (prefetcht1) of each step 2 KiB ahead at the step's start. On the development VM's AMD cores prefetchnta
+// prefetch of each step 2 KiB ahead at the step's start. On the development VM's AMD cores prefetchnta
 // 4 KiB ahead read faster at its higher bandwidth level (two cores 92-94 % of the read loop against 75-84 %), but on
 // the GPU machine's Intel Xeon it halved the 16-thread CPU decode (bench-7b F16 sparse 10.2-10.4 tok/s against
 // 16.3-16.9; one core 42 % of the read loop against 91 %): docs/PERFORMANCE.md, 2026-11-27 (ninth). The hint is
-// prefetch_l2's (PI_CPU_PREFETCH_LOCALITY), as for the row kernels.
+// prefetch_line's (PI_CPU_PREFETCH_LOCALITY: prefetcht0 since 2026-11-28, see isa_kernels.h), as for the row kernels.
 constexpr size_t kF16X8PrefetchBytes = 2048;
 
 void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
@@ -126,7 +126,7 @@ void dot_f16x8_group(const uint8_t *group, const float *x, size_t n, float *y) {
     for (size_t k = 0; k < n; k += kF16X8StepWeights) {
         const uint8_t *step = group + (k / kF16X8StepWeights) * kF16X8StepBytes;
         PI_UNROLL
-        for (size_t line = 0; line < kF16X8StepBytes; line += 64) prefetch_l2(step + kF16X8PrefetchBytes + line);
+        for (size_t line = 0; line < kF16X8StepBytes; line += 64) prefetch_line(step + kF16X8PrefetchBytes + line);
         const __m512 x0 = _mm512_loadu_ps(x + k), x1 = _mm512_loadu_ps(x + k + 16);
         const __m512 x2 = _mm512_loadu_ps(x + k + 32), x3 = _mm512_loadu_ps(x + k + 48);
         PI_UNROLL
@@ -253,8 +253,8 @@ inline __m512 q4_0_quad(const uint8_t *row, const uint8_t *pf, const QuadX &qx, 
                         size_t blocks, __m512 acc) {
     const uint8_t *p = row + g * 4 * sizeof(BlockQ4_0);
     if (pf) {  // the step's 72 bytes touch two lines
-        prefetch_l2(pf + g * 4 * sizeof(BlockQ4_0));
-        prefetch_l2(pf + g * 4 * sizeof(BlockQ4_0) + 64);
+        prefetch_line(pf + g * 4 * sizeof(BlockQ4_0));
+        prefetch_line(pf + g * 4 * sizeof(BlockQ4_0) + 64);
     }
     __m512i a, b;
     if (blocks == 4) {
@@ -322,7 +322,7 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
         __m512 dw[R];
         PI_UNROLL
         for (int r = 0; r < R; ++r) {
-            if (pf) prefetch_l2(pf[r] + scales + 2 * b0);
+            if (pf) prefetch_line(pf[r] + scales + 2 * b0);
             dw[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(group_mask, row[r] + scales + 2 * b0));
         }
         for (size_t q = 0; 4 * q < group; ++q) {
@@ -331,7 +331,7 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
             PI_UNROLL
             for (int r = 0; r < R; ++r) {
                 const uint8_t *p = row[r] + 64 * g;
-                if (pf) prefetch_l2(pf[r] + 64 * g);
+                if (pf) prefetch_line(pf[r] + 64 * g);
                 const __m512i codes = blocks == 4 ? _mm512_loadu_si512(p)
                                                   : _mm512_maskz_loadu_epi8((1ull << (16 * blocks)) - 1, p);
                 const __m512i isum = q4_codes_isum<Vnni>(codes, qx);
@@ -354,7 +354,7 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // row's bits are its own: the same for every R, first row, thread count and with or without VNNI (pmaddubsw +
 // pmaddwd give the same integers), and the reference tests bound them like any Q4_0 dot's.
 //
-// Software prefetch (prefetcht1) of the whole step two steps ahead (36 lines), issued at the start of each step
+// Software prefetch of the whole step two steps ahead (36 lines), issued at the start of each step
 // (R = 8 only): with the hardware prefetcher alone one core read ~23 GB/s from DRAM (it followed the shorter
 // four-block steps at ~33). `pi-kernel-bench --threads 2 --types Q4_0X8` (docs/PERFORMANCE.md, 2026-11-27 (ninth)),
 // two cores of the development VM, % of the read loop at its lower / higher bandwidth level, with prefetchnta: the
@@ -362,7 +362,9 @@ void dot_q4_0r_rows(const uint8_t *const *row, const uint8_t *const *pf, const Q
 // whole step one step ahead - / 76-87, four steps ahead 90-97 / -; the four-block layout with the hardware prefetcher
 // 84-94 / 63-80. prefetcht1 rather than nta: on the GPU machine's Intel Xeon nta read about half as fast (one core
 // 56 % of the read loop against 93 %, 16 cores 62 % against 93 %); on the VM t1 read 91-96 / 82-93. The hint is
-// prefetch_l2's (PI_CPU_PREFETCH_LOCALITY), as for the row kernels.
+// prefetch_line's (PI_CPU_PREFETCH_LOCALITY), as for the row kernels: prefetcht0 since 2026-11-28 (one core of the
+// Zen 5 VM 92-96 % of the read loop against t1's 87-89 %; with t1 that day three steps ahead read the same, four or
+// six steps ahead or a line per 128 or 256 bytes (9-16 KiB ahead) less: 60-82 %).
 constexpr size_t kQ4X8PrefetchBytes = 2 * kQ4X8StepBytes;
 
 template <bool Vnni, size_t R>
@@ -381,7 +383,7 @@ void dot_q4_0x8_group_rows(const uint8_t *group, size_t first, const Q8Activatio
         const __mmask16 scale_mask = static_cast<__mmask16>((1u << t) - 1);
         const __mmask64 chunk_mask = full ? ~0ull : (1ull << (4 * t)) - 1;
         if (prefetch) {
-            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_l2(step + kQ4X8PrefetchBytes + line);
+            for (size_t line = 0; line < kQ4X8StepBytes; line += 64) prefetch_line(step + kQ4X8PrefetchBytes + line);
         }
         __m512 d[R];
         PI_UNROLL
@@ -431,8 +433,8 @@ inline __m512 q8_0_pair(const uint8_t *row, const uint8_t *pf, const PairX &px, 
     // Pair bytes: [d_a, 32 codes of a, d_b, 32 codes of b].
     const uint8_t *p = row + b * sizeof(BlockQ8_0);
     if (pf) {  // a pair is 68 bytes: two lines
-        prefetch_l2(pf + b * sizeof(BlockQ8_0));
-        prefetch_l2(pf + b * sizeof(BlockQ8_0) + 64);
+        prefetch_line(pf + b * sizeof(BlockQ8_0));
+        prefetch_line(pf + b * sizeof(BlockQ8_0) + 64);
     }
     const __m512i w = single ? _mm512_maskz_loadu_epi8(0xffffffffull, p + 2)
                              : _mm512_inserti64x4(

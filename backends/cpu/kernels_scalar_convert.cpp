@@ -70,7 +70,7 @@ float read_sum(const void *data, size_t bytes) {
     const float *p = static_cast<const float *>(data);
     float s[8] = {};
     for (size_t i = 0; i < bytes / sizeof(float); i += 8) {
-        if (i % 16 == 0) prefetch_l2(reinterpret_cast<const uint8_t *>(p + i) + kPrefetchBytes);
+        if (i % 16 == 0) prefetch_line(reinterpret_cast<const uint8_t *>(p + i) + kPrefetchBytes);
         for (int j = 0; j < 8; ++j) s[j] += p[i + j];
     }
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));

@@ -101,7 +101,7 @@ float activate(FfnActivation act, float g, float u) {
     return 0.0f;
 }
 
-// Prefetches into L2 the first ~kPrefetchBytes of the rows a kernel call is about to stream, issued one call ahead,
+// Prefetches the first ~kPrefetchBytes of the rows a kernel call is about to stream, issued one call ahead,
 // so that call does not start on a cold stream (the kernels prefetch only within their own list, from its second
 // group on).
 void prefetch_head(const WeightMatrix &w, const uint32_t *rows, size_t n) {
@@ -110,7 +110,7 @@ void prefetch_head(const WeightMatrix &w, const uint32_t *rows, size_t n) {
     for (size_t i = 0; i < n && budget > 0; ++i) {
         const uint8_t *p = w.row(rows[i]);
         const size_t bytes = std::min(row_bytes, budget);
-        for (size_t off = 0; off < bytes; off += 64) detail::prefetch_l2(p + off);
+        for (size_t off = 0; off < bytes; off += 64) detail::prefetch_line(p + off);
         budget -= bytes;
     }
 }
