@@ -70,10 +70,16 @@ void predict(const WeightMatrix &fc1, const WeightMatrix &fc2, const float *h, f
         scratch.fc2_rows_read = width;
     }
 
-    active.clear();
+    // Without a branch: neurons fire at random (bench-7b ~12 %), so a branch per score mispredicts often (14.7 us a
+    // layer of 11008 scores with one on the development VM, ~1 % of a Q4_0 decode step).
+    scratch.selected.reserve(n_ff);
+    uint32_t *selected = scratch.selected.data();
+    size_t count = 0;
     for (size_t i = 0; i < n_ff; ++i) {
-        if (s[i] >= threshold) active.push_back(static_cast<uint32_t>(i));
+        selected[count] = static_cast<uint32_t>(i);
+        count += s[i] >= threshold;  // false for a NaN score
     }
+    active.assign(selected, selected + count);
 }
 
 }  // namespace pi::cpu

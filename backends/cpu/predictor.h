@@ -34,6 +34,7 @@ class PredictorScratch {
 public:
     AlignedBuffer<float> hidden;  // z = relu(fc1 . h)
     AlignedBuffer<float> scores;  // s, when the caller does not want it
+    AlignedBuffer<uint32_t> selected;  // the active neurons, before they are copied out
     Q8Activation h_q8;            // h rounded, for quantized fc1
     Q8Activation z_q8;            // z rounded, for quantized fc2
     size_t fc2_rows_read = 0;     // last call: rows of fc2_t read (hidden units with z != 0), or width (row dots)
