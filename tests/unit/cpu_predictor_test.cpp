@@ -159,6 +159,23 @@ TEST_CASE("predict threshold edges: a score equal to the threshold is active, -i
     REQUIRE(active.empty());
 }
 
+// The selection has no branch (count += s >= threshold): a NaN score must still be out, even at -inf.
+TEST_CASE("predict: a NaN score is never active, at every level", "[cpu][predictor]") {
+    const TestMatrix fc1 = make_matrix(WeightType::F16, 64, 128, 31);  // float fc1: a NaN in h reaches z
+    const TestMatrix fc2 = make_matrix(WeightType::F16, 50, 64, 32);
+    std::vector<float> h = random_vector(128, 33);
+    h[5] = std::numeric_limits<float>::quiet_NaN();
+    for (IsaLevel isa : available_levels()) {
+        PredictorScratch scratch;
+        std::vector<float> s(50);
+        std::vector<uint32_t> active{7};
+        predict(fc1.w, fc2.w, h.data(), -std::numeric_limits<float>::infinity(), active, s.data(), nullptr, isa,
+                scratch);
+        for (float v : s) REQUIRE(std::isnan(v));
+        REQUIRE(active.empty());
+    }
+}
+
 TEST_CASE("predict rejects bad arguments before doing any work", "[cpu][predictor]") {
     const TestMatrix fc1 = make_matrix(WeightType::Q4_0, 64, 128, 31);
     const TestMatrix fc2 = make_matrix(WeightType::Q4_0, 40, 64, 32);
