@@ -92,11 +92,12 @@ const KernelTable &avx512_kernels(bool vnni);
 // lead chosen so that about kPrefetchBytes lie between the two. That doubled Q4_0 from DRAM.
 //
 // The hint is prefetcht0 (locality 3: into L1 and L2). It was prefetcht1 until the kernels read interleaved groups
-// (F16X8, Q4_0X8) and the development VM moved to Zen 5: measured 2026-11-28, whole trees rebuilt with
+// (F16X8, Q4_0X8), measured on the development VM's Zen 5 cores: 2026-11-28, whole trees rebuilt with
 // -DPI_CPU_PREFETCH_LOCALITY=2|3, alternating, t0 read Q4_0X8 products at 92-96 % of the one-core read loop against
-// 87-89 % with t1, and bench-7b's sparse decode was 3-5 % faster on the VM (Q4_0 and F16) and 8 % faster on the GPU
-// machine's 16-core Intel Xeon (F16, CPU only); plain F16 row lists lost ~5 % on one core. docs/PERFORMANCE.md,
-// "2026-11-28 (fourth)". prefetchnta (0) was no better on the VM and half as fast on the Xeon.
+// 87-89 % with t1, and bench-7b's sparse decode was faster at the VM's higher bandwidth level (Q4_0 2.5-4.6 %, F16
+// 1-3 %; unchanged at its lower level) and 8-12 % faster on the GPU machine's 16-core Intel Xeon (F16, CPU only);
+// plain F16 row lists lost ~5 % on one core. docs/PERFORMANCE.md, "2026-11-28 (fourth)". prefetchnta (0) was no
+// better on the VM and is half as fast on the Xeon.
 #ifndef PI_CPU_PREFETCH_BYTES  // compile-time knobs, for tuning on other machines
 #define PI_CPU_PREFETCH_BYTES (16 * 1024)
 #endif
