@@ -32,12 +32,12 @@ namespace pi::cpu {
 // Reusable buffers of predict (no allocation per call once grown). One per caller thread.
 class PredictorScratch {
 public:
-    AlignedBuffer<float> hidden;  // z = relu(fc1 . h)
-    AlignedBuffer<float> scores;  // s, when the caller does not want it
+    AlignedBuffer<float> hidden;       // z = relu(fc1 . h)
+    AlignedBuffer<float> scores;       // s, when the caller does not want it
     AlignedBuffer<uint32_t> selected;  // the active neurons, before they are copied out
-    Q8Activation h_q8;            // h rounded, for quantized fc1
-    Q8Activation z_q8;            // z rounded, for quantized fc2
-    size_t fc2_rows_read = 0;     // last call: rows of fc2_t read (hidden units with z != 0), or width (row dots)
+    Q8Activation h_q8;                 // h rounded, for quantized fc1
+    Q8Activation z_q8;                 // z rounded, for quantized fc2
+    size_t fc2_rows_read = 0;          // last call: rows of fc2_t read (hidden units with z != 0), or width (row dots)
 };
 
 // Computes s, clears `active` and appends the neurons with s[i] >= threshold in ascending order; writes s to

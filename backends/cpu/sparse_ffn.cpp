@@ -101,9 +101,8 @@ float activate(FfnActivation act, float g, float u) {
     return 0.0f;
 }
 
-// Prefetches the first ~kPrefetchBytes of the rows a kernel call is about to stream, issued one call ahead,
-// so that call does not start on a cold stream (the kernels prefetch only within their own list, from its second
-// group on).
+// Prefetches the first ~kPrefetchBytes of the rows a kernel call is about to stream, issued one call ahead, so that
+// call does not start on a cold stream (the kernels prefetch only within their own list, from its second group on).
 void prefetch_head(const WeightMatrix &w, const uint32_t *rows, size_t n) {
     const size_t row_bytes = weight_row_bytes(w.type, w.n_cols);
     size_t budget = detail::kPrefetchBytes;
