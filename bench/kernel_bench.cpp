@@ -41,6 +41,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/f16_interleave.h"
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/isa_kernels.h"
 #include "backends/cpu/matvec.h"
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/q4_0_interleave.h"
@@ -388,8 +389,9 @@ void bench_matvec(const Args &args) {
 
 // A bare read of a row pattern: one 8-byte load per 64-byte line of the listed rows of each matrix (gate rows, then
 // up, then down_t), each thread a contiguous share of that sequence, in the row kernels' order -- eight rows at a
-// time, line by line across the eight, each line of the next eight prefetched (prefetcht1) beside the load of the
-// same line of the current eight -- so what the arithmetic costs shows as the gap to this line.
+// time, line by line across the eight, each line of the next eight prefetched (with the kernels' hint,
+// detail::prefetch_line) beside the load of the same line of the current eight -- so what the arithmetic costs shows
+// as the gap to this line.
 uint64_t g_read_rows_sink = 0;
 void read_rows(std::initializer_list<const WeightMatrix *> matrices, const std::vector<uint32_t> &rows,
                ThreadPool *pool) {
@@ -416,7 +418,7 @@ void read_rows(std::initializer_list<const WeightMatrix *> matrices, const std::
             const bool next = i + 2 * kGroup <= e;
             for (size_t line = 0; line < lines; ++line) {
                 for (size_t r = 0; r < kGroup; ++r) {
-                    if (next) __builtin_prefetch(starts[i + kGroup + r] + 64 * line, 0, 2);
+                    if (next) detail::prefetch_line(starts[i + kGroup + r] + 64 * line);
                     load(starts[i + r] + 64 * line);
                 }
             }
