@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -9,19 +10,25 @@
 #include <vector>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/layer_math.h"
 #include "backends/cpu/matvec.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/cpu/token_ops.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
+#include "runtime/cpu_step_profile.h"
 #include "runtime/host_layers.h"
-#include "backends/cpu/layer_math.h"
 
 namespace pi {
 namespace {
 
 using cpu::IsaLevel;
 using cpu::WeightMatrix;
+using Part = CpuStepProfile::Part;
+
+uint64_t matrix_bytes(const WeightMatrix &w) {
+    return w.data ? uint64_t(w.n_rows) * cpu::weight_row_bytes(w.type, w.n_cols) : 0;
+}
 
 // ---- the executor --------------------------------------------------------------------------------------------
 
@@ -50,11 +57,18 @@ public:
         q_dim_ = hp_.n_head * hp_.head_dim;
         kv_dim_ = hp_.n_head_kv * hp_.head_dim;
         reserve(1);
+        if (CpuStepProfile::requested()) profile_.emplace();
+    }
+
+    ~CpuForward() override {
+        if (profile_) std::fputs(profile_->report().c_str(), stderr);
     }
 
     void run(const Token *tokens, size_t n, size_t start_pos, float *logits,
              const std::atomic<bool> &cancel) override {
         if (start_pos + n > n_ctx_) fail(PI_ERR_CONTEXT_FULL, "cpu forward: position beyond the KV cache");
+        prof_ = n == 1 && profile_ ? &*profile_ : nullptr;  // decode steps only
+        if (prof_) prof_->begin_step();
         if (n == 1 || tokenwise_) {
             for (size_t i = 0; i < n; ++i) forward(tokens + i, 1, static_cast<uint32_t>(start_pos + i), cancel);
             output(0, logits);
@@ -62,12 +76,19 @@ public:
             forward(tokens, n, static_cast<uint32_t>(start_pos), cancel);
             output(n - 1, logits);
         }
+        if (prof_) prof_->end_step();  // a step that threw is not counted (its parts' time stays, a little)
+        prof_ = nullptr;
     }
 
     KvCache &kv_cache() override { return cache_; }
     ActivationStats *activation_stats() override { return stats_ ? &*stats_ : nullptr; }
 
 private:
+    // The time since the last mark goes to part p of the profiled decode step, with the bytes it read.
+    void mark(Part p, uint64_t bytes = 0) {
+        if (prof_) prof_->mark(p, bytes);
+    }
+
     // Scratch for n tokens at a time: rows of n_embd (x, xn, ...), of the projections, and of the FFN.
     void reserve(size_t n) {
         if (n <= reserved_) return;
@@ -110,6 +131,7 @@ private:
                 for (uint32_t i = 0; i < E; ++i) x_[t * E + i] += xn_[t * E + i];
             }
         }
+        if (prof_) mark(CpuStepProfile::kOutside, w.token_embd.info->n_bytes / w.token_embd.info->rows());
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
             if (hp_.arch == Arch::Falcon) {
@@ -141,6 +163,7 @@ private:
         const HostLayer &M = layers_[l];
         const uint32_t E = hp_.n_embd;
         norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
+        mark(CpuStepProfile::kGlue);
         if (n == 1) {  // one dispatch for the three projections
             const WeightMatrix *w[] = {&M.wq, &M.wk, &M.wv};
             float *y[] = {q_.data(), k_.data(), v_.data()};
@@ -153,16 +176,21 @@ private:
         add_bias_rows(q_.data(), n, L.bq);
         add_bias_rows(k_.data(), n, L.bk);
         add_bias_rows(v_.data(), n, L.bv);
+        mark(CpuStepProfile::kQkv, matrix_bytes(M.wq) + matrix_bytes(M.wk) + matrix_bytes(M.wv));
         attention(l, n, pos0);
         project(M.wo, att_.data(), n, att_out_.data());
         add_bias_rows(att_out_.data(), n, L.bo);
+        mark(CpuStepProfile::kOutProj, matrix_bytes(M.wo));
         for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i];
+        mark(CpuStepProfile::kGlue);
 
         const bool sparse = predict(l, x_.data(), n);  // the tap: the FFN input before its norm
         norm_rows(xn_.data(), x_.data(), n, L.ffn_norm, L.ffn_norm_b);
+        mark(CpuStepProfile::kGlue);
         if (sparse) sparse_ffn(l, xn_.data());
         else ffn(l, xn_.data(), n);
         for (size_t i = 0; i < n * E; ++i) x_[i] += ffn_out_[i];
+        mark(CpuStepProfile::kGlue);
     }
 
     // Runs layer l's predictor on each of the n tap rows when the session is sparse (decode) or profiles, records
@@ -176,13 +204,16 @@ private:
         const uint64_t fc1_bytes = M.fc1.n_rows * cpu::weight_row_bytes(M.fc1.type, M.fc1.n_cols);
         const uint64_t fc2_row = cpu::weight_row_bytes(M.fc2.type, M.fc2.n_cols);  // per neuron
         const uint64_t fc2_t_row = cpu::weight_row_bytes(M.fc2.type, M.fc2.n_rows);  // per hidden unit
+        uint64_t bytes = 0;
         for (size_t t = 0; t < n; ++t) {
             const std::vector<uint32_t> &active =
                 ops_.predict(M.fc1, M.fc2, tap + t * hp_.n_embd, sparse_.threshold, nullptr, &pool_, fc2_t);
             stats_->record(l, active.data(), active.size());
             const uint64_t fc2_read = fc2_t ? ops_.last_fc2_rows_read() * fc2_t_row : M.fc2.n_rows * fc2_row;
             stats_->record_predictor_bytes(l, fc1_bytes + fc2_read, fc1_bytes + M.fc2.n_rows * fc2_row);
+            bytes += fc1_bytes + fc2_read;
         }
+        mark(CpuStepProfile::kPredictor, bytes);
         return sparse_step;
     }
 
@@ -206,6 +237,11 @@ private:
         const uint64_t matrices = M.gate.data ? 3 : 2;
         stats_->record_ffn_rows(l, r.gate + r.up + (M.down_t.data ? r.down : hp_.n_ff), matrices * hp_.n_ff);
         add_bias_rows(ffn_out_.data(), 1, L.ffn_down_b);
+        if (prof_) {
+            const auto row = [](const WeightMatrix &w) { return cpu::weight_row_bytes(w.type, w.n_cols); };
+            mark(CpuStepProfile::kFfn, (M.gate.data ? r.gate * row(M.gate) : 0) + r.up * row(M.up) +
+                                           (M.down_t.data ? r.down * row(M.down_t) : matrix_bytes(M.down)));
+        }
     }
 
     void falcon_layer(uint32_t l, size_t n, uint32_t pos0) {
@@ -215,6 +251,7 @@ private:
         const size_t qkv = q_dim_ + 2 * kv_dim_;
         const bool sparse = predict(l, x_.data(), n);  // the tap: the layer input
         norm_rows(xn_.data(), x_.data(), n, L.attn_norm, L.attn_norm_b);
+        mark(CpuStepProfile::kGlue);
         project(M.wqkv, xn_.data(), n, qkv_.data());
         for (size_t t = 0; t < n; ++t) {  // fused layout: [query heads; key heads; value heads]
             const float *row = &qkv_[t * qkv];
@@ -222,22 +259,28 @@ private:
             std::copy(row + q_dim_, row + q_dim_ + kv_dim_, &k_[t * kv_dim_]);
             std::copy(row + q_dim_ + kv_dim_, row + qkv, &v_[t * kv_dim_]);
         }
+        mark(CpuStepProfile::kQkv, matrix_bytes(M.wqkv));
         attention(l, n, pos0);
         project(M.wo, att_.data(), n, att_out_.data());
+        mark(CpuStepProfile::kOutProj, matrix_bytes(M.wo));
         const float *ffn_in = xn_.data();
         if (L.attn_norm_2) {
             norm_rows(xn2_.data(), x_.data(), n, L.attn_norm_2, L.attn_norm_2_b);
             ffn_in = xn2_.data();
         }
+        mark(CpuStepProfile::kGlue);
         if (sparse) sparse_ffn(l, ffn_in);
         else ffn(l, ffn_in, n);
         for (size_t i = 0; i < n * E; ++i) x_[i] += att_out_[i] + ffn_out_[i];
+        mark(CpuStepProfile::kGlue);
     }
 
     // RoPE, the KV cache and attention of every new token (host_layers.h).
     void attention(uint32_t l, size_t n, uint32_t pos0) {
         host_attention(hp_, cache_, pool_, isa_, l, q_.data(), k_.data(), v_.data(), n, pos0, scores_.data(),
                        att_.data(), &rope_angles_);
+        // A decode step reads the keys and values of positions 0 .. pos0.
+        mark(CpuStepProfile::kAttention, 2 * uint64_t(pos0 + 1) * kv_dim_ * cache_.element_bytes());
     }
 
     // Dense FFN (every neuron). Writes ffn_out_ (n x n_embd).
@@ -263,12 +306,21 @@ private:
             std::fill(ffn_out_.begin(), ffn_out_.begin() + n * E, 0.0f);
             for (size_t t = 0; t < n; ++t) cpu::axpy_rows(M.down_t, a + t * F, nullptr, F, &ffn_out_[t * E], &pool_, isa_);
         }
-        if (n == 1 && stats_) {  // a dense decode step's rows: every gate and up row, the down rows it read
+        // A dense decode step's rows: every gate and up row, the down rows it read.
+        const auto down_rows = [&] {
+            return M.down.data ? F : uint64_t(std::count_if(a, a + F, [](float v) { return v != 0.0f; }));
+        };
+        if (n == 1 && stats_) {
             const uint64_t matrices = M.gate.data ? 3 : 2;
-            const uint64_t down = M.down.data ? F : uint64_t(std::count_if(a, a + F, [](float v) { return v != 0.0f; }));
-            stats_->record_ffn_rows(l, (matrices - 1) * F + down, matrices * F);
+            stats_->record_ffn_rows(l, (matrices - 1) * F + down_rows(), matrices * F);
         }
         add_bias_rows(ffn_out_.data(), n, L.ffn_down_b);
+        if (prof_) {
+            const uint64_t down = down_rows();
+            const uint64_t down_bytes =
+                M.down.data ? matrix_bytes(M.down) : down * cpu::weight_row_bytes(M.down_t.type, M.down_t.n_cols);
+            mark(CpuStepProfile::kFfn, matrix_bytes(M.up) + matrix_bytes(M.gate) + down_bytes);
+        }
     }
 
     void output(size_t t, float *logits) {
@@ -276,6 +328,7 @@ private:
         const uint32_t E = hp_.n_embd;
         norm_rows(xn_.data(), &x_[t * E], 1, w.output_norm, w.output_norm_b);
         project(output_, xn_.data(), 1, logits);
+        mark(CpuStepProfile::kOutside, matrix_bytes(output_));
     }
 
     const Model &m_;
@@ -290,6 +343,8 @@ private:
     cpu::RopeAngles rope_angles_;  // of the position last rotated: every layer of a decode token shares them
     const SparseSettings sparse_;
     std::optional<ActivationStats> stats_;
+    std::optional<CpuStepProfile> profile_;  // PI_CPU_PROFILE
+    CpuStepProfile *prof_ = nullptr;         // profile_ during a decode step, else null
     std::vector<HostLayer> layers_;
     WeightMatrix output_;
     size_t q_dim_ = 0, kv_dim_ = 0, reserved_ = 0;
