@@ -64,6 +64,9 @@ struct KernelTable {
     void (*attend_heads)(const void *keys, const void *values, bool f16, size_t row_stride, size_t offset,
                          uint32_t head_dim, uint32_t group, uint32_t h0, uint32_t h1, const float *q, uint32_t n_pos,
                          float scale, float *scores, float *out, float *stats);
+    // Writes the indices i < n with s[i] >= threshold (never a NaN score) to out in increasing order and returns
+    // their count; out has room for n. The predictor's selection of the active neurons.
+    size_t (*select_at_least)(const float *s, size_t n, float threshold, uint32_t *out);
 };
 
 // The table of a level. Throws pi::Error(PI_ERR_UNSUPPORTED) when this CPU (or this build) lacks the level.
@@ -186,10 +189,14 @@ void unpack_repacked_row(const WeightMatrix &w, size_t r, WeightMatrix &one);
     }
 
 PI_CPU_DECLARE_ISA_KERNELS(scalar)
+namespace scalar {
+size_t select_at_least(const float *s, size_t n, float threshold, uint32_t *out);
+}
 #if defined(PI_CPU_X86_KERNELS)
 PI_CPU_DECLARE_ISA_KERNELS(avx2)
 PI_CPU_DECLARE_ISA_KERNELS(avx512)
 namespace avx512 {
+size_t select_at_least(const float *s, size_t n, float threshold, uint32_t *out);
 // The same dots through pmaddubsw + pmaddwd, for AVX-512 CPUs without VNNI (Skylake-X).
 void dot_rows_no_vnni(const WeightMatrix &w, const float *x_f32, const Q8Activation *x_q8, const uint32_t *rows,
                       size_t first, size_t n, float *y);

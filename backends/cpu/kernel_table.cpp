@@ -73,21 +73,23 @@ void rows_to_unpacking(const WeightMatrix &w, size_t r0, size_t r1, Out *out, si
 }
 
 // Every table lists the members in KernelTable's order.
-#define PI_CPU_KERNEL_TABLE(level, ns, dot, attend)                                                                   \
-    {                                                                                                                 \
+#define PI_CPU_KERNEL_TABLE(level, ns, dot, attend, select)                                                         \
+    {                                                                                                               \
         level, dot, axpy_rows_unpacking<ns::axpy_rows>, rows_to_unpacking<float, ns::rows_to_f32>, ns::f32_to_bf16, \
-            ns::f32_to_f16, rows_to_unpacking<uint16_t, ns::rows_to_bf16>, ns::quantize_q8, ns::read_sum, attend    \
+            ns::f32_to_f16, rows_to_unpacking<uint16_t, ns::rows_to_bf16>, ns::quantize_q8, ns::read_sum, attend,   \
+            select                                                                                                  \
     }
 
-const KernelTable kScalar =
-    PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows_unpacking<scalar::dot_rows>, scalar::attend_heads);
+const KernelTable kScalar = PI_CPU_KERNEL_TABLE(IsaLevel::Scalar, scalar, dot_rows_unpacking<scalar::dot_rows>,
+                                                scalar::attend_heads, scalar::select_at_least);
 #if defined(PI_CPU_X86_KERNELS)
-// AVX2 has no attention kernel of its own (prefill on AVX2-only CPUs keeps the scalar one).
-const KernelTable kAvx2 =
-    PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows_unpacking<avx2::dot_rows>, scalar::attend_heads);
-const KernelTable kAvx512 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows, avx512::attend_heads);
-const KernelTable kAvx512NoVnni =
-    PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows_no_vnni, avx512::attend_heads);
+// AVX2 has no attention or selection kernel of its own (AVX2-only CPUs keep the scalar ones).
+const KernelTable kAvx2 = PI_CPU_KERNEL_TABLE(IsaLevel::Avx2, avx2, dot_rows_unpacking<avx2::dot_rows>,
+                                              scalar::attend_heads, scalar::select_at_least);
+const KernelTable kAvx512 =
+    PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows, avx512::attend_heads, avx512::select_at_least);
+const KernelTable kAvx512NoVnni = PI_CPU_KERNEL_TABLE(IsaLevel::Avx512, avx512, avx512::dot_rows_no_vnni,
+                                                      avx512::attend_heads, avx512::select_at_least);
 #endif
 #undef PI_CPU_KERNEL_TABLE
 

@@ -70,15 +70,9 @@ void predict(const WeightMatrix &fc1, const WeightMatrix &fc2, const float *h, f
         scratch.fc2_rows_read = width;
     }
 
-    // Without a branch: neurons fire at random (bench-7b ~12 %), so a branch per score mispredicts often (14.7 us a
-    // layer of 11008 scores with one on the development VM, ~1 % of a Q4_0 decode step).
     scratch.selected.reserve(n_ff);
     uint32_t *selected = scratch.selected.data();
-    size_t count = 0;
-    for (size_t i = 0; i < n_ff; ++i) {
-        selected[count] = static_cast<uint32_t>(i);
-        count += s[i] >= threshold;  // false for a NaN score
-    }
+    const size_t count = detail::kernels(isa).select_at_least(s, n_ff, threshold, selected);
     active.assign(selected, selected + count);
 }
 

@@ -14,6 +14,7 @@
 #include <limits>
 #include <vector>
 
+#include "backends/cpu/isa_kernels.h"
 #include "backends/cpu/predictor.h"
 #include "backends/cpu/thread_pool.h"
 #include "common/error.h"
@@ -159,7 +160,8 @@ TEST_CASE("predict threshold edges: a score equal to the threshold is active, -i
     REQUIRE(active.empty());
 }
 
-// The selection has no branch (count += s >= threshold): a NaN score must still be out, even at -inf.
+// The selection has no branch (scalar: count += s >= threshold; AVX-512: a compare mask): a NaN score must still be
+// out, even at -inf.
 TEST_CASE("predict: a NaN score is never active, at every level", "[cpu][predictor]") {
     const TestMatrix fc1 = make_matrix(WeightType::F16, 64, 128, 31);  // float fc1: a NaN in h reaches z
     const TestMatrix fc2 = make_matrix(WeightType::F16, 50, 64, 32);
@@ -310,4 +312,36 @@ TEST_CASE("predict rejects an fc2_t that is not fc2 transposed", "[cpu][predicto
     std::vector<uint8_t> bytes;
     const WeightMatrix good = transposed(fc2, bytes, 0);
     CHECK(run(fc2.w, good) == PI_OK);
+}
+
+// The selection kernel alone (KernelTable::select_at_least), every level against a plain loop: NaN never in, +-inf
+// and scores equal to the threshold, lengths around the AVX-512 block of 16, and an output of exactly n entries
+// (the AVX-512 form stores whole blocks; the sanitizer build catches a store past the end).
+TEST_CASE("select_at_least: the indices of the scores at or above the threshold, in order, at every level",
+          "[cpu][predictor]") {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    std::mt19937 rng(41);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (size_t n :
+         {size_t(0), size_t(1), size_t(15), size_t(16), size_t(17), size_t(33), size_t(100), size_t(11008)}) {
+        std::vector<float> s(n);
+        for (size_t i = 0; i < n; ++i) {
+            const unsigned kind = rng() % 16;
+            s[i] = kind == 0 ? nan : kind == 1 ? inf : kind == 2 ? -inf : kind == 3 ? 0.25f : uniform(rng);
+        }
+        for (float t : {-inf, -0.5f, 0.0f, 0.25f, 0.9f, inf}) {
+            std::vector<uint32_t> expected;
+            for (size_t i = 0; i < n; ++i) {
+                if (s[i] >= t) expected.push_back(static_cast<uint32_t>(i));
+            }
+            for (IsaLevel isa : available_levels()) {
+                INFO("n = " << n << ", threshold " << t << ", level " << isa_level_name(isa));
+                std::vector<uint32_t> out(n);
+                const size_t count = pi::cpu::detail::kernels(isa).select_at_least(s.data(), n, t, out.data());
+                REQUIRE(count == expected.size());
+                out.resize(count);
+                REQUIRE(out == expected);
+            }
+        }
+    }
 }
