@@ -14,7 +14,8 @@
 //     blocked fallback, in GFLOP/s.
 //   - with --hot: the kernels alone on one core, rows in L2 (no memory traffic): dot rows (matvec) and axpy rows
 //     over 4096-column rows, GB/s of weights. What the vector micro-ops allow per core, to set against the per-core
-//     share of the read bandwidth (a kernel near that share keeps too few loads in flight to reach it).
+//     share of the read bandwidth (a kernel near that share keeps too few loads in flight to reach it). Also the
+//     predictor's selection of 11008 scores at each level, us per call.
 //   - with --sparse F: the fused sparse FFN (sparse_ffn: gate/up dots, activation, down rows in one pass over a
 //     random F of the 11008 neurons) against the same work as three separate calls (matvec_rows gate, matvec_rows
 //     up, axpy_rows down) and against a bare read of the same rows, GB/s of the rows read, for F16 and Q4_0 (or
@@ -522,6 +523,31 @@ void bench_sparse_ffn(const Args &args) {
 
 // One core, rows in L2: 512 KiB of 4096-column rows, each pass over all of them, best of many passes (a pass is
 // tens of microseconds, so the best one ran undisturbed).
+// The predictor's selection (KernelTable::select_at_least) of bench-7b's 11008 scores, 11.6 % of them at or above the
+// threshold at random, scores in L1/L2 (as after fc2): microseconds per call at each level this CPU runs.
+void bench_select(const Args &args) {
+    const size_t n = 11008;
+    std::vector<float> s(n);
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> coin(0.0f, 1.0f);
+    for (float &v : s) v = coin(rng) < 0.116f ? coin(rng) : -coin(rng);
+    std::vector<uint32_t> out(n);
+    std::printf("\n== predictor selection, 11008 scores (11.6 %% selected), in cache: us per call ==\n");
+    for (IsaLevel level : {IsaLevel::Scalar, IsaLevel::Avx2, IsaLevel::Avx512}) {
+        if (level > best_isa_level()) continue;
+        const detail::KernelTable &k = detail::kernels(level);
+        size_t count = 0;
+        double best = 1e30;
+        for (int r = 0; r < 5 * args.reps; ++r) {
+            const auto t0 = Clock::now();
+            for (int i = 0; i < 1000; ++i) count += k.select_at_least(s.data(), n, 0.0f, out.data());
+            best = std::min(best, seconds_since(t0) / 1000);
+        }
+        std::printf("%-7s %6.2f us (%zu selected)\n", isa_level_name(level).c_str(), best * 1e6,
+                    count / (5 * size_t(args.reps) * 1000));
+    }
+}
+
 void bench_hot(const Args &args) {
     const size_t cols = 4096;
     const int passes = 50 * args.reps;
@@ -736,7 +762,10 @@ int main(int argc, char **argv) {
         std::printf("%d thread%s: %.2f GB/s\n", t, t > 1 ? "s" : "", bw.back());
     }
     std::fflush(stdout);
-    if (args.hot) bench_hot(args);
+    if (args.hot) {
+        bench_hot(args);
+        bench_select(args);
+    }
     if (args.matvec) bench_matvec(args);
     if (args.sparse > 0.0) bench_sparse_ffn(args);
     bench_dispatch(args);
