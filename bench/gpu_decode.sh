@@ -42,13 +42,17 @@ for f in $ACC_DIR/${ACC_GLOB:-*}.gguf; do
   [ -f "$f" ] || continue
   n=$(gpu_layers $f)
   split=$(python3 -c "print(','.join(['split:37']*$n+['out']))"); gpu=$(python3 -c "print(','.join(['gpu']*$n+['out']))")
+  # A split layer without hot neurons, then all-GPU layers: the GPU's sparse FFN kernel is first launched in a
+  # pipelined step behind a wait_value (the lazy-loading hang of docs/HYBRID.md, "Pipelined decode").
+  mixed=$(python3 -c "print(','.join(['split:0']+['gpu']*($n-1)+['out']))")
   for sparse in on off; do
     # A dense file (no predictors) refuses sparse=on: that pair is skipped, not counted.
     cpu=$(gpu_acc_cpu $f $P ${ACC_STEPS:-64} $sparse) || {
       echo "skip $f sparse=$sparse: the CPU reference run refused ($(head -c 160 /tmp/err | tr '\n' ' '))"; continue; }
     # split layers pipeline (PI_HYBRID_PIPELINE) only in sparse steps; all-GPU steps are recorded (PI_CUDA_GRAPH)
-    for variant in "split PI_HYBRID_PIPELINE=1" "split PI_HYBRID_PIPELINE=0" "gpu PI_CUDA_GRAPH=1" "gpu PI_CUDA_GRAPH=0"; do
-      set -- $variant; plan=$([ $1 = split ] && echo $split || echo $gpu)
+    for variant in "split PI_HYBRID_PIPELINE=1" "split PI_HYBRID_PIPELINE=0" "gpu PI_CUDA_GRAPH=1" "gpu PI_CUDA_GRAPH=0" \
+                   "mixed PI_HYBRID_PIPELINE=1"; do
+      set -- $variant; plan=$([ $1 = split ] && echo $split || { [ $1 = mixed ] && echo $mixed || echo $gpu; })
       gpu_acc_compare "$(basename $f) sparse=$sparse $variant" "$cpu" $f $P ${ACC_STEPS:-64} $sparse $plan $2
     done
   done

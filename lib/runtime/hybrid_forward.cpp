@@ -141,6 +141,7 @@ public:
             done += last;
         }
         output(last - 1, logits);
+        if (n == 1) decode_kernels_loaded_ = true;  // every kernel of a decode step has been launched once
         if (profile_) profile_->end_step(n);
     }
 
@@ -343,7 +344,13 @@ private:
 
     void forward(const Token *tokens, size_t n, uint32_t pos0, const std::atomic<bool> &cancel) {
         embed(tokens, n, pos0);
-        defer_ = pipelined_ && n == 1;
+        // Not before this session's first decode step has run unpipelined: the CUDA runtime loads a kernel at its
+        // first launch (lazy loading, the default since CUDA 12.2), and loading may wait for the device to go idle
+        // -- which it never does while a wait_value kernel spins for a flag the host has not yet set. A split layer
+        // without hot neurons followed by an all-GPU layer launched the sparse FFN kernel for the first time behind
+        // such a wait and hung (bench-7b F16, 8 GiB, on an H200; docs/HYBRID.md). After one unpipelined decode step
+        // every kernel a decode step launches is loaded (the kernels depend on the plan, not on the position).
+        defer_ = pipelined_ && n == 1 && decode_kernels_loaded_;
         for (uint32_t l = 0; l < hp_.n_layer; ++l) {
             if (cancel.load(std::memory_order_relaxed)) fail(PI_ERR_CANCELLED, "evaluation cancelled");
             if (dm_.layer(l).attention) {
@@ -988,6 +995,7 @@ private:
         uint32_t seq;
     };
     bool pipelined_ = false, defer_ = false;
+    bool decode_kernels_loaded_ = false;  // a decode step has run (unpipelined): see forward()
     bool graphs_ = false, recording_ = false;  // decode steps recorded as one launch (graph_step_possible)
     bool relaunchable_ = false;                // the last recording reads its position from device memory
     uint64_t decode_steps_ = 0;
