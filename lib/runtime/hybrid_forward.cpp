@@ -995,7 +995,7 @@ private:
         uint32_t seq;
     };
     bool pipelined_ = false, defer_ = false;
-    bool decode_kernels_loaded_ = false;  // a decode step has run (unpipelined): see forward()
+    bool decode_kernels_loaded_ = false;       // a decode step has run (unpipelined): see forward()
     bool graphs_ = false, recording_ = false;  // decode steps recorded as one launch (graph_step_possible)
     bool relaunchable_ = false;                // the last recording reads its position from device memory
     uint64_t decode_steps_ = 0;
