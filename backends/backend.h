@@ -221,7 +221,9 @@ typedef struct pi_backend_ops {
      * PI_BK_MEMORY_HOST_PINNED buffer; the host writes its host address (after the data the waiting work reads). This
      * lets the host enqueue work that depends on a result it has not computed yet (the hybrid executor's next layer
      * behind the CPU's partial sum) without a stream synchronization. Only for backends whose queues run
-     * asynchronously to the host: a table whose operations complete at the call (the CPU's) leaves it NULL. */
+     * asynchronously to the host: a table whose operations complete at the call (the CPU's) leaves it NULL. While a
+     * wait is pending, an operation's first use may block the host at the call (CUDA loads a kernel at its first
+     * launch and may wait for the device to go idle first): callers run each operation once before they wait. */
     int32_t (*wait_value)(pi_bk_queue *queue, const uint32_t *flag, uint32_t value);
     /* Recording: between capture_begin and capture_end the queue's operations are recorded, not run, and
      * capture_end(launch = 1) runs the recording as one unit (a CUDA graph: one launch for a whole decode step,

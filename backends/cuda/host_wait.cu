@@ -1,6 +1,8 @@
 // wait_value: the stream waits for a value the host writes into mapped pinned memory. One thread polls the word over
 // the bus with a short sleep between reads; the kernels behind it in the stream start when it returns. (The driver's
 // cuStreamWaitValue32 would do the same without a kernel, but needs the driver API, which the module does not link.)
+// While it spins, the first launch of any other kernel of this module may block the host (lazy loading waits for the
+// device to go idle), so the host must not launch a kernel for the first time behind a pending wait (backend.h).
 #include "backends/cuda/cuda_backend.h"
 
 namespace pi::cuda {
