@@ -201,7 +201,7 @@ private:
         if (!stats_ || !(sparse_step || sparse_.profile)) return false;
         const HostLayer &M = layers_[l];
         const cpu::WeightMatrix *fc2_t = M.fc2_t.data ? &M.fc2_t : nullptr;
-        const uint64_t fc1_bytes = M.fc1.n_rows * cpu::weight_row_bytes(M.fc1.type, M.fc1.n_cols);
+        const uint64_t fc1_bytes = matrix_bytes(M.fc1);
         const uint64_t fc2_row = cpu::weight_row_bytes(M.fc2.type, M.fc2.n_cols);  // per neuron
         const uint64_t fc2_t_row = cpu::weight_row_bytes(M.fc2.type, M.fc2.n_rows);  // per hidden unit
         uint64_t bytes = 0;
@@ -306,17 +306,12 @@ private:
             std::fill(ffn_out_.begin(), ffn_out_.begin() + n * E, 0.0f);
             for (size_t t = 0; t < n; ++t) cpu::axpy_rows(M.down_t, a + t * F, nullptr, F, &ffn_out_[t * E], &pool_, isa_);
         }
-        // A dense decode step's rows: every gate and up row, the down rows it read.
-        const auto down_rows = [&] {
-            return M.down.data ? F : uint64_t(std::count_if(a, a + F, [](float v) { return v != 0.0f; }));
-        };
-        if (n == 1 && stats_) {
-            const uint64_t matrices = M.gate.data ? 3 : 2;
-            stats_->record_ffn_rows(l, (matrices - 1) * F + down_rows(), matrices * F);
-        }
         add_bias_rows(ffn_out_.data(), n, L.ffn_down_b);
-        if (prof_) {
-            const uint64_t down = down_rows();
+        if (n == 1 && (stats_ || prof_)) {  // a dense decode step's rows: every gate and up row, the down rows it read
+            const uint64_t down =
+                M.down.data ? F : uint64_t(std::count_if(a, a + F, [](float v) { return v != 0.0f; }));
+            const uint64_t matrices = M.gate.data ? 3 : 2;
+            if (stats_) stats_->record_ffn_rows(l, (matrices - 1) * F + down, matrices * F);
             const uint64_t down_bytes =
                 M.down.data ? matrix_bytes(M.down) : down * cpu::weight_row_bytes(M.down_t.type, M.down_t.n_cols);
             mark(CpuStepProfile::kFfn, matrix_bytes(M.up) + matrix_bytes(M.gate) + down_bytes);

@@ -1,7 +1,8 @@
 #include "runtime/cpu_step_profile.h"
 
 #include <cstdio>
-#include <cstdlib>
+
+#include "common/env_switch.h"
 
 namespace pi {
 
@@ -19,10 +20,7 @@ const char *CpuStepProfile::part_name(Part p) {
     return "?";
 }
 
-bool CpuStepProfile::requested() {
-    const char *v = std::getenv("PI_CPU_PROFILE");
-    return v && *v && !(v[0] == '0' && v[1] == '\0');
-}
+bool CpuStepProfile::requested() { return env_switch_on("PI_CPU_PROFILE"); }
 
 std::string CpuStepProfile::report() const {
     if (steps_ == 0) return {};

@@ -16,6 +16,7 @@
 #include "backends/cpu/matvec.h"
 #include "backends/cpu/thread_pool.h"
 #include "backends/cpu/token_ops.h"
+#include "common/env_switch.h"
 #include "common/error.h"
 #include "model/weight_rows.h"
 #include "runtime/host_layers.h"
@@ -32,10 +33,7 @@ class StepProfile {
 public:
     using Clock = std::chrono::steady_clock;
     static bool enabled() {
-        static const bool on = [] {
-            const char *v = std::getenv("PI_HYBRID_PROFILE");
-            return v && *v && *v != '0';
-        }();
+        static const bool on = env_switch_on("PI_HYBRID_PROFILE");
         return on;
     }
     void begin_step() { step_start_ = Clock::now(); }
