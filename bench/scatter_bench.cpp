@@ -6,8 +6,10 @@
 // rows, 6912-byte gate|up|down bundles). This reads random chunks of each size from a 1 GiB buffer, one 8-byte load
 // a cache line, with the kernels' software prefetch (detail::prefetch_line, kPrefetchBytes ahead along the list) and
 // without it, each thread its own list, and alternates each timed pass with the streaming read bandwidth probe of the
-// same threads (measure_read_bandwidth, the roofline's denominator). Best of --reps each. So the ceiling a kernel
-// over scattered rows can reach on this machine shows as a fraction of the probe, with no arithmetic in the way.
+// same threads (measure_read_bandwidth, the roofline's denominator). Best of --reps each. So what scattered reads
+// cost on this machine shows as a fraction of the probe, with no arithmetic in the way. One stream a thread: the dot
+// kernels read several rows at once, line by line, which keeps other lines in flight (pi-kernel-bench --sparse has
+// that pattern's bare read); on the development VM the two patterns measured alike within its noise.
 // 2 MiB pages by default (the engine keeps FFN bundles in huge pages); --small-pages for 4 KiB pages.
 #include <sys/mman.h>
 
@@ -37,7 +39,7 @@ constexpr size_t kBytesPerThread = size_t(32) << 20;  // per timed pass: 32 MiB 
 
 struct Args {
     int threads = 2;
-    int reps = 5;
+    int reps = 7;
     std::vector<size_t> sizes = {2304, 6912, 16384, 65536, 262144, 1048576};
     bool small_pages = false;
 };
@@ -135,6 +137,19 @@ Result measure(const uint8_t *buffer, size_t chunk, bool prefetch, ThreadPool &p
     return {static_cast<double>(n_threads * per_thread * chunk) / best_sec / 1e9, best_probe};
 }
 
+// This process's memory in transparent huge pages (/proc/self/smaps_rollup), MiB; 0 when unknown.
+size_t huge_page_mib() {
+    size_t kib = 0;
+    if (FILE *f = std::fopen("/proc/self/smaps_rollup", "r")) {
+        char line[256];
+        while (std::fgets(line, sizeof line, f)) {
+            if (std::sscanf(line, "AnonHugePages: %zu kB", &kib) == 1) break;
+        }
+        std::fclose(f);
+    }
+    return kib >> 10;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -149,15 +164,18 @@ int main(int argc, char **argv) {
     std::memset(buffer, 0x5a, kBufferBytes);  // pages exist before any timing
 
     std::printf(
-        "pi-scatter-bench: random chunks of a 1 GiB buffer (%s pages), %zu MiB a thread a pass, best of %d;\n"
-        "GB/s of the chunks read (%% of the streaming read probe of the same threads, same period)\n",
-        args.small_pages ? "4 KiB" : "2 MiB", kBytesPerThread >> 20, args.reps);
+        "pi-scatter-bench: random chunks of a 1 GiB buffer (%s pages asked; %zu MiB of this process in 2 MiB pages), "
+        "%zu MiB a thread a pass, best of %d;\nGB/s of the chunks read (%% of the streaming read probe of the same "
+        "threads, same period)\n",
+        args.small_pages ? "4 KiB" : "2 MiB", huge_page_mib(), kBytesPerThread >> 20, args.reps);
     std::printf("%-10s %-11s", "chunk", "prefetch");
     for (int t = 1; t <= args.threads; ++t) std::printf("   %2d thr GB/s (%% of probe)", t);
     std::printf("\n");
     std::vector<std::unique_ptr<ThreadPool>> pools;
     for (int t = 1; t <= args.threads; ++t) pools.push_back(std::make_unique<ThreadPool>(t));
     std::mt19937_64 rng(7);
+    // Untimed warm-up: in trials the first case of a run read up to ~30 % slower than the same case later.
+    for (int i = 0; i < 4; ++i) measure(buffer, 4096, true, *pools.back(), 1, rng);
     for (size_t size : args.sizes) {
         const size_t chunk = (size + 63) / 64 * 64;
         for (bool prefetch : {true, false}) {
