@@ -6,8 +6,8 @@
 // cache the step attends over (mean over the run's positions, at the session's kv_type), and the FFN: on the dense
 // path all of it, except that for a model with predictors the rows the CPU executor read are counted (every gate and
 // up row; where ffn_down is stored transposed, the down rows of nonzero activations only: ReLU zeroes the rest, and
-// the product skips them); on the sparse path the predictors plus the FFN rows the step actually read, as the library counts
-// them (pi_session_ffn_rows_read: gate rows of the predicted-active neurons, up and down rows only of those the
+// the product skips them); on the sparse path the predictors plus the FFN rows the step actually read, as the library
+// counts them (pi_session_ffn_rows_read: gate rows of the predicted-active neurons, up and down rows only of those the
 // activation left non-zero), and the predictor bytes it read (pi_session_predictor_read: all of fc1, and of a
 // transposed fc2 only the rows of nonzero hidden units). Where the library counts neither (the hybrid and GPU
 // executors), the FFN is counted as the predicted-active fraction of all three matrices, which overstates what ReGLU
@@ -17,7 +17,8 @@
 // against the mean of the two probes around it (its roofline fraction); the reported fraction is the median of the
 // runs'. The development VM's bandwidth moves by tens of percent within seconds (other tenants), so one probe for a
 // whole set of runs compares a run with a bandwidth it never had. --json: bandwidth_gbps is the median probe,
-// bandwidth_probes_gbps every probe in order, roofline_fraction the median of the per-run fractions.
+// bandwidth_probes_gbps every probe in order, roofline_fraction the median of the per-run fractions (null, as
+// roofline_tps, when weights are on a device: the host's bandwidth bounds only the host's share of such a step).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -277,6 +278,9 @@ int main(int argc, char **argv) {
         runs.push_back(run);
     }
     const double bandwidth = o.measure_bandwidth && !all_probes.empty() ? stats(all_probes).median : 0.0;
+    // With weights on a device the step reads them there, in parallel with the host's share: bytes over the host's
+    // bandwidth is no bound on such a step (a hybrid run once "reached" 945 % of it), so none is printed.
+    const bool on_device = info.gpu_bytes > 0;
 
     if (o.json) {
         std::printf("{\"model\": \"%s\", \"arch\": \"%s\", \"n_params\": %llu, \"threads\": %d, \"n_prompt\": %d, "
@@ -289,15 +293,19 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < runs.size(); ++i) {
             const Run &r = runs[i];
             const double roofline = bandwidth > 0 ? bandwidth * 1e9 / r.bytes_per_token : 0.0;
-            std::printf("%s{\"path\": \"%s\", \"prefill_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
-                        "\"decode_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
-                        "\"bytes_per_token\": %.0f, \"kv_bytes_per_token\": %.0f, \"mean_active_fraction\": %.4f, "
-                        "\"mean_ffn_rows_read\": %.4f, \"mean_predictor_read\": %.4f, \"roofline_tps\": %.3f, "
-                        "\"roofline_fraction\": %.3f}",
-                        i ? ", " : "", r.path, r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median,
-                        r.decode.min, r.decode.max, r.bytes_per_token, r.kv_bytes_per_token,
-                        r.active.empty() ? 1.0 : mean_of(r.active), r.rows_read.empty() ? 1.0 : mean_of(r.rows_read),
-                        r.predictor_read.empty() ? 1.0 : mean_of(r.predictor_read), roofline, r.roofline_fraction());
+            std::printf(
+                "%s{\"path\": \"%s\", \"prefill_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
+                "\"decode_tps\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f}, "
+                "\"bytes_per_token\": %.0f, \"kv_bytes_per_token\": %.0f, \"mean_active_fraction\": %.4f, "
+                "\"mean_ffn_rows_read\": %.4f, \"mean_predictor_read\": %.4f, ",
+                i ? ", " : "", r.path, r.prefill.median, r.prefill.min, r.prefill.max, r.decode.median, r.decode.min,
+                r.decode.max, r.bytes_per_token, r.kv_bytes_per_token, r.active.empty() ? 1.0 : mean_of(r.active),
+                r.rows_read.empty() ? 1.0 : mean_of(r.rows_read),
+                r.predictor_read.empty() ? 1.0 : mean_of(r.predictor_read));
+            if (on_device)
+                std::printf("\"roofline_tps\": null, \"roofline_fraction\": null}");
+            else
+                std::printf("\"roofline_tps\": %.3f, \"roofline_fraction\": %.3f}", roofline, r.roofline_fraction());
         }
         std::printf("]}\n");
     } else {
@@ -322,7 +330,12 @@ int main(int argc, char **argv) {
                             r.path, 100.0 * mean_of(r.active), 100.0 * mean_of(r.rows_read),
                             100.0 * mean_of(r.predictor_read));
             }
-            if (bandwidth > 0) {
+            if (bandwidth > 0 && on_device) {
+                std::printf(
+                    "%-6s  reads %.3f GB/token (%.3f of them KV cache); no roofline: the host's bandwidth "
+                    "bounds only the host's share of it (PI_HYBRID_PROFILE=1 shows each side's time)\n",
+                    r.path, r.bytes_per_token / 1e9, r.kv_bytes_per_token / 1e9);
+            } else if (bandwidth > 0) {
                 const double roofline = bandwidth * 1e9 / r.bytes_per_token;
                 std::printf("%-6s  reads %.3f GB/token (%.3f of them KV cache); roofline %.2f tok/s at the median "
                             "probe; decode reaches %.1f%% (median over the runs, each against the probes around it)\n",

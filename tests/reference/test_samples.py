@@ -96,6 +96,26 @@ def test_bench_json_measures_dense_and_sparse():
     assert 0.2 < runs["sparse"]["mean_predictor_read"] < 1.0  # float predictors: zero hidden units skipped
 
 
+def test_bench_roofline_only_for_runs_on_the_host():
+    """Bytes over the host's bandwidth bound a CPU run's step, not one with weights on a device (the hybrid reads
+    those in parallel on the device): the bench reports no roofline there instead of a fraction above 100 %."""
+    args = ("-r", "1", "-p", "4", "-n", "4", "-c", "16", "--mode", "sparse", "--json")
+    host = run(BENCH, *args)
+    assert host.returncode == 0, host.stderr
+    res = json.loads(host.stdout)
+    assert res["gpu_bytes"] == 0 and res["bandwidth_gbps"] > 0
+    assert res["runs"][0]["roofline_tps"] > 0 and res["runs"][0]["roofline_fraction"] > 0
+    # "cpu-device": the CPU backend's table as the device (the hybrid executor without a GPU).
+    device = run(BENCH, *args, "--backend", "cpu-device", "--vram-budget", "1")
+    assert device.returncode == 0, device.stderr
+    res = json.loads(device.stdout)
+    assert res["gpu_bytes"] > 0 and res["bandwidth_gbps"] > 0
+    assert res["runs"][0]["roofline_tps"] is None and res["runs"][0]["roofline_fraction"] is None
+    text = run(BENCH, *args[:-1], "--backend", "cpu-device", "--vram-budget", "1")
+    assert text.returncode == 0, text.stderr
+    assert "no roofline" in text.stdout and "reaches" not in text.stdout
+
+
 def test_bench_rejects_sparse_mode_on_a_dense_model(models_dir):
     p = run(BENCH, "-m", os.path.join(models_dir, "llama-f16.gguf"), "--mode", "sparse", "--no-bandwidth")
     assert p.returncode == 2 and "predictors" in p.stderr
