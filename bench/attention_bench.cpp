@@ -22,6 +22,7 @@
 #include "backends/cpu/layer_math.h"
 #include "backends/cpu/numeric.h"
 #include "backends/cpu/thread_pool.h"
+#include "bench/number_list.h"
 
 namespace {
 
@@ -46,15 +47,9 @@ Args parse(int argc, char **argv) {
             a.reps = std::max(1, std::atoi(argv[++i]));
         } else if (s == "--positions" && has_value) {
             a.positions.clear();
-            for (const char *p = argv[++i]; *p;) {
-                char *end = nullptr;
-                const long v = std::strtol(p, &end, 10);
-                if (end == p || v < 1 || v > 32768) {
-                    std::fprintf(stderr, "--positions: a comma-separated list of counts in 1..32768\n");
-                    std::exit(2);
-                }
+            for (long v : pi::bench::parse_number_list(argv[++i], 1, 32768,
+                                                       "--positions: a comma-separated list of counts in 1..32768")) {
                 a.positions.push_back(static_cast<uint32_t>(v));
-                p = *end == ',' ? end + 1 : end;
             }
         } else if (s == "--isa" && has_value) {
             const std::string level = argv[++i];

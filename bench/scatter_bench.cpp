@@ -28,6 +28,7 @@
 #include "backends/cpu/bandwidth.h"
 #include "backends/cpu/isa_kernels.h"
 #include "backends/cpu/thread_pool.h"
+#include "bench/number_list.h"
 
 namespace {
 
@@ -60,15 +61,9 @@ Args parse(int argc, char **argv) {
             a.reps = std::max(1, std::atoi(argv[++i]));
         } else if (s == "--sizes" && has_value) {
             a.sizes.clear();
-            for (const char *p = argv[++i]; *p;) {
-                char *end = nullptr;
-                const long v = std::strtol(p, &end, 10);
-                if (end == p || v < 64 || v > (64l << 20)) {
-                    std::fprintf(stderr, "--sizes: a comma-separated list of chunk bytes in 64..64 MiB\n");
-                    std::exit(2);
-                }
+            for (long v : pi::bench::parse_number_list(
+                     argv[++i], 64, 64l << 20, "--sizes: a comma-separated list of chunk bytes in 64..64 MiB")) {
                 a.sizes.push_back(static_cast<size_t>(v));
-                p = *end == ',' ? end + 1 : end;
             }
         } else if (s == "--small-pages") {
             a.small_pages = true;
