@@ -58,11 +58,12 @@ void usage(const char *argv0) {
         "  prefill of N_PROMPT tokens (default 32) and decode of N_GEN tokens (default 64), REPEATS times (default 5);\n"
         "  prints median tokens/s with min and max, the memory read bandwidth measured in this process (before each\n"
         "  run and after the last), the bytes a decode step reads (weights, KV cache; on the sparse path the FFN rows\n"
-        "  the step actually read), and the fraction of the bandwidth roofline\n"
-        "  reached (median over the runs, each against the probes around it). --mode both (default) runs\n"
-        "  the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid executor with the\n"
-        "  placement planned for --vram-budget GiB (default: all free device memory) and n_ctx = CTX; --profile FILE\n"
-        "  gives the planner measured activation frequencies (powerinfer-cli --profile-out), as a deployment would.\n",
+        "  the step actually read), and the fraction of the bandwidth roofline reached (median over the runs, each\n"
+        "  against the probes around it; CPU-only runs: with weights on a device none is computed). --mode both\n"
+        "  (default) runs the dense and, for models with predictors, the sparse path. --backend cuda runs the hybrid\n"
+        "  executor with the placement planned for --vram-budget GiB (default: all free device memory) and n_ctx =\n"
+        "  CTX; --profile FILE gives the planner measured activation frequencies (powerinfer-cli --profile-out), as a\n"
+        "  deployment would.\n",
         argv0);
 }
 
