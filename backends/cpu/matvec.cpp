@@ -1,13 +1,12 @@
 #include "backends/cpu/matvec.h"
 
 #include <algorithm>
-#include <atomic>
 #include <optional>
-
 #include <string>
 #include <vector>
 
 #include "backends/cpu/isa_kernels.h"
+#include "backends/cpu/row_shares.h"
 #include "common/error.h"
 
 namespace pi::cpu {
@@ -16,8 +15,9 @@ namespace {
 // Below this many weight bytes a product runs on the calling thread: waking the workers would cost more than the
 // work (a 64 KiB row range streams in about 3 us at 20 GB/s, about the dispatch latency).
 constexpr size_t kMinParallelBytes = 64 * 1024;
-// Work unit of the row split: large enough that the kernels' prefetch ramp at a chunk's start is a few percent of
-// it, small enough that 2-16 threads get dozens of chunks per matrix to balance with.
+// A thread takes its own share (row_shares.h) in chunks of at most this many bytes, and steals at least the second
+// from the others' shares: the first bounds what a thief finds left, the second keeps a stolen chunk long against
+// the kernels' prefetch ramp at its start.
 constexpr size_t kChunkBytes = 1024 * 1024;
 constexpr size_t kMinChunkBytes = 96 * 1024;
 constexpr size_t kMaxBatchJobs = 8;
@@ -58,39 +58,13 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
     return static_cast<size_t>(pool->size());
 }
 
-// Hands out [0, n) in chunks to whichever thread is free (guided: a chunk is a 2 x n_threads-th of what remains, at
-// most kChunkBytes and at least kMinChunkBytes of weights): a static split waits for the slowest core, and on a
-// machine whose cores are shared (a VM) one core is often slower for a while; shrinking chunks keep the wait at the
-// end of a product short. Each row is still computed by exactly one thread with the same operations, so the results
-// do not depend on which thread takes which chunk.
+// The row split of one product: shares, chunks of them at most kChunkBytes, stolen ones at least kMinChunkBytes.
 // Chunks of a range are whole multiples of `align` rows (the last one excepted): F16X8 and Q4_0X8 matrices are read
 // eight rows at a time (rows_per_group).
-class ChunkQueue {
-public:
-    ChunkQueue(size_t n, size_t n_threads, size_t row_bytes, size_t align = 1)
-        : n_(n), divisor_(2 * n_threads), align_(align),
-          max_rows_(std::max<size_t>(1, kChunkBytes / std::max<size_t>(1, row_bytes))),
-          min_rows_(std::max<size_t>(1, kMinChunkBytes / std::max<size_t>(1, row_bytes))) {}
-
-    // The next chunk [begin, end), or false when none is left.
-    bool next(size_t &begin, size_t &end) {
-        size_t b = next_.load(std::memory_order_relaxed);
-        for (;;) {
-            if (b >= n_) return false;
-            const size_t rows = std::min(max_rows_, std::max(min_rows_, (n_ - b) / divisor_));
-            const size_t e = std::min(n_, (b + rows + align_ - 1) / align_ * align_);
-            if (next_.compare_exchange_weak(b, e, std::memory_order_relaxed)) {
-                begin = b;
-                end = e;
-                return true;
-            }
-        }
-    }
-
-private:
-    const size_t n_, divisor_, align_, max_rows_, min_rows_;
-    std::atomic<size_t> next_{0};
-};
+RowShares row_shares(size_t n, size_t n_threads, size_t row_bytes, size_t align) {
+    const size_t b = std::max<size_t>(1, row_bytes);
+    return RowShares(n, n_threads, kMinChunkBytes / b, kChunkBytes / b, align);
+}
 
 // Rows a dot kernel reads together in a range: 8 for F16X8 and Q4_0X8, else 1.
 size_t rows_per_group(const WeightMatrix &w) { return weight_type_group_rows(w.type); }
@@ -101,10 +75,10 @@ void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, 
         body(size_t{0}, n);
         return;
     }
-    ChunkQueue queue(n, n_threads, row_bytes, align);
-    pool->run([&](int) {
+    RowShares shares = row_shares(n, n_threads, row_bytes, align);
+    pool->run([&](int t) {
         size_t begin = 0, end = 0;
-        while (queue.next(begin, end)) body(begin, end);
+        while (shares.next(static_cast<size_t>(t), begin, end)) body(begin, end);
     });
 }
 
@@ -138,21 +112,21 @@ void matvec_batch(const MatvecJob *jobs, size_t n_jobs, ThreadPool *pool, IsaLev
     }
     const detail::KernelTable &k = detail::kernels(isa);
     const size_t n_threads = threads_for(pool, total_bytes);
-    // One dispatch for all products: each job's rows are its own chunk queue, taken in job order, so a thread that
-    // finishes the last chunk of one matrix goes on with the next instead of waiting at a barrier.
+    // One dispatch for all products: each job's rows are split in shares of their own, taken in job order, so a
+    // thread that finds nothing left of one matrix goes on with the next instead of waiting at a barrier.
     if (n_jobs > kMaxBatchJobs) {
         fail(PI_ERR_INVALID_ARGUMENT, "matvec_batch: at most " + std::to_string(kMaxBatchJobs) + " products");
     }
-    std::optional<ChunkQueue> queues[kMaxBatchJobs];
+    std::optional<RowShares> shares[kMaxBatchJobs];
     for (size_t j = 0; j < n_jobs; ++j) {
-        queues[j].emplace(jobs[j].w->n_rows, n_threads, weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols),
-                          rows_per_group(*jobs[j].w));
+        shares[j].emplace(row_shares(jobs[j].w->n_rows, n_threads, weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols),
+                                     rows_per_group(*jobs[j].w)));
     }
-    auto work = [&](int) {
+    auto work = [&](int t) {
         for (size_t j = 0; j < n_jobs; ++j) {
             const MatvecJob &job = jobs[j];
             size_t begin = 0, end = 0;
-            while (queues[j]->next(begin, end)) {
+            while (shares[j]->next(static_cast<size_t>(t), begin, end)) {
                 k.dot_rows(*job.w, job.x.f32, job.x.q8, nullptr, begin, end - begin, job.y + begin);
             }
         }

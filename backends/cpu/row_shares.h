@@ -1,0 +1,97 @@
+// How the threads of a product divide its rows: each thread owns one contiguous share and takes it front to back;
+// a thread whose share is done takes chunks from the back of the others' shares.
+//
+// Why shares and not one queue of chunks handed out in order: with a shared queue two cores read neighbouring
+// chunks, and each chunk restarts the kernels' prefetch; a share is one long stream a core, as the bandwidth probe
+// reads. On the development VM at its higher bandwidth level (two threads, `pi-kernel-bench --types Q4_0X8`) the
+// shared queue (guided chunks of at most 1 MiB) read bench-7b's Q4_0X8 matvecs at 78-96 % of the probe, these shares
+// at 88-100 %, and a Q4_0 sparse step ran 3-4 % faster (docs/PERFORMANCE.md, "2026-11-28 (sixth)"). The
+// stealing keeps what the queue was for: on a VM one core is often slower for a while, and a static split would
+// wait for it.
+//
+// Each row goes to exactly one thread and is computed with the same operations whichever thread takes it, so
+// results do not depend on the split.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace pi::cpu {
+
+class RowShares {
+public:
+    // Rows [0, n) for n_threads threads. Chunks start at multiples of `align` rows (F16X8 and Q4_0X8 are read eight
+    // rows at a time); the owner takes up to max_rows at a time, a thief half of what a share has left, at least
+    // min_rows (both at least 1, rounded up to whole `align`).
+    RowShares(size_t n, size_t n_threads, size_t min_rows, size_t max_rows, size_t align = 1)
+        : n_(n),
+          shares_(std::max<size_t>(1, n_threads)),
+          align_(std::max<size_t>(1, align)),
+          min_rows_(round_up(std::max<size_t>(1, min_rows))),
+          max_rows_(round_up(std::max<size_t>(1, max_rows))),
+          range_(new Range[shares_]) {
+        assert(n_ <= 0xffffffffu && "a share's ends are packed in 32 bits each");
+        for (size_t t = 0; t < shares_; ++t) {
+            const uint64_t b = std::min(n_, round_up(n_ * t / shares_)),
+                           e = std::min(n_, round_up(n_ * (t + 1) / shares_));
+            range_[t].bits.store(pack(b, e), std::memory_order_relaxed);
+        }
+    }
+
+    // The next chunk [begin, end) for thread t (any t: one past the shares only steals), or false when every row is
+    // taken.
+    bool next(size_t t, size_t &begin, size_t &end) {
+        if (t < shares_ && take_front(range_[t], begin, end)) return true;
+        for (size_t i = 1; i <= shares_; ++i) {
+            if (take_back(range_[(t + i) % shares_], begin, end)) return true;
+        }
+        return false;
+    }
+
+private:
+    struct alignas(64) Range {  // [front, back) of a share, packed so that one compare-exchange moves either end
+        std::atomic<uint64_t> bits{0};
+    };
+    static uint64_t pack(uint64_t front, uint64_t back) { return front | back << 32; }
+    static size_t front_of(uint64_t bits) { return static_cast<size_t>(bits & 0xffffffffu); }
+    static size_t back_of(uint64_t bits) { return static_cast<size_t>(bits >> 32); }
+    size_t round_up(size_t rows) const { return (rows + align_ - 1) / align_ * align_; }
+    size_t round_down(size_t rows) const { return rows / align_ * align_; }
+
+    bool take_front(Range &r, size_t &begin, size_t &end) {
+        uint64_t bits = r.bits.load(std::memory_order_relaxed);
+        for (;;) {
+            const size_t f = front_of(bits), b = back_of(bits);
+            if (f >= b) return false;
+            const size_t e = std::min(b, f + max_rows_);
+            if (r.bits.compare_exchange_weak(bits, pack(e, b), std::memory_order_relaxed)) {
+                begin = f, end = e;
+                return true;
+            }
+        }
+    }
+
+    bool take_back(Range &r, size_t &begin, size_t &end) {
+        uint64_t bits = r.bits.load(std::memory_order_relaxed);
+        for (;;) {
+            const size_t f = front_of(bits), b = back_of(bits);
+            if (f >= b) return false;
+            // Half of what is left, at least min_rows, starting on an `align` boundary (f is on one).
+            const size_t want = std::max(min_rows_, (b - f) / 2);
+            const size_t s = b - f <= want ? f : std::max(f, round_down(b - want));
+            if (r.bits.compare_exchange_weak(bits, pack(f, s), std::memory_order_relaxed)) {
+                begin = s, end = b;
+                return true;
+            }
+        }
+    }
+
+    const size_t n_, shares_, align_, min_rows_, max_rows_;
+    std::unique_ptr<Range[]> range_;
+};
+
+}  // namespace pi::cpu
