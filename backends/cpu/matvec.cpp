@@ -15,9 +15,9 @@ namespace {
 // Below this many weight bytes a product runs on the calling thread: waking the workers would cost more than the
 // work (a 64 KiB row range streams in about 3 us at 20 GB/s, about the dispatch latency).
 constexpr size_t kMinParallelBytes = 64 * 1024;
-// A thread takes its own share (row_shares.h) in chunks of at most this many bytes, and steals at least the second
-// from the others' shares: the first bounds what a thief finds left, the second keeps a stolen chunk long against
-// the kernels' prefetch ramp at its start.
+// Threads take half of what a share (row_shares.h) has left at a time, at most the first and at least the second
+// many bytes: the first bounds how much a thread commits to at once, the second keeps a chunk long against the
+// kernels' prefetch ramp at its start.
 constexpr size_t kChunkBytes = 1024 * 1024;
 constexpr size_t kMinChunkBytes = 96 * 1024;
 constexpr size_t kMaxBatchJobs = 8;
@@ -58,7 +58,7 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
     return static_cast<size_t>(pool->size());
 }
 
-// The row split of one product: shares, chunks of them at most kChunkBytes, stolen ones at least kMinChunkBytes.
+// The row split of one product: shares, taken in chunks of kMinChunkBytes to kChunkBytes.
 // Chunks of a range are whole multiples of `align` rows (the last one excepted): F16X8 and Q4_0X8 matrices are read
 // eight rows at a time (rows_per_group).
 RowShares row_shares(size_t n, size_t n_threads, size_t row_bytes, size_t align) {

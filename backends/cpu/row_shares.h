@@ -2,12 +2,12 @@
 // a thread whose share is done takes chunks from the back of the others' shares.
 //
 // Why shares and not one queue of chunks handed out in order: with a shared queue two cores read neighbouring
-// chunks, and each chunk restarts the kernels' prefetch; a share is one long stream a core, as the bandwidth probe
-// reads. On the development VM at its higher bandwidth level (two threads, `pi-kernel-bench --types Q4_0X8`) the
-// shared queue (guided chunks of at most 1 MiB) read bench-7b's Q4_0X8 matvecs at 78-96 % of the probe, these shares
-// at 88-100 %, and a Q4_0 sparse step ran 3-4 % faster (docs/PERFORMANCE.md, "2026-11-28 (sixth)"). The
-// stealing keeps what the queue was for: on a VM one core is often slower for a while, and a static split would
-// wait for it.
+// chunks, and each chunk restarts the kernels' prefetch; a share is one stream a core, as the bandwidth probe reads.
+// On the development VM at its higher bandwidth level (two threads, `pi-kernel-bench --types Q4_0X8`) the shared
+// queue read the predictor's shapes at 80-90 % of the probe, these shares at 92-100 % (the larger shapes alike,
+// 87-97 %); a Q4_0 sparse step gained ~0.5 % (within the VM's noise), and the GPU machine's 16-core CPU decode
+// was unchanged (docs/PERFORMANCE.md, "2026-11-28 (sixth)"). Chunks shrink as a share empties, so any thread can
+// take what is left late in a product: a core slowed by the host does not hold it up.
 //
 // Each row goes to exactly one thread and is computed with the same operations whichever thread takes it, so
 // results do not depend on the split.
@@ -25,8 +25,10 @@ namespace pi::cpu {
 class RowShares {
 public:
     // Rows [0, n) for n_threads threads. Chunks start at multiples of `align` rows (F16X8 and Q4_0X8 are read eight
-    // rows at a time); the owner takes up to max_rows at a time, a thief half of what a share has left, at least
-    // min_rows (both at least 1, rounded up to whole `align`).
+    // rows at a time). Owner and thief alike take half of what a share has left, at least min_rows and at most
+    // max_rows (both at least 1, rounded up to whole `align`): chunks shrink as a share empties, so what is left late
+    // in a product stays in small pieces any thread can take. (Taking max_rows at a time made a 16-thread product a
+    // static split -- most shares were one chunk -- and the GPU machine's 16-core CPU decode 7 % slower.)
     RowShares(size_t n, size_t n_threads, size_t min_rows, size_t max_rows, size_t align = 1)
         : n_(n),
           shares_(std::max<size_t>(1, n_threads)),
@@ -61,13 +63,15 @@ private:
     static size_t back_of(uint64_t bits) { return static_cast<size_t>(bits >> 32); }
     size_t round_up(size_t rows) const { return (rows + align_ - 1) / align_ * align_; }
     size_t round_down(size_t rows) const { return rows / align_ * align_; }
+    // Half of `left`, within [min_rows, max_rows].
+    size_t piece(size_t left) const { return std::min(max_rows_, std::max(min_rows_, left / 2)); }
 
     bool take_front(Range &r, size_t &begin, size_t &end) {
         uint64_t bits = r.bits.load(std::memory_order_relaxed);
         for (;;) {
             const size_t f = front_of(bits), b = back_of(bits);
             if (f >= b) return false;
-            const size_t e = std::min(b, f + max_rows_);
+            const size_t e = std::min(b, f + round_up(piece(b - f)));
             if (r.bits.compare_exchange_weak(bits, pack(e, b), std::memory_order_relaxed)) {
                 begin = f, end = e;
                 return true;
@@ -80,8 +84,8 @@ private:
         for (;;) {
             const size_t f = front_of(bits), b = back_of(bits);
             if (f >= b) return false;
-            // Half of what is left, at least min_rows, starting on an `align` boundary (f is on one).
-            const size_t want = std::max(min_rows_, (b - f) / 2);
+            // A piece from the back, starting on an `align` boundary (f is on one).
+            const size_t want = piece(b - f);
             const size_t s = b - f <= want ? f : std::max(f, round_down(b - want));
             if (r.bits.compare_exchange_weak(bits, pack(f, s), std::memory_order_relaxed)) {
                 begin = s, end = b;

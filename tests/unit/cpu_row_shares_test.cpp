@@ -32,22 +32,28 @@ void require_exact_cover(std::vector<Chunk> chunks, size_t n, size_t align) {
 
 }  // namespace
 
-TEST_CASE("row shares: one thread takes its share in order, then steals the others' from the back", "[cpu]") {
-    // 1000 rows, 4 shares of 250 (aligned to 8: 0, 256, 504, 752), own chunks of at most 64, stolen ones >= 16.
+TEST_CASE("row shares: one thread takes its share in shrinking chunks, then steals the others' from the back",
+          "[cpu]") {
+    // 1000 rows, 4 shares of 250 (aligned to 8: 0, 256, 504, 752); chunks are half of what a share has left, at
+    // least 16 and at most 64 rows, rounded up to 8.
     RowShares shares(1000, 4, 16, 64, 8);
     std::vector<Chunk> chunks;
     size_t b = 0, e = 0;
     while (shares.next(1, b, e)) chunks.push_back({b, e});
-    // Own share [256, 504) first, front to back, 64 rows at a time.
-    REQUIRE(chunks.size() >= 4);
-    REQUIRE(chunks[0].begin == 256);
-    REQUIRE(chunks[0].end == 320);
-    REQUIRE(chunks[1].begin == 320);
-    REQUIRE(chunks[3].end == 504);
-    // Then share 2 [504, 752) from its back: half of what is left, on an 8-row boundary.
-    REQUIRE(chunks[4].end == 752);
-    REQUIRE(chunks[4].begin == 624);
-    for (size_t i = 4; i < chunks.size(); ++i) REQUIRE(chunks[i].end - chunks[i].begin >= 8);
+    // Own share [256, 504) first, front to back: 248 rows left -> 64, 184 -> 64, 120 -> 60 -> 64, 56 -> 28 -> 32,
+    // 24 -> 16, 8 -> the rest.
+    const std::vector<size_t> own_ends = {320, 384, 448, 480, 496, 504};
+    REQUIRE(chunks.size() > own_ends.size());
+    size_t begin = 256;
+    for (size_t i = 0; i < own_ends.size(); ++i) {
+        REQUIRE(chunks[i].begin == begin);
+        REQUIRE(chunks[i].end == own_ends[i]);
+        begin = own_ends[i];
+    }
+    // Then share 2 [504, 752) from its back: 248 left -> 64 rows, [688, 752).
+    REQUIRE(chunks[6].begin == 688);
+    REQUIRE(chunks[6].end == 752);
+    for (size_t i = 6; i < chunks.size(); ++i) REQUIRE(chunks[i].end - chunks[i].begin >= 8);
     require_exact_cover(chunks, 1000, 8);
 }
 
@@ -62,11 +68,12 @@ TEST_CASE("row shares: edge cases", "[cpu]") {
     while (few.next(9, b, e)) chunks.push_back({b, e});
     require_exact_cover(chunks, 3, 1);
 
-    // One share: the owner gets everything in max_rows chunks; the last one may end off the alignment.
+    // One share: the owner gets everything, in chunks of at most max_rows; the last one may end off the alignment.
     RowShares one(21, 1, 1, 8, 8);
     chunks.clear();
     while (one.next(0, b, e)) chunks.push_back({b, e});
     REQUIRE(chunks.size() == 3);
+    REQUIRE(chunks[0].end == 8);  // 21 left: half is 10, at most 8
     REQUIRE(chunks[2].begin == 16);
     REQUIRE(chunks[2].end == 21);
     require_exact_cover(chunks, 21, 8);
