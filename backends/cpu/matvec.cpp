@@ -58,13 +58,11 @@ size_t threads_for(const ThreadPool *pool, size_t bytes) {
     return static_cast<size_t>(pool->size());
 }
 
-// The row split of one product: shares, taken in chunks of kMinChunkBytes to kChunkBytes.
+// The row split of one product: shares, taken in chunks of kMinChunkBytes to kChunkBytes (in rows of row_bytes).
 // Chunks of a range are whole multiples of `align` rows (the last one excepted): F16X8 and Q4_0X8 matrices are read
 // eight rows at a time (rows_per_group).
-RowShares row_shares(size_t n, size_t n_threads, size_t row_bytes, size_t align) {
-    const size_t b = std::max<size_t>(1, row_bytes);
-    return RowShares(n, n_threads, kMinChunkBytes / b, kChunkBytes / b, align);
-}
+size_t min_chunk_rows(size_t row_bytes) { return kMinChunkBytes / std::max<size_t>(1, row_bytes); }
+size_t max_chunk_rows(size_t row_bytes) { return kChunkBytes / std::max<size_t>(1, row_bytes); }
 
 // Rows a dot kernel reads together in a range: 8 for F16X8 and Q4_0X8, else 1.
 size_t rows_per_group(const WeightMatrix &w) { return weight_type_group_rows(w.type); }
@@ -75,7 +73,7 @@ void split_rows(ThreadPool *pool, size_t n, size_t n_threads, size_t row_bytes, 
         body(size_t{0}, n);
         return;
     }
-    RowShares shares = row_shares(n, n_threads, row_bytes, align);
+    RowShares shares(n, n_threads, min_chunk_rows(row_bytes), max_chunk_rows(row_bytes), align);
     pool->run([&](int t) {
         size_t begin = 0, end = 0;
         while (shares.next(static_cast<size_t>(t), begin, end)) body(begin, end);
@@ -119,8 +117,9 @@ void matvec_batch(const MatvecJob *jobs, size_t n_jobs, ThreadPool *pool, IsaLev
     }
     std::optional<RowShares> shares[kMaxBatchJobs];
     for (size_t j = 0; j < n_jobs; ++j) {
-        shares[j].emplace(row_shares(jobs[j].w->n_rows, n_threads, weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols),
-                                     rows_per_group(*jobs[j].w)));
+        const size_t row_bytes = weight_row_bytes(jobs[j].w->type, jobs[j].w->n_cols);
+        shares[j].emplace(jobs[j].w->n_rows, n_threads, min_chunk_rows(row_bytes), max_chunk_rows(row_bytes),
+                          rows_per_group(*jobs[j].w));
     }
     auto work = [&](int t) {
         for (size_t j = 0; j < n_jobs; ++j) {

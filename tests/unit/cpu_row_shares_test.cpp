@@ -68,6 +68,18 @@ TEST_CASE("row shares: edge cases", "[cpu]") {
     while (few.next(9, b, e)) chunks.push_back({b, e});
     require_exact_cover(chunks, 3, 1);
 
+    // More threads than the ranges kept inside the object (the rest on the heap), each taking in turn.
+    RowShares many(1000, 20, 1, 8);
+    chunks.clear();
+    for (bool any = true; any;) {
+        any = false;
+        for (size_t t = 0; t < 20; ++t) {
+            if (many.next(t, b, e)) chunks.push_back({b, e}), any = true;
+        }
+    }
+    REQUIRE(chunks[19].begin == 950);  // thread 19's first chunk: the front of its own share [950, 1000)
+    require_exact_cover(chunks, 1000, 1);
+
     // One share: the owner gets everything, in chunks of at most max_rows; the last one may end off the alignment.
     RowShares one(21, 1, 1, 8, 8);
     chunks.clear();
